@@ -1,0 +1,115 @@
+"""Error types of the sans-IO core.
+
+Strategy (after h2's ``exceptions.py`` and h11's ``_util.py``): every check on
+peer input raises, at the place the check is made, a subclass of
+:class:`ProtocolError`.  Each class names the Notify Message Type the responder
+answers with (``notify``), or ``None`` where the RFC's answer is silence.  One
+boundary in the state machine turns them into responses and events.
+:class:`LocalError` is different: it means the calling code misused the API and
+it is never caught by that boundary.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from responder.core.enums import NotifyType, PayloadType
+
+__all__ = [
+    "DecodeError",
+    "IntegrityCheckFailed",
+    "InvalidKeyExchangeValue",
+    "InvalidMajorVersion",
+    "LocalError",
+    "ProtocolError",
+    "UnsupportedCriticalPayload",
+]
+
+
+class ProtocolError(Exception):
+    """Something the peer sent is not acceptable.
+
+    ``notify`` is the Notify Message Type of the answer the RFC asks for, or
+    ``None`` when the message is to be dropped without an answer.
+    ``notify_data`` is the Notification Data of that answer.
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_SYNTAX
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    @property
+    def notify_data(self) -> bytes:
+        return b""
+
+
+class DecodeError(ProtocolError):
+    """A message or payload does not decode (RFC 7296 §2.21.1, §3).
+
+    ``offset`` is the octet offset, counted from the first octet of the buffer
+    given to the decoder (the IKE header for whole messages), at which the check
+    failed; ``payload_type`` is the payload being decoded at that point (``None``
+    while in the IKE header).
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_SYNTAX
+
+    def __init__(self, reason: str, *, offset: int, payload_type: PayloadType | None = None) -> None:
+        where = f"at offset {offset}"
+        if payload_type is not None:
+            where += f" in {payload_type.name} payload"
+        super().__init__(f"{reason} ({where})")
+        self.reason = reason
+        self.offset = offset
+        self.payload_type = payload_type
+
+
+class UnsupportedCriticalPayload(DecodeError):
+    """An unknown payload carried the critical bit (RFC 7296 §2.5, §3.2).
+
+    The answer's Notification Data is the one-octet type of that payload
+    (RFC 7296 §3.10.1).
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD
+
+    @property
+    def notify_data(self) -> bytes:
+        assert self.payload_type is not None  # always set by the codec
+        return bytes([int(self.payload_type) & 0xFF])
+
+
+class InvalidMajorVersion(DecodeError):
+    """The IKE header's major version is not 2 (RFC 7296 §2.5).
+
+    The message is dropped and an unauthenticated INVALID_MAJOR_VERSION SHOULD
+    be sent (with the highest version we support in its header).
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_MAJOR_VERSION
+
+
+class IntegrityCheckFailed(DecodeError):
+    """The ICV or AEAD tag of an Encrypted payload did not verify (RFC 7296 §3.14).
+
+    Unauthenticated junk: the message is dropped without an answer (RFC 7296
+    §2.21.2 asks for no response to a message that fails integrity).
+    """
+
+    notify: ClassVar[NotifyType | None] = None
+
+
+class InvalidKeyExchangeValue(ProtocolError):
+    """A peer's key exchange value failed the RFC 6989 / RFC 8031 checks.
+
+    RFC 6989 §2.5: the answer to an invalid KE payload in a request is
+    INVALID_SYNTAX.
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_SYNTAX
+
+
+class LocalError(Exception):
+    """The caller misused the core's API (a bug in our code, never peer input)."""
