@@ -53,7 +53,9 @@ def skeyseed(prf: Prf, nonce_i: bytes, nonce_r: bytes, shared_secret: bytes) -> 
     return prf(nonce_i + nonce_r, shared_secret)
 
 
-def rekey_skeyseed(old_prf: Prf, old_sk_d: bytes, shared_secret: bytes, nonce_i: bytes, nonce_r: bytes) -> bytes:
+def rekey_skeyseed(
+    old_prf: Prf, old_sk_d: bytes, shared_secret: bytes, nonce_i: bytes, nonce_r: bytes
+) -> bytes:
     """SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) for a rekeyed IKE SA (RFC 7296 §2.18).
 
     The old IKE SA's PRF is used, since the rekeying exchange belongs to it.

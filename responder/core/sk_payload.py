@@ -1,0 +1,210 @@
+"""Protecting and unprotecting the Encrypted (SK) payload.
+
+Strategy: an :class:`SkProtection` is one direction of an IKE SA's
+protection (encryption transform and key, integrity transform and key), keyed
+once.  :func:`protect` turns a header and the inner payloads into the octets
+of a whole message; :func:`unprotect` does the reverse, checking in this order
+and raising where each check is made:
+
+1. the message structure up to the SK payload (the codec, :class:`DecodeError`);
+2. that the SK payload is long enough for its IV and ICV
+   (:class:`IntegrityCheckFailed`: nothing unauthenticated is answered);
+3. the ICV (CBC with HMAC, RFC 7296 §3.14, compared in constant time) or the
+   AEAD tag (RFC 5282 §5, RFC 7634 §3, checked by the library);
+4. only then, authenticated structure: CBC block alignment and the Pad Length
+   (:class:`DecodeError`, answered with INVALID_SYNTAX once the SA is up).
+
+The wire layout (RFC 7296 §3.14)::
+
+    IKE header | [unencrypted payloads] | SK generic header | IV | ciphertext | ICV
+
+For AEAD the associated data is everything before the IV, with both length
+fields already final (RFC 5282 §5.1; RFC 7634 Appendix B).  For CBC+HMAC the
+ICV covers everything before the ICV itself.
+
+Padding: the sender pads the inner payloads to the cipher's block size (one
+octet for the AEAD modes, sixteen for AES-CBC) with zero octets followed by the
+one-octet Pad Length.  The IV is handed in (the core receives its randomness).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from responder.core.enums import PayloadType
+from responder.core.errors import DecodeError, IntegrityCheckFailed, LocalError
+from responder.core.keys import IkeSaKeys
+from responder.core.messages import (
+    EncryptedPayload,
+    Header,
+    Message,
+    Payload,
+    decode_message,
+    decode_payloads,
+    encode_header,
+    encode_payloads,
+)
+from responder.core.transforms import Encryption, Integrity, KeyedEncryption, KeyedIntegrity
+
+__all__ = [
+    "IKE_HEADER_SIZE",
+    "SK_HEADER_SIZE",
+    "SkProtection",
+    "protect",
+    "protect_bytes",
+    "sk_protections",
+    "unprotect",
+    "unprotect_bytes",
+]
+
+IKE_HEADER_SIZE = 28  # RFC 7296 §3.1
+SK_HEADER_SIZE = 4  # generic payload header (RFC 7296 §3.2)
+
+
+@attrs.frozen
+class SkProtection:
+    """One direction of SK payload protection: transforms and their bound keys."""
+
+    encryption: Encryption
+    integrity: Integrity | None
+    _cipher: KeyedEncryption = attrs.field(repr=False)
+    _mac: KeyedIntegrity | None = attrs.field(repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        encryption: Encryption,
+        integrity: Integrity | None,
+        encryption_key: bytes,
+        integrity_key: bytes = b"",
+    ) -> SkProtection:
+        """Bind the keys.  AEAD encryption takes no integrity transform (RFC 5282 §8)."""
+        if encryption.is_aead != (integrity is None):
+            raise LocalError("an integrity transform is needed exactly when the encryption is not AEAD")
+        mac = integrity.keyed(integrity_key) if integrity is not None else None
+        return cls(encryption, integrity, encryption.keyed(encryption_key), mac)
+
+    @property
+    def icv_size(self) -> int:
+        """Octets of ICV after the ciphertext."""
+        return self.integrity.icv_size if self.integrity is not None else self.encryption.icv_size
+
+    def overhead(self, inner_length: int) -> int:
+        """Octets an SK payload adds around ``inner_length`` octets of inner payloads."""
+        return SK_HEADER_SIZE + self.encryption.iv_size + self._pad_length(inner_length) + 1 + self.icv_size
+
+    def _pad_length(self, inner_length: int) -> int:
+        return -(inner_length + 1) % self.encryption.block_size
+
+
+def sk_protections(
+    keys: IkeSaKeys,
+    encryption: Encryption,
+    integrity: Integrity | None,
+    *,
+    is_original_initiator: bool,
+) -> tuple[SkProtection, SkProtection]:
+    """(outbound, inbound) protections for one end of an IKE SA.
+
+    The original initiator sends with SK_ei/SK_ai and receives with SK_er/SK_ar;
+    the responder the other way round (RFC 7296 §2.14).
+    """
+    initiator = SkProtection.create(encryption, integrity, keys.sk_ei, keys.sk_ai)
+    responder = SkProtection.create(encryption, integrity, keys.sk_er, keys.sk_ar)
+    return (initiator, responder) if is_original_initiator else (responder, initiator)
+
+
+def protect(protection: SkProtection, header: Header, payloads: Sequence[Payload], iv: bytes) -> bytes:
+    """Encode ``payloads`` inside an SK payload, the only payload of the message."""
+    first_inner, inner = encode_payloads(tuple(payloads))
+    return protect_bytes(protection, header, first_inner, inner, iv)
+
+
+def protect_bytes(
+    protection: SkProtection, header: Header, first_inner: PayloadType, inner: bytes, iv: bytes
+) -> bytes:
+    """Protect already encoded inner payloads (RFC 7296 §3.14; RFC 5282 §5)."""
+    encryption = protection.encryption
+    if len(iv) != encryption.iv_size:
+        raise LocalError(f"{encryption.name} needs a {encryption.iv_size}-octet IV, got {len(iv)}")
+    pad_length = protection._pad_length(len(inner))
+    plaintext = inner + bytes(pad_length) + bytes([pad_length])
+    sk_length = SK_HEADER_SIZE + len(iv) + len(plaintext) + protection.icv_size
+    total = IKE_HEADER_SIZE + sk_length
+    if sk_length > 0xFFFF:
+        raise LocalError(f"inner payloads too long for one SK payload ({len(inner)} octets)")
+    sk_header = bytes([first_inner, 0]) + sk_length.to_bytes(2, "big")
+    head = encode_header(header, PayloadType.SK, total) + sk_header
+    if encryption.is_aead:
+        return head + iv + protection._cipher.encrypt(iv, plaintext, head)
+    assert protection._mac is not None  # guaranteed by SkProtection.create
+    unsigned = head + iv + protection._cipher.encrypt(iv, plaintext, b"")
+    return unsigned + protection._mac.compute(unsigned)
+
+
+def unprotect(protection: SkProtection, data: bytes) -> Message:
+    """Decode a protected message; the SK payload is replaced by its inner payloads.
+
+    Payloads sent in the clear before the SK payload (rare, but allowed by
+    RFC 7296 §3.14) are kept in front.  Raises :class:`IntegrityCheckFailed`
+    for anything that cannot be authenticated and :class:`DecodeError` for
+    authenticated content that does not decode.
+    """
+    message, first_inner, plaintext, plaintext_offset = _open(protection, data)
+    inner = decode_payloads(first_inner, plaintext, offset=plaintext_offset)
+    return Message(message.header, message.payloads[:-1] + inner)
+
+
+def unprotect_bytes(protection: SkProtection, data: bytes) -> tuple[Header, PayloadType, bytes]:
+    """Authenticate and decrypt; return the header, first inner type and inner octets."""
+    message, first_inner, plaintext, _ = _open(protection, data)
+    return message.header, first_inner, plaintext
+
+
+def _open(protection: SkProtection, data: bytes) -> tuple[Message, PayloadType, bytes, int]:
+    message = decode_message(data)
+    sk = message.payloads[-1] if message.payloads else None
+    if not isinstance(sk, EncryptedPayload):
+        raise DecodeError("message has no Encrypted payload", offset=IKE_HEADER_SIZE)
+    # The codec has checked that the SK payload is last and fills the message.
+    sk_offset = len(data) - SK_HEADER_SIZE - len(sk.body)
+    iv_offset = sk_offset + SK_HEADER_SIZE
+    encryption = protection.encryption
+    iv_size, icv_size = encryption.iv_size, protection.icv_size
+    ciphertext_offset = iv_offset + iv_size
+    # The smallest plaintext is the Pad Length octet alone.
+    if len(sk.body) < iv_size + 1 + icv_size:
+        raise IntegrityCheckFailed(
+            f"Encrypted payload of {len(sk.body)} octets cannot hold IV, Pad Length and ICV",
+            offset=iv_offset,
+            payload_type=PayloadType.SK,
+        )
+    iv = data[iv_offset:ciphertext_offset]
+    if encryption.is_aead:
+        # RFC 5282 §5.1: the AAD runs from the IKE header to the end of the SK header.
+        aad = data[:iv_offset]
+        plaintext = protection._cipher.decrypt(iv, data[ciphertext_offset:], aad, offset=iv_offset)
+    else:
+        assert protection._mac is not None  # guaranteed by SkProtection.create
+        icv_offset = len(data) - icv_size
+        if not protection._mac.verify(data[:icv_offset], data[icv_offset:]):
+            raise IntegrityCheckFailed("ICV does not verify", offset=icv_offset, payload_type=PayloadType.SK)
+        ciphertext = data[ciphertext_offset:icv_offset]
+        if len(ciphertext) % encryption.block_size:
+            raise DecodeError(
+                f"ciphertext of {len(ciphertext)} octets is not a multiple of the "
+                f"{encryption.block_size}-octet block",
+                offset=ciphertext_offset,
+                payload_type=PayloadType.SK,
+            )
+        plaintext = protection._cipher.decrypt(iv, ciphertext, b"")
+    pad_length = plaintext[-1]
+    if pad_length + 1 > len(plaintext):
+        raise DecodeError(
+            f"Pad Length {pad_length} exceeds the {len(plaintext) - 1} octets before it",
+            offset=ciphertext_offset + len(plaintext) - 1,
+            payload_type=PayloadType.SK,
+        )
+    return message, sk.first_inner_payload, plaintext[: len(plaintext) - pad_length - 1], ciphertext_offset
