@@ -41,6 +41,11 @@ class ProtocolError(Exception):
         self.reason = reason
 
     @property
+    def answer(self) -> NotifyType | None:
+        """The notify to answer with; ``notify`` unless an instance chooses its own."""
+        return self.notify
+
+    @property
     def notify_data(self) -> bytes:
         return b""
 
@@ -113,3 +118,48 @@ class InvalidKeyExchangeValue(ProtocolError):
 
 class LocalError(Exception):
     """The caller misused the core's API (a bug in our code, never peer input)."""
+
+
+class NoProposalChosenError(ProtocolError):
+    """No offered proposal is acceptable (RFC 7296 §2.7, §3.10.1)."""
+
+    notify: ClassVar[NotifyType | None] = NotifyType.NO_PROPOSAL_CHOSEN
+
+
+class InvalidKePayloadError(ProtocolError):
+    """KEi uses another group than the one selected (RFC 7296 §1.2, §3.10.1).
+
+    The Notification Data is the two-octet group the responder prefers.
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_KE_PAYLOAD
+
+    def __init__(self, reason: str, preferred: int) -> None:
+        super().__init__(reason)
+        self.preferred = preferred
+
+    @property
+    def notify_data(self) -> bytes:
+        return self.preferred.to_bytes(2, "big")
+
+
+class AuthenticationFailedError(ProtocolError):
+    """The peer's AUTH does not verify or its ID is not allowed (RFC 7296 §2.21.2)."""
+
+    notify: ClassVar[NotifyType | None] = NotifyType.AUTHENTICATION_FAILED
+
+
+class ChildSaError(ProtocolError):
+    """A Child SA cannot be created; the IKE SA is kept (RFC 7296 §1.3.1, §2.21.3).
+
+    The notify is chosen per instance: NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE,
+    INTERNAL_ADDRESS_FAILURE, FAILED_CP_REQUIRED, NO_ADDITIONAL_SAS ...
+    """
+
+    def __init__(self, reason: str, notify: NotifyType) -> None:
+        super().__init__(reason)
+        self.child_notify = notify
+
+    @property
+    def answer(self) -> NotifyType | None:
+        return self.child_notify
