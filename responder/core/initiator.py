@@ -1,0 +1,49 @@
+"""What the initiator role asks for (RFC 7296 §1.2, §2.19; RFC 6023).
+
+The same core that answers also initiates: tests and benchmarks use it as the
+peer, and later the responder uses the same machinery to start rekeys and
+liveness checks of its own.  These values say what an IKE SA we initiate
+should propose and request.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from responder.config import EspProposal, Identity, IkeProposal, Secret
+from responder.core.child_sa import ChildMode
+from responder.core.enums import KeyExchangeId
+from responder.core.payloads import TrafficSelector
+
+__all__ = ["ChildRequest", "InitiatorSettings"]
+
+
+@attrs.frozen
+class ChildRequest:
+    """The first Child SA to ask for in IKE_AUTH (RFC 7296 §1.2, §2.9, §2.19)."""
+
+    esp_proposals: tuple[EspProposal, ...]
+    tsi: tuple[TrafficSelector, ...]
+    tsr: tuple[TrafficSelector, ...]
+    mode: ChildMode = ChildMode.TUNNEL
+    request_ipv4: bool = False  #: ask for INTERNAL_IP4_ADDRESS and DNS in a CP request
+    request_ipv6: bool = False  #: ask for INTERNAL_IP6_ADDRESS and DNS in a CP request
+
+
+@attrs.frozen
+class InitiatorSettings:
+    """An IKE SA to initiate with a shared key.
+
+    ``ke_method`` is the group of the first KEi (default: the first group of
+    the first proposal); an INVALID_KE_PAYLOAD answer switches to the group the
+    responder names if it is among ours.  ``child`` ``None`` asks for a
+    childless IKE SA (RFC 6023), which needs the responder's support.
+    """
+
+    ike_proposals: tuple[IkeProposal, ...]
+    local_id: Identity
+    psk: Secret
+    remote_id: Identity | None = None
+    child: ChildRequest | None = None
+    ke_method: KeyExchangeId | None = None
+    window_size: int = 1
