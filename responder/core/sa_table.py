@@ -34,7 +34,7 @@ from responder.core.cookies import CookieJar
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion
 from responder.core.events import Event, IkeSaInitRefused, MessageDropped, RetransmissionAnswered
-from responder.core.exchanges import ike_sa_init
+from responder.core.exchanges import ike_sa_init, informational
 from responder.core.exchanges.common import ike_spi
 from responder.core.ike_sa import IkeSa, IkeSaState, Outgoing, Path
 from responder.core.initiator import InitiatorSettings
@@ -54,6 +54,8 @@ class Endpoint:
     random_bytes: Callable[[int], bytes]
     ke_factory: KeyExchangeFactory
     _sas: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)
+    # SHA-256 of each answered IKE_SA_INIT request -> its SA, kept while the SA lives,
+    # so that a late duplicate never starts a second SA (RFC 7296 §2.1, row B5).
     _half_open: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)
     _cookies: CookieJar = attrs.field(init=False)
     _pools: dict[str, PoolAllocator] = attrs.field(init=False)
@@ -237,6 +239,16 @@ class Endpoint:
         self._collect(sa)
         return sa
 
+    def request_liveness_check(self, sa: IkeSa, now: float) -> None:
+        """Start an empty INFORMATIONAL request on an established SA (RFC 7296 §2.4)."""
+        informational.request_liveness_check(sa, now)
+        self._collect(sa)
+
+    def request_delete(self, sa: IkeSa, now: float) -> None:
+        """Delete an established SA with an INFORMATIONAL Delete (RFC 7296 §1.4.1)."""
+        informational.request_delete(sa, now)
+        self._collect(sa)
+
     # ------------------------------------------------------------------ bookkeeping
 
     def _collect(self, sa: IkeSa) -> None:
@@ -249,6 +261,3 @@ class Endpoint:
                 del self._half_open[digest]
             for pool in self._pools.values():
                 pool.release(sa.local_spi)
-        elif sa.state is not IkeSaState.INIT_DONE:
-            for digest in [d for d, s in self._half_open.items() if s is sa]:
-                del self._half_open[digest]

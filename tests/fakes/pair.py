@@ -1,0 +1,147 @@
+"""An initiator endpoint and a responder endpoint wired back to back in memory.
+
+After aioquic's ``client_and_server`` and h11's ``ConnectionPair``: both
+sides are real :class:`~responder.core.sa_table.Endpoint` objects; messages
+move between them only when :meth:`Pair.pump` says so, and time moves only
+when a test sets ``now``.  Randomness is seeded, so every run is byte for
+byte the same.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from ipaddress import ip_address
+from typing import TypeVar
+
+import attrs
+
+from responder.config import (
+    Config,
+    EspProposal,
+    Identity,
+    IdPattern,
+    IkeProposal,
+    PeerConfig,
+    Secret,
+    TrafficSelectorPolicy,
+)
+from responder.core.events import Event
+from responder.core.ike_sa import IkeSa, Outgoing, Path, Transport
+from responder.core.initiator import ChildRequest, InitiatorSettings
+from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.payloads import TrafficSelector
+from responder.core.sa_table import Endpoint
+from responder.core.selectors import to_selector
+
+E = TypeVar("E")
+
+PSK = Secret.parse("correct horse battery staple")
+INITIATOR_ID = Identity.parse("alice@example.org")
+RESPONDER_ID = Identity.parse("@responder.example.org")
+
+
+def seeded(seed: int) -> Callable[[int], bytes]:
+    """Deterministic ``random_bytes`` for tests (never for production)."""
+    return random.Random(seed).randbytes
+
+
+def reverse(path: Path) -> Path:
+    """The same path seen from the other end."""
+    return Path(
+        path.transport,
+        path.remote_address,
+        path.remote_port,
+        path.local_address,
+        path.local_port,
+        path.connection,
+    )
+
+
+def any_selectors() -> tuple[TrafficSelector, ...]:
+    return (to_selector(TrafficSelectorPolicy.any(4)),)
+
+
+def child_request(esp: str = "aes256gcm16", **kwargs: object) -> ChildRequest:
+    return ChildRequest((EspProposal.parse(esp),), any_selectors(), any_selectors(), **kwargs)  # type: ignore[arg-type]
+
+
+def responder_config(ike: str, **kwargs: object) -> Config:
+    """A responder that knows one peer, alice@example.org, with :data:`PSK`."""
+    peers = kwargs.pop(
+        "peers", (PeerConfig("alice", IdPattern.parse("alice@example.org"), PSK, local_id=RESPONDER_ID),)
+    )
+    return Config(ike_proposals=(IkeProposal.parse(ike),), peers=peers, **kwargs)  # type: ignore[arg-type]
+
+
+def initiator_settings(ike: str, child: ChildRequest | None = None, **kwargs: object) -> InitiatorSettings:
+    proposals = tuple(IkeProposal.parse(p) for p in ike.split(","))
+    return InitiatorSettings(proposals, INITIATOR_ID, kwargs.pop("psk", PSK), child=child, **kwargs)  # type: ignore[arg-type]
+
+
+@attrs.define(eq=False)
+class Pair:
+    """Two endpoints and the wire between them."""
+
+    responder: Endpoint
+    initiator: Endpoint
+    path: Path  # as the initiator sees it
+    now: float = 0.0
+    responder_events: list[Event] = attrs.Factory(list)
+    initiator_events: list[Event] = attrs.Factory(list)
+    wire: list[tuple[str, bytes]] = attrs.Factory(list)  # ("i->r" | "r->i", message) in order
+
+    @classmethod
+    def create(
+        cls,
+        config: Config,
+        *,
+        transport: Transport = Transport.UDP,
+        seed: int = 1,
+        initiator_config: Config | None = None,
+    ) -> Pair:
+        path = Path(transport, ip_address("192.0.2.1"), 500, ip_address("192.0.2.2"), 500, None)
+        if transport is not Transport.UDP:
+            path = Path(transport, ip_address("192.0.2.1"), 40001, ip_address("192.0.2.2"), 4500, 1)
+        responder = Endpoint(config, seeded(seed), KeyExchangeFactory(seeded(seed + 100)))
+        initiator = Endpoint(
+            initiator_config or Config(), seeded(seed + 200), KeyExchangeFactory(seeded(seed + 300))
+        )
+        return cls(responder, initiator, path)
+
+    def initiate(self, settings: InitiatorSettings) -> IkeSa:
+        sa = self.initiator.initiate(settings, self.path, self.now)
+        return sa
+
+    def deliver(
+        self, outgoing: list[Outgoing], to_responder: bool, drop: Callable[[bytes], bool] | None
+    ) -> int:
+        moved = 0
+        for message in outgoing:
+            self.wire.append(("i->r" if to_responder else "r->i", message.data))
+            if drop is not None and drop(message.data):
+                continue
+            target = self.responder if to_responder else self.initiator
+            target.receive(message.data, reverse(message.path), self.now)
+            moved += 1
+        return moved
+
+    def pump(self, *, drop: Callable[[bytes], bool] | None = None, rounds: int = 20) -> None:
+        """Move messages both ways until the wire is quiet; collect events."""
+        for _ in range(rounds):
+            moved = self.deliver(self.initiator.messages_to_send(), True, drop)
+            moved += self.deliver(self.responder.messages_to_send(), False, drop)
+            self.drain()
+            if not moved:
+                return
+        raise AssertionError("endpoints kept talking")
+
+    def drain(self) -> None:
+        while (event := self.responder.next_event()) is not None:
+            self.responder_events.append(event)
+        while (event := self.initiator.next_event()) is not None:
+            self.initiator_events.append(event)
+
+    def events(self, kind: type[E], side: str = "responder") -> list[E]:
+        source = self.responder_events if side == "responder" else self.initiator_events
+        return [e for e in source if isinstance(e, kind)]
