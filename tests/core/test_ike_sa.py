@@ -434,3 +434,91 @@ def test_esn_negotiated() -> None:
 
 def test_selectors_helper() -> None:
     assert any_selectors() == (to_selector(TrafficSelectorPolicy.any(4)),)
+
+
+def first_request(pair: Pair) -> bytes:
+    """The initiator's IKE_SA_INIT request, not yet delivered."""
+    [outgoing] = pair.initiator.messages_to_send()
+    return outgoing.data
+
+
+def test_unsupported_major_version_rfc7296_2_5() -> None:
+    """Row B9: a request with major version 3 is dropped and answered INVALID_MAJOR_VERSION as 2.0."""
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    request = bytearray(first_request(pair))
+    request[17] = 0x30
+    pair.responder.receive(bytes(request), pair.path, pair.now)
+    [answer] = pair.responder.messages_to_send()
+    response = decode_message(answer.data)
+    assert response.header.major_version == 2 and response.header.is_response
+    assert response.header.spi_i == bytes(request[:8])
+    assert response.payloads == (NotifyPayload(NotifyType.INVALID_MAJOR_VERSION),)
+    assert list(pair.responder.sas) == []
+
+
+def test_unsupported_critical_payload_rfc7296_2_5() -> None:
+    """Row B2: an unknown payload with the critical bit refuses the message with its type in the notify."""
+    from responder.core.messages import Message, encode_message
+    from responder.core.payloads import OpaquePayload
+
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    request = decode_message(first_request(pair))
+    body = b"secret extension"
+    data = bytearray(encode_message(Message(request.header, (*request.payloads, OpaquePayload(200, body)))))
+    data[len(data) - len(body) - 3] |= 0x80  # the last payload's critical bit
+    pair.responder.receive(bytes(data), pair.path, 0.0)
+    [answer] = pair.responder.messages_to_send()
+    assert decode_message(answer.data).payloads == (
+        NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([200])),
+    )
+    assert list(pair.responder.sas) == []
+
+
+@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
+def test_nat_detection_hashes_rfc7296_2_23(transport: Transport) -> None:
+    """Rows B27, A44: NAT_DETECTION_* computed from the addresses and ports the transport reports."""
+    import hashlib
+
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"), transport=transport)
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    pair.pump()
+    response = decode_message(pair.wire[1][1])
+    spis = response.header.spi_i + response.header.spi_r
+    found = {p.notify_type: p.data for p in response.payloads if isinstance(p, NotifyPayload)}
+    path = pair.path  # the initiator's view: local = initiator, remote = responder
+
+    def digest(address: object, port: int) -> bytes:
+        return hashlib.sha1(spis + address.packed + port.to_bytes(2, "big")).digest()  # type: ignore[attr-defined]  # noqa: S324 (RFC 7296 §2.23 uses SHA-1)
+
+    assert found[NotifyType.NAT_DETECTION_SOURCE_IP] == digest(path.remote_address, path.remote_port)
+    assert found[NotifyType.NAT_DETECTION_DESTINATION_IP] == digest(path.local_address, path.local_port)
+    responder_sa = next(iter(pair.responder.sas))
+    assert not responder_sa.nat_detected_local and not responder_sa.nat_detected_remote
+
+
+def test_nat_detected_when_the_port_changes() -> None:
+    """A rewritten source port (as a NAT or the espintcp stand-in does) is detected, and harmless."""
+    from responder.core.ike_sa import Path
+    from tests.fakes.pair import reverse
+
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"), transport=Transport.TCP)
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    seen = reverse(pair.path)
+    natted = Path(seen.transport, seen.local_address, seen.local_port, seen.remote_address, 61000, 7)
+    pair.responder.receive(first_request(pair), natted, 0.0)
+    responder_sa = next(iter(pair.responder.sas))
+    assert responder_sa.nat_detected_remote and not responder_sa.nat_detected_local
+
+
+def test_half_open_limit_drops_new_requests() -> None:
+    """limits.half_open_max bounds the half-open table; beyond it new IKE_SA_INIT requests are dropped."""
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519", limits=Limits(half_open_max=1)))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"))
+    for outgoing in pair.initiator.messages_to_send():
+        pair.responder.receive(outgoing.data, pair.path, 0.0)
+    pair.drain()
+    assert pair.responder.half_open_count == 1
+    assert "limit" in pair.events(MessageDropped)[0].reason
