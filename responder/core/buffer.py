@@ -17,10 +17,40 @@ they raise :class:`~responder.core.errors.LocalError`.
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 from responder.core.enums import PayloadType
 from responder.core.errors import DecodeError, LocalError
 
-__all__ = ["Reader", "Writer"]
+__all__ = ["Layout", "Reader", "Writer"]
+
+_unpack_u16 = struct.Struct(">H").unpack_from
+_unpack_u32 = struct.Struct(">I").unpack_from
+_pack_u16 = struct.Struct(">H").pack
+_pack_u32 = struct.Struct(">I").pack
+
+
+class Layout:
+    """A run of fixed-size fields, pulled at once by :meth:`Reader.pull`.
+
+    Each field is a ``struct`` format code and the field's name for error
+    reports, e.g. ``Layout(("B", "Protocol ID"), ("B", "SPI Size"), ("H", "Notify
+    Message Type"))``.  Codes are read big-endian without padding; ``x`` codes
+    (RESERVED octets) yield no value.  One bounds check and one
+    ``struct.unpack_from`` replace a ``pull_*`` call per field, which is where a
+    pure-Python decoder spends its time.  (Writing has no counterpart: each value
+    must be checked on its own as ``push_*`` does, and that costs what the calls do.)
+    """
+
+    __slots__ = ("fields", "size", "unpack_from")
+
+    def __init__(self, *fields: tuple[str, str]) -> None:
+        #: ``(name, size)`` of each field, in wire order.
+        self.fields = tuple((name, struct.calcsize(">" + code)) for code, name in fields)
+        layout = struct.Struct(">" + "".join(code for code, _ in fields))
+        self.size = layout.size
+        self.unpack_from = layout.unpack_from
 
 
 class Reader:
@@ -64,33 +94,71 @@ class Reader:
             reason, offset=self.position if offset is None else offset, payload_type=self.payload_type
         )
 
-    def _take(self, size: int, field: str) -> int:
-        if size > self._end - self._pos:
-            raise DecodeError(
-                f"{field} needs {size} octet{'s' if size != 1 else ''}, only {self._end - self._pos} remain",
-                offset=self.position,
-                payload_type=self.payload_type,
-            )
-        start = self._pos
-        self._pos += size
-        return start
+    # Each pull checks its bounds inline and builds the error only when the check
+    # fails: on the hot path a helper call per field costs more than the read.
+
+    def _short_read(self, size: int, field: str, at: int) -> DecodeError:
+        """The error for a ``size``-octet ``field`` at ``at`` (relative) that does not fit."""
+        left = self._end - at
+        return DecodeError(
+            f"{field} needs {size} octet{'s' if size != 1 else ''}, only {left} remain",
+            offset=self._offset + at,
+            payload_type=self.payload_type,
+        )
+
+    def _short_layout(self, layout: Layout, start: int) -> DecodeError:
+        """The error pulling ``layout``'s fields one by one from ``start`` would raise."""
+        at = start
+        for field, size in layout.fields:
+            if size > self._end - at:
+                return self._short_read(size, field, at)
+            at += size
+        raise LocalError(f"{layout.size} octets of {layout.fields} fit; no short read to report")
 
     def pull_u8(self, field: str = "1-octet field") -> int:
-        return self._data[self._take(1, field)]
+        start = self._pos
+        if start >= self._end:
+            raise self._short_read(1, field, start)
+        self._pos = start + 1
+        return self._data[start]
 
     def pull_u16(self, field: str = "2-octet field") -> int:
-        start = self._take(2, field)
-        return int.from_bytes(self._data[start : start + 2], "big")
+        start = self._pos
+        if self._end - start < 2:
+            raise self._short_read(2, field, start)
+        self._pos = start + 2
+        value: int = _unpack_u16(self._data, start)[0]
+        return value
 
     def pull_u32(self, field: str = "4-octet field") -> int:
-        start = self._take(4, field)
-        return int.from_bytes(self._data[start : start + 4], "big")
+        start = self._pos
+        if self._end - start < 4:
+            raise self._short_read(4, field, start)
+        self._pos = start + 4
+        value: int = _unpack_u32(self._data, start)[0]
+        return value
 
     def pull_bytes(self, size: int, field: str = "field") -> bytes:
         if size < 0:
             raise LocalError(f"cannot pull {size} octets")
-        start = self._take(size, field)
+        start = self._pos
+        if size > self._end - start:
+            raise self._short_read(size, field, start)
+        self._pos = start + size
         return self._data[start : start + size]
+
+    def pull(self, layout: Layout) -> tuple[Any, ...]:
+        """The values of ``layout``'s fields, read with one bounds check.
+
+        If the fields do not all fit, raises the :class:`DecodeError` that pulling
+        them one by one would raise (at the first field that does not fit) and
+        consumes nothing.
+        """
+        start = self._pos
+        if layout.size > self._end - start:
+            raise self._short_layout(layout, start)
+        self._pos = start + layout.size
+        return layout.unpack_from(self._data, start)
 
     def pull_rest(self) -> bytes:
         """Every octet left in this window (possibly none)."""
@@ -106,9 +174,12 @@ class Reader:
         The new reader reports errors for ``payload_type`` (default: this
         reader's).  Raises :class:`DecodeError` if fewer than ``size`` octets remain.
         """
+        start = self._pos
         if size < 0:
             raise LocalError(f"cannot take a window of {size} octets")
-        start = self._take(size, field)
+        if size > self._end - start:
+            raise self._short_read(size, field, start)
+        self._pos = start + size
         sub = Reader.__new__(Reader)
         sub._data = self._data  # shared, not copied: the window is [start, start + size)
         sub._pos = start
@@ -138,22 +209,27 @@ class Writer:
     def data(self) -> bytes:
         return bytes(self._data)
 
+    # As on the read side, each push makes its check inline (an int, not a bool, in range)
+    # and calls out only to build the error.
+
     @staticmethod
-    def _check(value: int, bits: int, field: str) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
-            raise LocalError(f"{field} {value!r} does not fit in {bits} bits")
+    def _range_error(value: object, bits: int, field: str) -> LocalError:
+        return LocalError(f"{field} {value!r} does not fit in {bits} bits")
 
     def push_u8(self, value: int, field: str = "1-octet field") -> None:
-        self._check(value, 8, field)
+        if not isinstance(value, int) or type(value) is bool or not 0 <= value <= 0xFF:
+            raise self._range_error(value, 8, field)
         self._data.append(value)
 
     def push_u16(self, value: int, field: str = "2-octet field") -> None:
-        self._check(value, 16, field)
-        self._data += value.to_bytes(2, "big")
+        if not isinstance(value, int) or type(value) is bool or not 0 <= value <= 0xFFFF:
+            raise self._range_error(value, 16, field)
+        self._data += _pack_u16(value)
 
     def push_u32(self, value: int, field: str = "4-octet field") -> None:
-        self._check(value, 32, field)
-        self._data += value.to_bytes(4, "big")
+        if not isinstance(value, int) or type(value) is bool or not 0 <= value <= 0xFFFF_FFFF:
+            raise self._range_error(value, 32, field)
+        self._data += _pack_u32(value)
 
     def push_bytes(self, value: bytes) -> None:
         self._data += value
@@ -165,10 +241,11 @@ class Writer:
         return position
 
     def patch_u16(self, position: int, value: int, field: str = "2-octet length") -> None:
-        self._check(value, 16, field)
+        if not isinstance(value, int) or type(value) is bool or not 0 <= value <= 0xFFFF:
+            raise self._range_error(value, 16, field)
         if not 0 <= position <= len(self._data) - 2:
             raise LocalError(f"no 2-octet placeholder at {position}")
-        self._data[position : position + 2] = value.to_bytes(2, "big")
+        self._data[position : position + 2] = _pack_u16(value)
 
     def reserve_u32(self) -> int:
         """Append a zero 4-octet placeholder; return its position for :meth:`patch_u32`."""
@@ -177,7 +254,8 @@ class Writer:
         return position
 
     def patch_u32(self, position: int, value: int, field: str = "4-octet length") -> None:
-        self._check(value, 32, field)
+        if not isinstance(value, int) or type(value) is bool or not 0 <= value <= 0xFFFF_FFFF:
+            raise self._range_error(value, 32, field)
         if not 0 <= position <= len(self._data) - 4:
             raise LocalError(f"no 4-octet placeholder at {position}")
-        self._data[position : position + 4] = value.to_bytes(4, "big")
+        self._data[position : position + 4] = _pack_u32(value)
