@@ -27,6 +27,7 @@ module owns what every exchange shares:
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
@@ -44,7 +45,7 @@ from responder.core.events import (
     RequestAnswered,
     RetransmissionAnswered,
 )
-from responder.core.messages import Header, Message
+from responder.core.messages import EncryptedPayload, Header, Message, decode_message
 from responder.core.payloads import NotifyPayload, Payload
 from responder.core.sk_payload import SkProtection, protect, unprotect
 
@@ -185,6 +186,7 @@ class IkeSa:
     window_size: int = 1
     next_request_id: int = 0  # lowest Message ID not yet answered
     responses: dict[int, bytes] = attrs.Factory(dict)
+    _answered: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> SHA-256 of the request answered
 
     # Requests we send
     peer_window: int = 1
@@ -306,15 +308,28 @@ class IkeSa:
         if self.inbound is None:
             self.emit(MessageDropped(f"{header.exchange_type.name} before keys exist", *self.spis))
             return
+        # The structure up to the SK payload is checked before the ICV, so an error
+        # there is unauthenticated: dropped, never answered (RFC 7296 §2.21.2, §3.10.1
+        # INVALID_SYNTAX "only ... if the Message ID and cryptographic checksum were valid").
+        try:
+            outer = decode_message(data)
+        except DecodeError as error:
+            self.emit(MessageDropped(f"{header.exchange_type.name}: {error}", *self.spis))
+            return
+        if not outer.payloads or not isinstance(outer.payloads[-1], EncryptedPayload):
+            self.emit(MessageDropped(f"{header.exchange_type.name} without an Encrypted payload", *self.spis))
+            return
         try:
             message = unprotect(self.inbound, data)
         except IntegrityCheckFailed as error:
             self.emit(MessageDropped(f"{header.exchange_type.name}: {error.reason}", *self.spis))
             return
         except DecodeError as error:
-            # Authenticated but malformed.  A request gets INVALID_SYNTAX (RFC 7296 §3.10.1,
-            # RFC 9329 §6 row A34) if its Message ID is the one we expect.
-            if not header.is_response and header.message_id == self.next_request_id:
+            # Authenticated but malformed.  A request we would otherwise handle gets
+            # INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 §2.21.2, §2.21.3,
+            # RFC 9329 row A34); a response, or a request outside the window, is dropped.
+            if not header.is_response and self._acceptable_request(header):
+                self._answered[header.message_id] = hashlib.sha256(data).digest()
                 self._answer_error(header, error, path, now)
             else:
                 self.emit(MessageDropped(f"{header.exchange_type.name}: {error}", *self.spis))
@@ -327,7 +342,13 @@ class IkeSa:
     def _receive_ike_sa_init(self, data: bytes, header: Header, path: Path, now: float) -> None:
         from responder.core import exchanges  # the exchange handlers import this module
 
-        if header.is_response and self.state is IkeSaState.INIT_SENT and 0 in self.pending:
+        # RFC 7296 §2.2: IKE_SA_INIT messages carry Message ID 0.
+        if (
+            header.is_response
+            and header.message_id == 0
+            and self.state is IkeSaState.INIT_SENT
+            and 0 in self.pending
+        ):
             exchanges.initiator_handle_ike_sa_init_response(self, data, path, now)
         else:
             self.emit(MessageDropped("unexpected IKE_SA_INIT", *self.spis))
@@ -337,7 +358,15 @@ class IkeSa:
         message_id = header.message_id
         cached = self.responses.get(message_id)
         if cached is not None:
-            # RFC 7296 §2.1: a retransmitted request gets the stored response, nothing else.
+            # RFC 7296 §2.1: a retransmitted request (bitwise identical) gets the stored
+            # response, nothing else; another request under an answered Message ID is old.
+            if self._answered.get(message_id) != hashlib.sha256(data).digest():
+                self.emit(
+                    MessageDropped(
+                        f"request Message ID {message_id} was answered for another request", *self.spis
+                    )
+                )
+                return
             self.send(cached, path)
             self.emit(RetransmissionAnswered(self.spi_i, self.spi_r, message_id))
             return
@@ -361,6 +390,7 @@ class IkeSa:
             )
             return
         self.path = path
+        self._answered[message_id] = hashlib.sha256(data).digest()
         self.emit(MessageAccepted(self.spi_i, self.spi_r, header.exchange_type, message_id, False))
         try:
             payloads, result = handler(self, message, path, now)
@@ -370,6 +400,16 @@ class IkeSa:
         self._answer(header, payloads, path, result)
         if self.close_after_response is not None:
             self.close(self.close_after_response)
+
+    def _acceptable_request(self, header: Header) -> bool:
+        """A new request inside the window (RFC 7296 §2.3) of an exchange this state handles."""
+        from responder.core import exchanges
+
+        return (
+            header.message_id not in self.responses
+            and self.next_request_id <= header.message_id < self.next_request_id + self.window_size
+            and (self.state, header.exchange_type) in exchanges.REQUEST_HANDLERS
+        )
 
     def _answer(self, request: Header, payloads: tuple[Payload, ...], path: Path, result: str) -> None:
         response = self.protect(
@@ -386,6 +426,7 @@ class IkeSa:
             self.next_request_id += 1
         for old in [m for m in self.responses if m <= message_id - self.window_size]:
             del self.responses[old]
+            self._answered.pop(old, None)
 
     def _answer_error(self, request: Header, error: ProtocolError, path: Path, now: float) -> None:
         """The boundary: turn a handler's error into the RFC's answer (RFC 7296 §2.21)."""
@@ -403,12 +444,15 @@ class IkeSa:
             self.close(f"{request.exchange_type.name} request refused with {notify.name}: {error.reason}")
 
     def _receive_response(self, message: Message, path: Path, now: float) -> None:
-        request = self.pending.pop(message.header.message_id, None)
+        # A response that does not match keeps our request pending: it is still
+        # retransmitted, and times out (RFC 7296 §2.1).
+        request = self.pending.get(message.header.message_id)
         if request is None or request.exchange is not message.header.exchange_type:
             self.emit(
                 MessageDropped(f"response {message.header.message_id} matches no request of ours", *self.spis)
             )
             return
+        del self.pending[request.message_id]
         self.path = path
         self.emit(MessageAccepted(self.spi_i, self.spi_r, request.exchange, request.message_id, True))
         request.on_response(self, message, now)

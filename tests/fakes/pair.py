@@ -26,13 +26,16 @@ from responder.config import (
     Secret,
     TrafficSelectorPolicy,
 )
+from responder.core.enums import ExchangeType
 from responder.core.events import Event
 from responder.core.ike_sa import IkeSa, Outgoing, Path, Transport
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
-from responder.core.payloads import TrafficSelector
+from responder.core.messages import Header, Message
+from responder.core.payloads import Payload, TrafficSelector
 from responder.core.sa_table import Endpoint
 from responder.core.selectors import to_selector
+from responder.core.sk_payload import SkProtection, protect, sk_protections, unprotect
 
 E = TypeVar("E")
 
@@ -77,6 +80,40 @@ def responder_config(ike: str, **kwargs: object) -> Config:
 def initiator_settings(ike: str, child: ChildRequest | None = None, **kwargs: object) -> InitiatorSettings:
     proposals = tuple(IkeProposal.parse(p) for p in ike.split(","))
     return InitiatorSettings(proposals, INITIATOR_ID, kwargs.pop("psk", PSK), child=child, **kwargs)  # type: ignore[arg-type]
+
+
+def sk_keys(sa: IkeSa) -> tuple[SkProtection, SkProtection]:
+    """The SK protections of (the original initiator's, the original responder's) messages of ``sa``."""
+    assert sa.keys is not None and sa.encryption is not None, "the SA has no keys yet"
+    return sk_protections(sa.keys, sa.encryption, sa.integrity, is_original_initiator=True)
+
+
+def forge(
+    sa: IkeSa,
+    exchange: ExchangeType,
+    payloads: tuple[Payload, ...],
+    *,
+    message_id: int,
+    from_initiator: bool = True,
+    is_response: bool = False,
+) -> bytes:
+    """A message of ``sa`` as one end would protect it (with a seeded IV), for tests that go off script."""
+    header = Header(
+        spi_i=sa.spi_i,
+        spi_r=sa.spi_r,
+        exchange_type=exchange,
+        is_initiator=from_initiator,
+        is_response=is_response,
+        message_id=message_id,
+    )
+    protection = sk_keys(sa)[0 if from_initiator else 1]
+    iv = seeded(message_id)(protection.encryption.iv_size)
+    return protect(protection, header, payloads, iv)
+
+
+def read(sa: IkeSa, data: bytes, *, from_initiator: bool) -> Message:
+    """Open a protected message of ``sa`` sent by the original initiator (or responder)."""
+    return unprotect(sk_keys(sa)[0 if from_initiator else 1], data)
 
 
 @attrs.define(eq=False)
@@ -135,6 +172,18 @@ class Pair:
             if not moved:
                 return
         raise AssertionError("endpoints kept talking")
+
+    def to_responder(self, data: bytes) -> list[bytes]:
+        """Hand ``data`` to the responder as if the initiator sent it; return what it sends back."""
+        self.responder.receive(data, reverse(self.path), self.now)
+        self.drain()
+        return [out.data for out in self.responder.messages_to_send()]
+
+    def to_initiator(self, data: bytes) -> list[bytes]:
+        """Hand ``data`` to the initiator as if the responder sent it; return what it sends back."""
+        self.initiator.receive(data, self.path, self.now)
+        self.drain()
+        return [out.data for out in self.initiator.messages_to_send()]
 
     def drain(self) -> None:
         while (event := self.responder.next_event()) is not None:

@@ -32,7 +32,7 @@ from responder.core.enums import (
     ProtocolId,
     TransformType,
 )
-from responder.core.errors import ChildSaError, DecodeError
+from responder.core.errors import ChildSaError, DecodeError, LocalError
 from responder.core.events import ChildSaEstablished
 from responder.core.exchanges.common import esp_spi, find, notifies
 from responder.core.ike_sa import IkeSa
@@ -57,6 +57,7 @@ from responder.core.selectors import narrow, to_policy
 
 __all__ = [
     "child_established_event",
+    "describe",
     "has_child_payloads",
     "install_child",
     "offer_esp",
@@ -136,7 +137,7 @@ def _select_child(
         if narrow(child.remote_ts, tsi) and narrow(child.local_ts, tsr):
             return child
     def text(selectors: Sequence[AnyTrafficSelector]) -> str:
-        return ", ".join(str(to_policy(t)) if isinstance(t, TrafficSelector) else "opaque" for t in selectors)
+        return ", ".join(describe(t) if isinstance(t, TrafficSelector) else "opaque" for t in selectors)
 
     offered = f"{text(tsi)} === {text(tsr)}"
     raise ChildSaError(f"no child configuration covers {offered}", NotifyType.TS_UNACCEPTABLE)
@@ -211,6 +212,22 @@ def install_child(
     return record
 
 
+def describe(selector: TrafficSelector) -> str:
+    """A selector as text, in policy notation where policy can express it.
+
+    A peer may send what policy cannot: OPAQUE ports (start 65535, end 0) and
+    ports with IP protocol 0 (RFC 7296 §3.13.1 asks for 0-65535 there, but the
+    selector is still narrowed as offered); those are spelled out instead of
+    raising from :func:`to_policy`.
+    """
+    try:
+        return str(to_policy(selector))
+    except (LocalError, ValueError):
+        ports = (selector.start_port, selector.end_port)
+        port_text = "opaque" if ports == (0xFFFF, 0) else f"{ports[0]}-{ports[1]}"
+        return f"{selector.start_address}-{selector.end_address}[{int(selector.ip_protocol)}/{port_text}]"
+
+
 def child_established_event(sa: IkeSa, child: ChildSa) -> ChildSaEstablished:
     encr = child.proposal.encryption_transform()
     integ = child.proposal.integrity_transform()
@@ -221,8 +238,8 @@ def child_established_event(sa: IkeSa, child: ChildSa) -> ChildSaEstablished:
         outbound_spi=child.outbound_spi,
         proposal=str(child.proposal),
         mode=child.mode.value,
-        local_ts=tuple(str(to_policy(t)) for t in child.local_ts),
-        remote_ts=tuple(str(to_policy(t)) for t in child.remote_ts),
+        local_ts=tuple(describe(t) for t in child.local_ts),
+        remote_ts=tuple(describe(t) for t in child.remote_ts),
         encryption_name=encr.name,
         integrity_name=integ.name if integ is not None else None,
         esn=child.proposal.esn == EsnId.ESN,

@@ -132,6 +132,8 @@ def respond(sa: IkeSa, message: Message, path: Path, now: float) -> tuple[tuple[
     our_octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
     payloads: list[Payload] = [idr, authenticator.create(sa.prf, our_octets)]
     sa.peer_window = _peer_window(message) or 1
+    # RFC 7296 §2.3: the window is one until the initial exchanges complete.
+    sa.window_size = config.window_size
     if sa.window_size > 1:
         payloads.append(_window_notify(sa.window_size))
     _established(sa, local, identity)

@@ -199,8 +199,7 @@ def respond(
         state=IkeSaState.INIT_DONE,
         nonce_i=nonce.data,
         nonce_r=random_bytes(NONCE_SIZE),
-        window_size=config.window_size,
-        pools=pools,
+        pools=pools,  # window_size stays 1 until IKE_AUTH completes (RFC 7296 §2.3)
     )
     sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
     _detect_nat(sa, message, path)
@@ -351,7 +350,9 @@ def initiator_handle_ike_sa_init_response(sa: IkeSa, data: bytes, path: Path, no
     _detect_nat(sa, message, path)
     _install_keys(sa, chosen, shared_secret)
     sa.key_exchange = None  # the private value is no longer needed
+    # RFC 7296 §2.2: our IKE_AUTH request is Message ID 1; the responder's first
+    # request of its own will be Message ID 0.
     sa.next_send_id = 1
-    sa.next_request_id = 1
+    sa.next_request_id = 0
     sa.state = IkeSaState.AUTH_SENT
     ike_auth.initiator_start(sa, now)
