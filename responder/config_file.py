@@ -1,0 +1,724 @@
+"""The TOML configuration file (``--config FILE``): sections that swanctl.conf users recognise.
+
+Strategy: the file is read with :mod:`tomllib` and walked table by table.  At
+each table the loader first rejects keys it does not know (with a did-you-mean
+hint), then checks each value's TOML type, then hands text to the model's own
+parsers (:meth:`IkeProposal.parse`, :meth:`IdPattern.parse`, ...) and values to
+the model's constructors, whose validators decide what is acceptable; this
+module adds no rule of its own about proposals, identities, selectors, pools or
+limits.  Whatever goes wrong is a :class:`ConfigError` whose path is the key
+path in the file (``peers.alice.psk: empty secret``): errors the model reports
+with its own field names (``peers[0].children[1].pool``) are translated back
+through the names the file gave those tables.
+
+What the core needs becomes a :class:`Config`; what only the Trio shell needs
+(listeners, TLS files, the key-log directory, connection limits, log level) sits
+beside it in :class:`FileConfig`.  docs/configuration.md documents every key;
+:data:`KEYS` is the list it is checked against.
+
+Layout (``NAME`` is any table name the user picks)::
+
+    [responder]  [responder.limits]  [tls]  [keylog]
+    [pools.NAME]  [peers.NAME]  [peers.NAME.children.NAME]  [lab]  [lab.children.NAME]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import difflib
+import ipaddress
+import json
+import math
+import re
+import tomllib
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from responder.config import (
+    DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+    AddressPool,
+    ChildConfig,
+    ChildlessPolicy,
+    Config,
+    ConfigError,
+    EspProposal,
+    Identity,
+    IdPattern,
+    IkeProposal,
+    Limits,
+    Mode,
+    PeerConfig,
+    Secret,
+    TrafficSelectorPolicy,
+    config_path,
+)
+from responder.core.ike_sa import Transport
+from responder.core.tcp_framing import MAX_LENGTH
+
+__all__ = [
+    "DEFAULT_LISTENERS",
+    "KEYS",
+    "LOG_LEVELS",
+    "FileConfig",
+    "Listener",
+    "load_config",
+    "load_config_path",
+]
+
+#: Accepted ``log_level`` values (the :mod:`logging` level names, lower case).
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+#: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
+KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
+    {
+        "": ("responder", "tls", "keylog", "pools", "peers", "lab"),
+        "responder": (
+            "id",
+            "listen",
+            "proposals",
+            "prefer_initiator_order",
+            "window",
+            "childless",
+            "log_level",
+            "limits",
+        ),
+        "responder.limits": (
+            "half_open_max",
+            "half_open_timeout",
+            "cookie_threshold",
+            "cookie_secret_lifetime",
+            "ike_sa_max",
+            "connections_max",
+            "connections_per_source",
+            "buffer_per_connection",
+            "prefix_timeout",
+            "first_frame_timeout",
+            "shutdown_timeout",
+        ),
+        "tls": ("cert", "key"),
+        "keylog": ("dir",),
+        "pools.NAME": ("addrs", "dns"),
+        "peers.NAME": ("remote_id", "psk", "local_id", "children"),
+        "peers.NAME.children.NAME": ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse"),
+        "lab": ("any_id_psk", "children"),
+        "lab.children.NAME": ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse"),
+    }
+)
+
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------
+# Listeners
+# ---------------------------------------------------------------------------
+
+
+def _check_kind(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Transport):
+        raise ConfigError(f"expected a Transport, got {type(value).__name__}", attribute.name)
+
+
+def _check_host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {type(value).__name__}", attribute.name)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not an IP address", attribute.name) from None
+
+
+def _check_port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+        raise ConfigError(f"must be an integer in 0..65535, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class Listener:
+    """One socket the server listens on: ``kind://host:port``.
+
+    ``host`` is an IP address literal (IPv6 without brackets here, with them
+    in the text form); port 0 lets the system pick a free port (tests).  A
+    ``udp`` listener takes IKE on UDP (non-ESP marker on ports other than
+    500, RFC 3948); ``tcp`` RFC 9329 TCP encapsulation; ``tls`` the same
+    inside TLS (RFC 9329 Appendix A).
+    """
+
+    kind: Transport = attrs.field(validator=_check_kind)
+    host: str = attrs.field(validator=_check_host)
+    port: int = attrs.field(validator=_check_port)
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """``tcp://127.0.0.1:4500``, ``udp://0.0.0.0:500``, ``tls://[::1]:443``."""
+        if not isinstance(text, str):
+            raise ConfigError(f"expected a string, got {type(text).__name__}")
+        scheme, sep, rest = text.partition("://")
+        kinds = ", ".join(kind.value for kind in Transport)
+        if not sep:
+            raise ConfigError(f"{text!r} is not KIND://HOST:PORT (KIND is one of {kinds})")
+        try:
+            kind = Transport(scheme.lower())
+        except ValueError:
+            raise ConfigError(f"{text!r}: unknown kind {scheme!r} (expected one of {kinds})") from None
+        if rest.startswith("["):
+            host, bracket, after = rest[1:].partition("]")
+            if not bracket:
+                raise ConfigError(f"{text!r}: '[' without ']'")
+            if not after.startswith(":"):
+                raise ConfigError(f"{text!r} has no port")
+            port_text = after[1:]
+            try:
+                address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ConfigError(f"{text!r}: {host!r} in brackets is not an IPv6 address") from None
+        else:
+            host, colon, port_text = rest.rpartition(":")
+            if not colon:
+                raise ConfigError(f"{text!r} has no port")
+            if ":" in host:
+                raise ConfigError(
+                    f"{text!r}: an IPv6 address needs brackets ({scheme}://[{host}]:{port_text})"
+                )
+            try:
+                address = ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ConfigError(
+                    f"{text!r}: host {host!r} is not an IPv4 address or a bracketed IPv6 address"
+                ) from None
+        if not (
+            port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 0xFFFF
+        ):
+            raise ConfigError(f"{text!r}: port {port_text!r} is not a number in 0..65535")
+        return cls(kind, str(address), int(port_text))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.kind.value}://{host}:{self.port}"
+
+
+#: Listeners of a file without ``responder.listen``: RFC 9329 TCP on loopback only.
+DEFAULT_LISTENERS: Final = (Listener(Transport.TCP, "127.0.0.1", 4500),)
+
+
+# ---------------------------------------------------------------------------
+# The file's settings
+# ---------------------------------------------------------------------------
+
+
+def _check_listeners(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(item, Listener) for item in value):
+        raise ConfigError("expected a tuple of Listener", attribute.name)
+    if not value:
+        raise ConfigError("needs at least one listener", attribute.name)
+    seen: dict[tuple[bool, str, int], Listener] = {}
+    for index, listener in enumerate(value):
+        key = (listener.kind.is_stream, listener.host, listener.port)
+        earlier = seen.get(key)
+        if earlier is not None and listener.port != 0:
+            what = "repeats" if earlier == listener else "needs the same TCP port as"
+            raise ConfigError(f"{listener} {what} {earlier}", f"{attribute.name}[{index}]")
+        seen[key] = listener
+
+
+def _optional_path(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Path):
+        raise ConfigError(f"expected a Path, got {type(value).__name__}", attribute.name)
+
+
+def _count(minimum: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"expected an integer, got {type(value).__name__}", attribute.name)
+        if value < minimum:
+            raise ConfigError(f"must be at least {minimum}, got {value}", attribute.name)
+
+    return check
+
+
+def _seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, float):
+        raise ConfigError(f"expected a float, got {type(value).__name__}", attribute.name)
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"must be a finite number of seconds > 0, got {value}", attribute.name)
+
+
+def _check_log_level(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class FileConfig:
+    """A configuration file: the core's :class:`Config` plus what only the server uses.
+
+    ``tls_cert``/``tls_key`` (PEM files, both or neither) serve the ``tls``
+    listeners.  ``keylog_dir`` set makes the server write Wireshark key
+    tables there.  Connection limits: ``connections_max`` streams in all,
+    ``connections_per_source`` per remote address, ``buffer_per_connection``
+    octets buffered per stream (at least one maximal RFC 9329 frame);
+    ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
+    to receive the first whole frame after it, ``shutdown_timeout`` for
+    graceful shutdown before streams are cut; all in seconds.
+    """
+
+    config: Config = attrs.field(factory=Config, validator=attrs.validators.instance_of(Config))
+    listeners: tuple[Listener, ...] = attrs.field(default=DEFAULT_LISTENERS, validator=_check_listeners)
+    tls_cert: Path | None = attrs.field(default=None, validator=_optional_path)
+    tls_key: Path | None = attrs.field(default=None, validator=_optional_path)
+    keylog_dir: Path | None = attrs.field(default=None, validator=_optional_path)
+    log_level: str = attrs.field(default="info", validator=_check_log_level)
+    connections_max: int = attrs.field(default=1000, validator=_count(1))
+    connections_per_source: int = attrs.field(default=20, validator=_count(1))
+    buffer_per_connection: int = attrs.field(default=131072, validator=_count(MAX_LENGTH))
+    prefix_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
+
+    def __attrs_post_init__(self) -> None:
+        if self.connections_per_source > self.connections_max:
+            raise ConfigError(
+                f"{self.connections_per_source} exceeds connections_max ({self.connections_max})",
+                "connections_per_source",
+            )
+        if self.tls_key is None and self.tls_cert is not None:
+            raise ConfigError("missing: a TLS certificate needs its private key", "tls_key")
+        if self.tls_cert is None and self.tls_key is not None:
+            raise ConfigError("missing: a TLS private key needs its certificate", "tls_cert")
+        for index, listener in enumerate(self.listeners):
+            if listener.kind is Transport.TLS and self.tls_cert is None:
+                raise ConfigError(f"{listener} needs a TLS certificate and key", f"listeners[{index}]")
+
+
+# ---------------------------------------------------------------------------
+# Paths, types and errors
+# ---------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+_TYPE_NAMES: Final[tuple[tuple[type, str], ...]] = (
+    (bool, "a boolean"),  # before int: bool is an int subclass
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+    (datetime.datetime, "a date-time"),  # before date: datetime is a date subclass
+    (datetime.date, "a date"),
+    (datetime.time, "a time"),
+)
+
+
+def _join(path: str, key: str) -> str:
+    """``path.key``, the key quoted as TOML would need it (``peers."a b"``)."""
+    part = key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+    return f"{path}.{part}" if path else part
+
+
+def _type_name(value: object) -> str:
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__  # pragma: no cover - tomllib produces only the types above
+
+
+def _expect(value: object, kind: type[_T], what: str, path: str) -> _T:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"expected {what}, got {_type_name(value)}", path)
+    return value
+
+
+def _table(value: object, path: str, keys: str) -> dict[str, Any]:
+    """``value`` as a table whose keys are all in ``KEYS[keys]``."""
+    table: dict[str, Any] = _expect(value, dict, "a table", path)
+    known = KEYS[keys]
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            where = f"[{path}]" if path else "the top level"
+            hint = f"did you mean {close[0]!r}?" if close else f"{where} takes {', '.join(known)}"
+            raise ConfigError(f"unknown key; {hint}", _join(path, key))
+    return table
+
+
+def _named_tables(value: object, path: str) -> dict[str, Any]:
+    """A table of user-named tables (``[peers.NAME]``); each member is checked by the caller."""
+    return _expect(value, dict, "a table", path)
+
+
+def _required(table: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in table:
+        raise ConfigError("required key is missing", _join(path, key))
+    return table[key]
+
+
+def _strings(value: object, path: str) -> list[str]:
+    if isinstance(value, str):
+        raise ConfigError(f"expected an array of strings, got a string (write [{json.dumps(value)}])", path)
+    items: list[Any] = _expect(value, list, "an array of strings", path)
+    for index, item in enumerate(items):
+        _expect(item, str, "a string", f"{path}[{index}]")
+    return items
+
+
+def _number(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"expected a number, got {_type_name(value)}", path)
+    return float(value)
+
+
+def _path(value: object, path: str, base_dir: Path | None) -> Path:
+    text = _expect(value, str, "a string", path)
+    if not text:
+        raise ConfigError("empty path", path)
+    if "\0" in text:
+        raise ConfigError("path holds a NUL character", path)
+    result = Path(text)
+    return result if base_dir is None or result.is_absolute() else base_dir / result
+
+
+def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy], path: str) -> Any:
+    text = _expect(value, str, "a string", path)
+    names = ", ".join(repr(member.value) for member in kind)
+    try:
+        return kind(text.lower())
+    except ValueError:
+        raise ConfigError(f"expected one of {names}, got {text!r}", path) from None
+
+
+def _parsed(parse: Callable[[str], _T], text: str, path: str) -> _T:
+    """``parse(text)``, its error reported at ``path`` (the model's inner field names mean nothing here).
+
+    A plain ``ValueError`` from a parser is a parser that missed a case; the
+    user still gets a ConfigError at the right key.
+    """
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc), path) from None  # no echo of the text: it may be a secret
+
+
+@contextlib.contextmanager
+def _in_table(path: str, renames: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Errors of a model object built from the table at ``path``, at their file key paths.
+
+    An error about the object's ``name`` is about the table's own key; other
+    fields are keys of the table, after ``renames`` (model field -> file key).
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        head = re.match(r"[^.\[]*", exc.field)
+        field_head = head.group() if head else ""
+        if field_head == "name":
+            raise ConfigError(exc.message, path) from None
+        field = exc.field
+        if renames and field_head in renames:
+            field = renames[field_head] + field[len(field_head) :]
+        raise ConfigError(exc.message, field).within(path) from None
+
+
+@contextlib.contextmanager
+def _renamed(aliases: Mapping[str, str]) -> Iterator[None]:
+    """Report a model error at the file's key path.
+
+    ``aliases`` maps model field paths (``peers[0]``, ``window_size``,
+    ``peers[0].name``) to file key paths; the longest one that prefixes the
+    error's field is replaced.  A field no alias covers is left as it is.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        field = exc.field
+        for model in sorted(aliases, key=len, reverse=True):
+            if field == model or (field.startswith(model) and field[len(model)] in ".["):
+                field = aliases[model] + field[len(model) :]
+                break
+        raise ConfigError(exc.message, field) from None
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+def _proposals(
+    value: object, path: str, parse: Callable[[str], _T], defaults: Sequence[_T]
+) -> tuple[_T, ...]:
+    """A proposal list; the keyword ``default`` stands for the default proposals (as in swanctl)."""
+    result: list[_T] = []
+    for index, text in enumerate(_strings(value, path)):
+        if text.strip().lower() == "default":
+            result.extend(defaults)
+        else:
+            result.append(_parsed(parse, text, f"{path}[{index}]"))
+    return tuple(result)
+
+
+def _selectors(value: object, path: str) -> tuple[TrafficSelectorPolicy, ...]:
+    result = []
+    for index, text in enumerate(_strings(value, path)):
+        item = f"{path}[{index}]"
+        if text.strip().lower() == "dynamic":
+            raise ConfigError(
+                "strongSwan's 'dynamic' is not supported: list the addresses (a child with a pool "
+                "narrows TSi to the leased address by itself)",
+                item,
+            )
+        result.append(_parsed(TrafficSelectorPolicy.parse, text, item))
+    return tuple(result)
+
+
+def _children(value: object, path: str, keys: str, aliases: dict[str, str], model: str) -> list[ChildConfig]:
+    children = []
+    for index, (name, child_value) in enumerate(_named_tables(value, path).items()):
+        child_path = _join(path, name)
+        aliases[f"{model}[{index}].name"] = child_path
+        aliases[f"{model}[{index}]"] = child_path
+        table = _table(child_value, child_path, keys)
+        arguments: dict[str, Any] = {}
+        for key in ("local_ts", "remote_ts"):
+            if key in table:
+                arguments[key] = _selectors(table[key], _join(child_path, key))
+        if "esp_proposals" in table:
+            arguments["esp_proposals"] = _proposals(
+                table["esp_proposals"],
+                _join(child_path, "esp_proposals"),
+                EspProposal.parse,
+                DEFAULT_ESP_PROPOSALS,
+            )
+        if "mode" in table:
+            arguments["mode"] = _choice(table["mode"], Mode, _join(child_path, "mode"))
+        if "pool" in table:
+            arguments["pool"] = _expect(table["pool"], str, "a string", _join(child_path, "pool"))
+        if "refuse" in table:
+            arguments["refuse"] = _expect(table["refuse"], bool, "a boolean", _join(child_path, "refuse"))
+        with _in_table(child_path):
+            children.append(ChildConfig(name, **arguments))
+    return children
+
+
+def _pools(value: object, aliases: dict[str, str]) -> list[AddressPool]:
+    pools = []
+    for index, (name, pool_value) in enumerate(_named_tables(value, "pools").items()):
+        path = _join("pools", name)
+        aliases[f"pools[{index}].name"] = path
+        aliases[f"pools[{index}]"] = path
+        table = _table(pool_value, path, "pools.NAME")
+        addrs_path = _join(path, "addrs")
+        ipv4: ipaddress.IPv4Network | None = None
+        ipv6: ipaddress.IPv6Network | None = None
+        for item, text in enumerate(_strings(_required(table, "addrs", path), addrs_path)):
+            try:
+                network = ipaddress.ip_network(text.strip())
+            except ValueError as exc:
+                raise ConfigError(str(exc), f"{addrs_path}[{item}]") from None
+            if (ipv4 if network.version == 4 else ipv6) is not None:
+                raise ConfigError(
+                    f"a pool takes one IPv{network.version} network; {text!r} is a second one",
+                    f"{addrs_path}[{item}]",
+                )
+            if isinstance(network, ipaddress.IPv4Network):
+                ipv4 = network
+            else:
+                ipv6 = network
+        dns = []
+        for item, text in enumerate(_strings(table.get("dns", []), _join(path, "dns"))):
+            try:
+                dns.append(ipaddress.ip_address(text.strip()))
+            except ValueError as exc:
+                raise ConfigError(str(exc), f"{_join(path, 'dns')}[{item}]") from None
+        with _in_table(path, {"ipv4": "addrs", "ipv6": "addrs"}):
+            pools.append(AddressPool(name, ipv4, ipv6, tuple(dns)))
+    return pools
+
+
+def _peers(value: object, aliases: dict[str, str]) -> list[PeerConfig]:
+    peers = []
+    for index, (name, peer_value) in enumerate(_named_tables(value, "peers").items()):
+        path = _join("peers", name)
+        aliases[f"peers[{index}].name"] = path
+        aliases[f"peers[{index}]"] = path
+        table = _table(peer_value, path, "peers.NAME")
+        remote_path, psk_path = _join(path, "remote_id"), _join(path, "psk")
+        remote_text = _expect(_required(table, "remote_id", path), str, "a string", remote_path)
+        psk_text = _expect(_required(table, "psk", path), str, "a string", psk_path)
+        arguments: dict[str, Any] = {
+            "remote_id": _parsed(IdPattern.parse, remote_text, remote_path),
+            "psk": _parsed(Secret.parse, psk_text, psk_path),
+        }
+        if "local_id" in table:
+            local_path = _join(path, "local_id")
+            local_text = _expect(table["local_id"], str, "a string", local_path)
+            arguments["local_id"] = _parsed(Identity.parse, local_text, local_path)
+        if "children" in table:
+            children_path = _join(path, "children")
+            arguments["children"] = tuple(
+                _children(
+                    table["children"],
+                    children_path,
+                    "peers.NAME.children.NAME",
+                    aliases,
+                    f"peers[{index}].children",
+                )
+            )
+        with _in_table(path):
+            peers.append(PeerConfig(name, **arguments))
+    return peers
+
+
+_LIMITS_CORE: Final[dict[str, type]] = {
+    "half_open_max": int,
+    "half_open_timeout": float,
+    "cookie_threshold": int,
+    "cookie_secret_lifetime": float,
+    "ike_sa_max": int,
+}
+_LIMITS_SHELL: Final[dict[str, type]] = {
+    "connections_max": int,
+    "connections_per_source": int,
+    "buffer_per_connection": int,
+    "prefix_timeout": float,
+    "first_frame_timeout": float,
+    "shutdown_timeout": float,
+}
+
+
+def _limits(value: object) -> tuple[Limits, dict[str, Any]]:
+    """The core's :class:`Limits` and the shell's limits (FileConfig keyword arguments)."""
+    table = _table(value, "responder.limits", "responder.limits")
+    core: dict[str, Any] = {}
+    shell: dict[str, Any] = {}
+    for key, item in table.items():
+        path = _join("responder.limits", key)
+        kind = _LIMITS_CORE.get(key) or _LIMITS_SHELL[key]
+        number = _expect(item, int, "an integer", path) if kind is int else _number(item, path)
+        (core if key in _LIMITS_CORE else shell)[key] = number
+    with config_path("responder.limits"):
+        return Limits(**core), shell
+
+
+def _build(document: dict[str, Any], base_dir: Path | None) -> FileConfig:
+    _table(document, "", "")
+    config: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    aliases: dict[str, str] = {
+        "ike_proposals": "responder.proposals",
+        "local_id": "responder.id",
+        "window_size": "responder.window",
+        "prefer_initiator_order": "responder.prefer_initiator_order",
+        "childless": "responder.childless",
+        "limits": "responder.limits",
+        "any_id_psk": "lab.any_id_psk",
+        "lab_children": "lab.children",
+    }
+
+    responder = _table(document.get("responder", {}), "responder", "responder")
+    if "id" in responder:
+        text = _expect(responder["id"], str, "a string", "responder.id")
+        config["local_id"] = _parsed(Identity.parse, text, "responder.id")
+    if "listen" in responder:
+        settings["listeners"] = tuple(
+            _parsed(Listener.parse, text, f"responder.listen[{index}]")
+            for index, text in enumerate(_strings(responder["listen"], "responder.listen"))
+        )
+    if "proposals" in responder:
+        config["ike_proposals"] = _proposals(
+            responder["proposals"], "responder.proposals", IkeProposal.parse, DEFAULT_IKE_PROPOSALS
+        )
+    if "prefer_initiator_order" in responder:
+        config["prefer_initiator_order"] = _expect(
+            responder["prefer_initiator_order"], bool, "a boolean", "responder.prefer_initiator_order"
+        )
+    if "window" in responder:
+        config["window_size"] = _expect(responder["window"], int, "an integer", "responder.window")
+    if "childless" in responder:
+        config["childless"] = _choice(responder["childless"], ChildlessPolicy, "responder.childless")
+    if "log_level" in responder:
+        level = _expect(responder["log_level"], str, "a string", "responder.log_level")
+        settings["log_level"] = level.lower()
+    if "limits" in responder:
+        config["limits"], shell_limits = _limits(responder["limits"])
+        settings.update(shell_limits)
+
+    if "tls" in document:
+        tls = _table(document["tls"], "tls", "tls")
+        for key in ("cert", "key"):
+            if key in tls:
+                settings[f"tls_{key}"] = _path(tls[key], _join("tls", key), base_dir)
+    if "keylog" in document:
+        keylog = _table(document["keylog"], "keylog", "keylog")
+        if "dir" in keylog:
+            settings["keylog_dir"] = _path(keylog["dir"], "keylog.dir", base_dir)
+
+    if "pools" in document:
+        config["pools"] = tuple(_pools(document["pools"], aliases))
+    if "peers" in document:
+        config["peers"] = tuple(_peers(document["peers"], aliases))
+    if "lab" in document:
+        lab = _table(document["lab"], "lab", "lab")
+        psk_text = _expect(_required(lab, "any_id_psk", "lab"), str, "a string", "lab.any_id_psk")
+        config["any_id_psk"] = _parsed(Secret.parse, psk_text, "lab.any_id_psk")
+        if "children" in lab:
+            config["lab_children"] = tuple(
+                _children(lab["children"], "lab.children", "lab.children.NAME", aliases, "lab_children")
+            )
+
+    with _renamed(aliases):
+        core = Config(**config)
+    shell_aliases = {
+        "listeners": "responder.listen",
+        "tls_cert": "tls.cert",
+        "tls_key": "tls.key",
+        "keylog_dir": "keylog.dir",
+        "log_level": "responder.log_level",
+        **{key: _join("responder.limits", key) for key in _LIMITS_SHELL},
+    }
+    with _renamed(shell_aliases):
+        return FileConfig(core, **settings)
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def load_config(data: bytes, *, base_dir: Path | None = None) -> FileConfig:
+    """The configuration in ``data``, the octets of a TOML file (UTF-8, a BOM tolerated).
+
+    Relative paths (``tls.cert``, ``tls.key``, ``keylog.dir``) are taken
+    relative to ``base_dir`` when it is given, and left as written otherwise.
+    Every problem raises :class:`ConfigError` naming the key path.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"load_config takes bytes, not {type(data).__name__}")
+    try:
+        text = bytes(data).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the file is not UTF-8 (byte {exc.start} is invalid)") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"TOML syntax error: {exc}") from None
+    except ValueError as exc:  # integers past Python's digit limit
+        raise ConfigError(f"TOML value error: {exc}") from None
+    except RecursionError:
+        raise ConfigError("TOML syntax error: arrays or tables nested too deeply") from None
+    return _build(document, base_dir)
+
+
+def load_config_path(path: str | Path) -> FileConfig:
+    """The configuration in the file at ``path``; relative paths in it are relative to its directory."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    return load_config(data, base_dir=file.parent)

@@ -1,0 +1,842 @@
+"""Tests of responder.config_file: the TOML file, its defaults, its error paths, its documentation."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from responder.config import (
+    DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+    AddressPool,
+    ChildConfig,
+    ChildlessPolicy,
+    Config,
+    ConfigError,
+    EspProposal,
+    Identity,
+    IdPattern,
+    IkeProposal,
+    Limits,
+    Mode,
+    PeerConfig,
+    Secret,
+    TrafficSelectorPolicy,
+)
+from responder.config_file import (
+    DEFAULT_LISTENERS,
+    KEYS,
+    LOG_LEVELS,
+    FileConfig,
+    Listener,
+    load_config,
+    load_config_path,
+)
+from responder.core.ike_sa import Transport
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+EXAMPLE = DOCS / "example.toml"
+PEER = '[peers.p]\nremote_id = "%any"\npsk = "x"\n'
+CHILD = PEER + "[peers.p.children.c]\n"
+ALL_IPV4 = str(ipaddress.IPv4Address(0))  # the wildcard host, as the example file listens
+
+
+def load(text: str) -> FileConfig:
+    return load_config(text.encode())
+
+
+def error_of(text: str | bytes) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(text.encode() if isinstance(text, str) else text)
+    return info.value
+
+
+def ts(*texts: str) -> tuple[TrafficSelectorPolicy, ...]:
+    return tuple(TrafficSelectorPolicy.parse(text) for text in texts)
+
+
+# ---------------------------------------------------------------------------
+# The complete example, shipped as docs/example.toml
+# ---------------------------------------------------------------------------
+
+EXPECTED_EXAMPLE = FileConfig(
+    config=Config(
+        ike_proposals=(
+            IkeProposal.parse("aes256gcm16-prfsha256-x25519"),
+            IkeProposal.parse("aes256-sha256-modp2048"),
+        ),
+        local_id=Identity.parse("@vpn.example.org"),
+        prefer_initiator_order=False,
+        window_size=1,
+        childless=ChildlessPolicy.ALLOW,
+        limits=Limits(
+            half_open_max=1000,
+            half_open_timeout=30.0,
+            cookie_threshold=100,
+            cookie_secret_lifetime=300.0,
+            ike_sa_max=10000,
+        ),
+        pools=(
+            AddressPool(
+                "lab",
+                ipaddress.IPv4Network("10.9.0.0/24"),
+                ipaddress.IPv6Network("fd00:9::/64"),
+                (ipaddress.IPv4Address("10.9.0.53"), ipaddress.IPv6Address("fd00:9::53")),
+            ),
+        ),
+        peers=(
+            PeerConfig(
+                "alice",
+                IdPattern.parse("alice@example.org"),
+                Secret(bytes.fromhex("6b9a3c1d2e4f5061728394a5b6c7d8e9")),
+                local_id=Identity.parse("@alice-gw.example.org"),
+                children=(
+                    ChildConfig(
+                        "office",
+                        local_ts=ts("10.1.0.0/16", "fd00:1::/48"),
+                        remote_ts=ts("10.2.0.0/24"),
+                        esp_proposals=(
+                            EspProposal.parse("aes256gcm16"),
+                            EspProposal.parse("aes256-sha256-ecp256"),
+                        ),
+                    ),
+                    ChildConfig(
+                        "web",
+                        mode=Mode.TRANSPORT,
+                        local_ts=ts("192.0.2.10[tcp/443]"),
+                        remote_ts=ts("10.2.0.0/24"),
+                    ),
+                ),
+            ),
+            PeerConfig(
+                "roadwarriors",
+                IdPattern.parse("*@example.org"),
+                Secret(b"secret-shared-by-roadwarriors"),
+                children=(ChildConfig("net", local_ts=ts("0.0.0.0/0", "::/0"), pool="lab"),),
+            ),
+            PeerConfig(
+                "blocked",
+                IdPattern.parse("C=CH, O=Example, CN=*"),
+                Secret(b"a long passphrase of plain text"),
+                children=(ChildConfig("none", refuse=True),),
+            ),
+        ),
+        any_id_psk=Secret(b"lab-only secret"),
+        lab_children=(ChildConfig("all", esp_proposals=DEFAULT_ESP_PROPOSALS),),
+    ),
+    listeners=(
+        Listener(Transport.UDP, ALL_IPV4, 500),
+        Listener(Transport.UDP, ALL_IPV4, 4500),
+        Listener(Transport.TCP, ALL_IPV4, 4500),
+        Listener(Transport.TLS, "::", 443),
+    ),
+    tls_cert=Path("/etc/ikev2-responder/tls-cert.pem"),
+    tls_key=Path("/etc/ikev2-responder/tls-key.pem"),
+    keylog_dir=Path("/var/tmp/ikev2-keys"),
+    log_level="info",
+    connections_max=1000,
+    connections_per_source=20,
+    buffer_per_connection=131072,
+    prefix_timeout=5.0,
+    first_frame_timeout=10.0,
+    shutdown_timeout=5.0,
+)
+
+
+def test_example_file_loads_to_the_expected_configuration() -> None:
+    assert load_config_path(EXAMPLE) == EXPECTED_EXAMPLE
+    assert load_config(EXAMPLE.read_bytes()) == EXPECTED_EXAMPLE
+
+
+def test_example_file_uses_every_key() -> None:
+    used: dict[str, set[str]] = {}
+
+    def walk(table: dict[str, Any], pattern: str) -> None:
+        used.setdefault(pattern, set()).update(table)
+        for key, value in table.items():
+            joined = f"{pattern}.{key}" if pattern else key
+            if joined in KEYS:
+                walk(value, joined)
+            elif f"{joined}.NAME" in KEYS:
+                for member in value.values():
+                    walk(member, f"{joined}.NAME")
+
+    walk(tomllib.loads(EXAMPLE.read_text()), "")
+    # Lab children take the same keys as peers' children; the example shows them there.
+    assert used.pop("lab.children.NAME") <= set(KEYS["lab.children.NAME"])
+    assert used == {pattern: set(keys) for pattern, keys in KEYS.items() if pattern != "lab.children.NAME"}
+
+
+def test_example_found_peer_is_the_first_match_in_file_order() -> None:
+    config = EXPECTED_EXAMPLE.config
+    peer = config.find_peer(Identity.parse("alice@example.org"))
+    assert peer is not None and peer.name == "alice"
+    peer = config.find_peer(Identity.parse("bob@example.org"))
+    assert peer is not None and peer.name == "roadwarriors"
+    peer = config.find_peer(Identity.parse("@elsewhere.example"))
+    assert peer is not None and peer.name == "%lab"
+
+
+def test_peer_order_follows_the_file() -> None:
+    text = "".join(f'[peers.{name}]\nremote_id = "%any"\npsk = "x"\n' for name in ("zed", "amy", "kim"))
+    assert [peer.name for peer in load(text).config.peers] == ["zed", "amy", "kim"]
+
+
+# ---------------------------------------------------------------------------
+# Defaults
+# ---------------------------------------------------------------------------
+
+
+def test_empty_file_is_every_default() -> None:
+    loaded = load("")
+    assert loaded == FileConfig()
+    assert loaded.config == Config()
+    assert loaded.listeners == DEFAULT_LISTENERS == (Listener(Transport.TCP, "127.0.0.1", 4500),)
+    assert loaded.tls_cert is None and loaded.tls_key is None and loaded.keylog_dir is None
+    assert loaded.log_level == "info"
+    assert loaded.connections_max == 1000
+    assert loaded.connections_per_source == 20
+    assert loaded.buffer_per_connection == 131072
+    assert loaded.prefix_timeout == 5.0
+    assert loaded.first_frame_timeout == 10.0
+    assert loaded.shutdown_timeout == 5.0
+
+
+def test_core_defaults() -> None:
+    config = load("[responder]\n[responder.limits]\n").config
+    assert config.ike_proposals == DEFAULT_IKE_PROPOSALS
+    assert config.local_id is None
+    assert config.prefer_initiator_order is False
+    assert config.window_size == 1
+    assert config.childless is ChildlessPolicy.ALLOW
+    assert config.limits == Limits()
+    assert config.peers == () and config.pools == () and config.any_id_psk is None
+
+
+def test_peer_and_child_defaults() -> None:
+    peer = load(PEER).config.peers[0]
+    assert peer == PeerConfig("p", IdPattern.any(), Secret(b"x"))
+    assert peer.local_id is None
+    assert peer.children == (ChildConfig("default"),)
+    child = load(CHILD).config.peers[0].children[0]
+    assert child == ChildConfig("c")
+    assert child.mode is Mode.TUNNEL and child.pool is None and child.refuse is False
+    assert child.esp_proposals == DEFAULT_ESP_PROPOSALS
+    assert child.local_ts == child.remote_ts == ts("0.0.0.0/0", "::/0")
+
+
+def test_pool_and_lab_defaults() -> None:
+    assert load('[pools.p]\naddrs = ["10.0.0.0/24"]').config.pools[0].dns == ()
+    config = load('[lab]\nany_id_psk = "k"').config
+    assert config.any_id_psk == Secret(b"k")
+    assert config.lab_children == (ChildConfig("default"),)
+
+
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "listener"),
+    [
+        ("tcp://127.0.0.1:4500", Listener(Transport.TCP, "127.0.0.1", 4500)),
+        ("udp://0.0.0.0:500", Listener(Transport.UDP, ALL_IPV4, 500)),
+        ("tls://[::1]:443", Listener(Transport.TLS, "::1", 443)),
+        ("tls://[::]:0", Listener(Transport.TLS, "::", 0)),
+        ("tcp://[2001:DB8::1]:65535", Listener(Transport.TCP, "2001:db8::1", 65535)),
+        ("TCP://10.0.0.1:1", Listener(Transport.TCP, "10.0.0.1", 1)),
+    ],
+)
+def test_listener_parse(text: str, listener: Listener) -> None:
+    assert Listener.parse(text) == listener
+    assert Listener.parse(str(listener)) == listener
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tcp://x", "'tcp://x' has no port"),
+        ("tcp://[::1]", "'tcp://[::1]' has no port"),
+        ("127.0.0.1:4500", "is not KIND://HOST:PORT"),
+        ("sctp://127.0.0.1:4500", "unknown kind 'sctp'"),
+        ("tcp://::1:4500", "an IPv6 address needs brackets (tcp://[::1]:4500)"),
+        ("tcp://localhost:4500", "host 'localhost' is not an IPv4 address"),
+        ("tcp://[10.0.0.1]:4500", "in brackets is not an IPv6 address"),
+        ("tcp://[::1:4500", "'[' without ']'"),
+        ("tcp://1.2.3.4:65536", "port '65536' is not a number in 0..65535"),
+        ("tcp://1.2.3.4:" + "9" * 5000, "is not a number in 0..65535"),
+        ("tcp://1.2.3.4:-1", "is not a number"),
+        ("tcp://1.2.3.4:", "port '' is not a number"),
+    ],
+)
+def test_listener_parse_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Listener.parse(text)
+    assert message in str(info.value)
+
+
+def test_listeners_in_code_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"^port: must be an integer in 0\.\.65535"):
+        Listener(Transport.TCP, "1.2.3.4", 70000)
+    with pytest.raises(ConfigError, match=r"^host: 'x' is not an IP address"):
+        Listener(Transport.TCP, "x", 1)
+    with pytest.raises(ConfigError, match=r"^kind: expected a Transport"):
+        Listener("tcp", "1.2.3.4", 1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^listeners: needs at least one listener"):
+        FileConfig(listeners=())
+
+
+def test_udp_and_tcp_may_share_a_port_and_port_zero_repeats() -> None:
+    loaded = load(
+        '[responder]\nlisten = ["udp://0.0.0.0:4500", "tcp://0.0.0.0:4500", "tcp://[::1]:0", "tcp://[::1]:0"]'
+    )
+    assert len(loaded.listeners) == 4
+
+
+def test_proposals_default_keyword_expands_in_place() -> None:
+    config = load('[responder]\nproposals = ["aes128gcm16-prfsha256-ecp256", "DEFAULT"]').config
+    assert config.ike_proposals == (IkeProposal.parse("aes128gcm16-prfsha256-ecp256"), *DEFAULT_IKE_PROPOSALS)
+    child = load(CHILD + 'esp_proposals = ["default", "aes128gcm16"]').config.peers[0].children[0]
+    assert child.esp_proposals == (*DEFAULT_ESP_PROPOSALS, EspProposal.parse("aes128gcm16"))
+
+
+def test_keywords_are_case_insensitive() -> None:
+    loaded = load('[responder]\nchildless = "Force"\nlog_level = "DEBUG"\n')
+    assert loaded.config.childless is ChildlessPolicy.FORCE
+    assert loaded.log_level == "debug"
+    assert load(CHILD + 'mode = "Transport"').config.peers[0].children[0].mode is Mode.TRANSPORT
+
+
+@pytest.mark.parametrize("level", LOG_LEVELS)
+def test_log_levels(level: str) -> None:
+    assert load(f'[responder]\nlog_level = "{level}"').log_level == level
+
+
+def test_integers_are_accepted_for_seconds() -> None:
+    loaded = load("[responder.limits]\nprefix_timeout = 2\nhalf_open_timeout = 7\n")
+    assert loaded.prefix_timeout == 2.0 and isinstance(loaded.prefix_timeout, float)
+    assert loaded.config.limits.half_open_timeout == 7.0
+
+
+def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
+    config_file = tmp_path / "conf" / "responder.toml"
+    config_file.parent.mkdir()
+    config_file.write_text(
+        '[responder]\nlisten = ["tls://127.0.0.1:443"]\n'
+        '[tls]\ncert = "tls/cert.pem"\nkey = "/abs/key.pem"\n[keylog]\ndir = "keys"\n'
+    )
+    loaded = load_config_path(config_file)
+    assert loaded.tls_cert == config_file.parent / "tls" / "cert.pem"
+    assert loaded.tls_key == Path("/abs/key.pem")
+    assert loaded.keylog_dir == config_file.parent / "keys"
+    as_written = load_config(config_file.read_bytes())
+    assert as_written.tls_cert == Path("tls/cert.pem")
+    assert load_config(config_file.read_bytes(), base_dir=Path("/b")).keylog_dir == Path("/b/keys")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read .*missing\.toml"):
+        load_config_path(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config_path(tmp_path)
+
+
+def test_byte_order_mark_is_tolerated() -> None:
+    assert load_config(b"\xef\xbb\xbf[responder]\nwindow = 2\n").config.window_size == 2
+
+
+def test_load_config_takes_bytes() -> None:
+    with pytest.raises(TypeError):
+        load_config("[responder]")  # type: ignore[arg-type]
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    assert "6b9a3c" not in repr(EXPECTED_EXAMPLE)
+    assert "lab-only" not in repr(EXPECTED_EXAMPLE)
+
+
+# ---------------------------------------------------------------------------
+# Errors name the key path
+# ---------------------------------------------------------------------------
+
+ERRORS = [
+    # (document, key path, what the message says after "path: ")
+    ("[responder]\nwindow = 0", "responder.window", "must be an integer in 1..2^31, got 0"),
+    ('[responder]\nwindow = "1"', "responder.window", "expected an integer, got a string"),
+    ("[responder]\nwindow = 1.5", "responder.window", "expected an integer, got a float"),
+    (
+        "[responder]\nprefer_initiator_order = 1",
+        "responder.prefer_initiator_order",
+        "expected a boolean, got an integer",
+    ),
+    (
+        '[responder]\nchildless = "maybe"',
+        "responder.childless",
+        "expected one of 'allow', 'force', 'never', got 'maybe'",
+    ),
+    (
+        '[responder]\nlog_level = "loud"',
+        "responder.log_level",
+        "expected one of debug, info, warning, error, critical",
+    ),
+    ('[responder]\nid = "%any"', "responder.id", "matches any identity: it is a pattern"),
+    ("[responder]\nid = 1979-05-27T07:32:00", "responder.id", "expected a string, got a date-time"),
+    (
+        '[responder]\nlisten = "tcp://127.0.0.1:4500"',
+        "responder.listen",
+        'got a string (write ["tcp://127.0.0.1:4500"])',
+    ),
+    (
+        '[responder]\nlisten = ["udp://1.2.3.4:500", "tcp://x"]',
+        "responder.listen[1]",
+        "'tcp://x' has no port",
+    ),
+    (
+        '[responder]\nlisten = ["tcp://1.2.3.4:500", 4500]',
+        "responder.listen[1]",
+        "expected a string, got an integer",
+    ),
+    ("[responder]\nlisten = []", "responder.listen", "needs at least one listener"),
+    (
+        '[responder]\nlisten = ["tcp://[::1]:500", "tcp://[::1]:500"]',
+        "responder.listen[1]",
+        "tcp://[::1]:500 repeats",
+    ),
+    (
+        '[responder]\nlisten = ["tcp://0.0.0.0:443", "tls://0.0.0.0:443"]\n[tls]\ncert = "c"\nkey = "k"',
+        "responder.listen[1]",
+        "tls://0.0.0.0:443 needs the same TCP port as tcp://0.0.0.0:443",
+    ),
+    (
+        '[responder]\nlisten = ["tls://[::]:443"]',
+        "responder.listen[0]",
+        "tls://[::]:443 needs a TLS certificate and key",
+    ),
+    ("[responder]\nproposals = []", "responder.proposals", "needs at least 1 IkeProposal"),
+    (
+        '[responder]\nproposals = ["aes256gcm16-prfsha256-x25519", "aes256-x25519"]',
+        "responder.proposals[1]",
+        "needs",
+    ),
+    (
+        '[responder]\nproposals = ["aes256gcm16-sha256-x25519"]',
+        "responder.proposals[0]",
+        "AEAD encryption takes no integrity",
+    ),
+    (
+        '[responder]\nproposals = ["aes256-sha256-rot13"]',
+        "responder.proposals[0]",
+        "unknown algorithm 'rot13'",
+    ),
+    ("[responder]\nlimits = 3", "responder.limits", "expected a table, got an integer"),
+    ("[responder.limits]\nhalf_open_max = 0", "responder.limits.half_open_max", "must be positive, got 0"),
+    (
+        "[responder.limits]\nhalf_open_max = 1.0",
+        "responder.limits.half_open_max",
+        "expected an integer, got a float",
+    ),
+    ("[responder.limits]\nhalf_open_timeout = -1", "responder.limits.half_open_timeout", "must be positive"),
+    (
+        '[responder.limits]\nhalf_open_timeout = "30s"',
+        "responder.limits.half_open_timeout",
+        "expected a number, got a string",
+    ),
+    (
+        "[responder.limits]\ncookie_threshold = -1",
+        "responder.limits.cookie_threshold",
+        "must be an integer >= 0",
+    ),
+    (
+        "[responder.limits]\ncookie_secret_lifetime = 0",
+        "responder.limits.cookie_secret_lifetime",
+        "must be positive",
+    ),
+    ("[responder.limits]\nike_sa_max = 0", "responder.limits.ike_sa_max", "must be positive"),
+    (
+        "[responder.limits]\nconnections_max = 0",
+        "responder.limits.connections_max",
+        "must be at least 1, got 0",
+    ),
+    (
+        "[responder.limits]\nconnections_max = true",
+        "responder.limits.connections_max",
+        "expected an integer, got a boolean",
+    ),
+    (
+        "[responder.limits]\nconnections_per_source = 2000",
+        "responder.limits.connections_per_source",
+        "2000 exceeds connections_max (1000)",
+    ),
+    (
+        "[responder.limits]\nbuffer_per_connection = 4096",
+        "responder.limits.buffer_per_connection",
+        "must be at least 65535",
+    ),
+    (
+        "[responder.limits]\nprefix_timeout = 0",
+        "responder.limits.prefix_timeout",
+        "finite number of seconds > 0",
+    ),
+    (
+        "[responder.limits]\nfirst_frame_timeout = inf",
+        "responder.limits.first_frame_timeout",
+        "finite number",
+    ),
+    ("[responder.limits]\nshutdown_timeout = nan", "responder.limits.shutdown_timeout", "finite number"),
+    (
+        "[responder.limits]\nhalf_open = 5",
+        "responder.limits.half_open",
+        "unknown key; did you mean 'half_open_max'?",
+    ),
+    ('[tls]\ncert = "c"', "tls.key", "missing: a TLS certificate needs its private key"),
+    ('[tls]\nkey = "k"', "tls.cert", "missing: a TLS private key needs its certificate"),
+    ('[tls]\ncert = ""\nkey = "k"', "tls.cert", "empty path"),
+    ('[tls]\ncert = "a\\u0000b"\nkey = "k"', "tls.cert", "path holds a NUL character"),
+    ("[keylog]\ndir = 1", "keylog.dir", "expected a string, got an integer"),
+    ('[keylog]\ndirs = "/tmp"', "keylog.dirs", "unknown key; did you mean 'dir'?"),
+    ("[pools.lab]", "pools.lab.addrs", "required key is missing"),
+    ("[pools.lab]\naddrs = []", "pools.lab.addrs", "a pool needs an IPv4 or an IPv6 network"),
+    ('[pools.lab]\naddrs = ["10.0.0.1/24"]', "pools.lab.addrs[0]", "10.0.0.1/24 has host bits set"),
+    (
+        '[pools.lab]\naddrs = ["10.0.0.0/24", "10.1.0.0/24"]',
+        "pools.lab.addrs[1]",
+        "a pool takes one IPv4 network",
+    ),
+    ('[pools.lab]\naddrs = ["10.0.0.0-10.0.0.9"]', "pools.lab.addrs[0]", "does not appear to be"),
+    (
+        '[pools.lab]\naddrs = ["10.0.0.0/24"]\ndns = ["dns.example"]',
+        "pools.lab.dns[0]",
+        "does not appear to be",
+    ),
+    ('[pools."my pool"]\naddrs = ["10.0.0.0/24"]', 'pools."my pool"', "holds whitespace"),
+    ("[pools]\nlab = 1", "pools.lab", "expected a table, got an integer"),
+    ('[peers.alice]\nremote_id = "%any"\npsk = ""', "peers.alice.psk", "empty secret"),
+    ('[peers.alice]\nremote_id = "%any"\npsk = "0x123"', "peers.alice.psk", "odd number of hex digits"),
+    ('[peers.alice]\nremote_id = "%any"\npsk = 1234', "peers.alice.psk", "expected a string, got an integer"),
+    ('[peers.alice]\nremote_id = "%any"', "peers.alice.psk", "required key is missing"),
+    ('[peers.alice]\npsk = "x"', "peers.alice.remote_id", "required key is missing"),
+    (
+        '[peers.alice]\nremote_id = "*@"\npsk = "x"',
+        "peers.alice.remote_id",
+        "'*@' must be followed by a domain",
+    ),
+    ('[peers.alice]\nremote_id = "a*b@example.org"\npsk = "x"', "peers.alice.remote_id", "only '*@domain'"),
+    ('[peers.alice]\nremote_id = "%any"\npsk = "x"\nlocal_id = ""', "peers.alice.local_id", "empty identity"),
+    ('[peers.alice]\nremote_id = "%any"\npks = "x"', "peers.alice.pks", "unknown key; did you mean 'psk'?"),
+    (
+        '[peers.alice]\nremote_id = "%any"\npsk = "x"\nwindow = 2',
+        "peers.alice.window",
+        "[peers.alice] takes remote_id, psk",
+    ),
+    (
+        '[peers."%x"]\nremote_id = "%any"\npsk = "x"',
+        'peers."%x"',
+        "peer names starting with '%' are reserved",
+    ),
+    ('[peers."a b"]\nremote_id = "%any"\npsk = "x"', 'peers."a b"', "holds whitespace"),
+    ("peers = []", "peers", "expected a table, got an array"),
+    ("[peers]\nalice = 1", "peers.alice", "expected a table, got an integer"),
+    (PEER + "children = {}", "peers.p.children", "needs at least 1 ChildConfig"),
+    (PEER + "children = 1", "peers.p.children", "expected a table, got an integer"),
+    (PEER + "[peers.p.children]\nc = []", "peers.p.children.c", "expected a table, got an array"),
+    (CHILD + "local_ts = []", "peers.p.children.c.local_ts", "needs at least 1 TrafficSelectorPolicy"),
+    (CHILD + 'local_ts = ["10.0.0.0/33"]', "peers.p.children.c.local_ts[0]", "selector '10.0.0.0/33'"),
+    (
+        CHILD + 'remote_ts = ["10.0.0.0/8", "dynamic"]',
+        "peers.p.children.c.remote_ts[1]",
+        "'dynamic' is not supported",
+    ),
+    (CHILD + 'remote_ts = ["10.0.0.0/8[tcp/99999]"]', "peers.p.children.c.remote_ts[0]", "port range"),
+    (CHILD + 'remote_ts = ["10.0.0.0/8[\u00b2]"]', "peers.p.children.c.remote_ts[0]", "invalid literal"),
+    (CHILD + 'esp_proposals = ["aes256gcm16-prfsha256"]', "peers.p.children.c.esp_proposals[0]", "is a PRF"),
+    (CHILD + "esp_proposals = []", "peers.p.children.c.esp_proposals", "needs at least 1 EspProposal"),
+    (CHILD + 'mode = "beet"', "peers.p.children.c.mode", "expected one of 'tunnel', 'transport', got 'beet'"),
+    (CHILD + 'refuse = "yes"', "peers.p.children.c.refuse", "expected a boolean, got a string"),
+    (CHILD + "pool = 3", "peers.p.children.c.pool", "expected a string, got an integer"),
+    (CHILD + 'pool = ""', "peers.p.children.c.pool", "empty name"),
+    (CHILD + 'pol = "x"', "peers.p.children.c.pol", "unknown key; did you mean 'pool'?"),
+    (
+        '[pools.lab]\naddrs = ["10.0.0.0/24"]\n[peers.bob]\nremote_id = "%any"\npsk = "x"\n'
+        '[peers.bob.children.other]\n[peers.bob.children.net]\npool = "lan"',
+        "peers.bob.children.net.pool",
+        "no pool named 'lan'",
+    ),
+    (
+        '[peers."a.b"]\nremote_id = "%any"\npsk = "x"\n[peers."a.b".children.c]\npool = "q"',
+        'peers."a.b".children.c.pool',
+        "no pool",
+    ),
+    ("[lab]", "lab.any_id_psk", "required key is missing"),
+    ('[lab]\nany_id_psk = "0s"', "lab.any_id_psk", "empty secret"),
+    ('[lab]\nany_id_psk = "k"\nchildren = {}', "lab.children", "needs at least 1 ChildConfig"),
+    ('[lab]\nany_id_psk = "k"\n[lab.children.c]\npool = "q"', "lab.children.c.pool", "no pool named 'q'"),
+    ('[lab]\nany_id_psk = "k"\npsk = "k"', "lab.psk", "unknown key; "),
+    ("wndow = 1", "wndow", "unknown key; the top level takes responder, tls, keylog, pools, peers, lab"),
+    ("[peer.alice]", "peer", "unknown key; did you mean 'peers'?"),
+    ("responder = 1", "responder", "expected a table, got an integer"),
+]
+
+
+@pytest.mark.parametrize(("document", "path", "message"), ERRORS)
+def test_errors_name_the_key_path(document: str, path: str, message: str) -> None:
+    error = error_of(document)
+    assert error.field == path
+    assert str(error).startswith(f"{path}: ")
+    assert message in error.message
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[responder\nwindow = 1", "at line 1, column"),
+        (b"[responder]\nwindow = = 1", "at line 2, column 10"),
+        (b"a = 1\na = 2", "TOML syntax error: Cannot overwrite a value"),
+        (b"[responder]\nwindow = \xff", "not UTF-8 (byte 21 is invalid)"),
+        (b"a = " + b"[" * 100_000, "nested too deeply"),
+        (b"a = " + b"1" * 5000, "TOML value error"),
+    ],
+)
+def test_syntax_errors(data: bytes, message: str) -> None:
+    error = error_of(data)
+    assert error.field == ""
+    assert message in str(error)
+
+
+def test_model_errors_keep_model_paths_in_code() -> None:
+    with pytest.raises(ConfigError, match=r"^listeners\[0\]: tls://\[::1\]:443 needs"):
+        FileConfig(listeners=(Listener(Transport.TLS, "::1", 443),))
+    with pytest.raises(ConfigError, match=r"^tls_cert: missing"):
+        FileConfig(tls_key=Path("k"))
+    with pytest.raises(ConfigError, match=r"^log_level: expected one of"):
+        FileConfig(log_level="INFO")
+    with pytest.raises(ConfigError, match=r"^prefix_timeout: expected a float, got int"):
+        FileConfig(prefix_timeout=5)
+    with pytest.raises(ConfigError, match=r"^keylog_dir: expected a Path, got str"):
+        FileConfig(keylog_dir="/tmp")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# Random documents: nothing but ConfigError, always at a path inside the document
+# ---------------------------------------------------------------------------
+
+
+def _toml_string(text: str) -> str:
+    escaped = []
+    for char in text:
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f"{_toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+
+
+def _toml(document: dict[str, Any]) -> str:
+    return "".join(f"{_toml_string(key)} = {_toml_value(value)}\n" for key, value in document.items())
+
+
+KEY_WORDS = sorted({key for keys in KEYS.values() for key in keys} | {"alice", "net", "lab", "x y", "%z", ""})
+PLAUSIBLE = [
+    "%any", "*@example.org", "@vpn.example.org", "C=CH, CN=*", "0x0102", "0s", "0sAQI=", "secret",
+    "tcp://127.0.0.1:4500", "tls://[::1]:443", "udp://x", "10.0.0.0/24", "fd00::/64", "10.0.0.0/8[tcp/443]",
+    "dynamic", "default", "aes256gcm16-prfsha256-x25519", "aes256-sha256", "tunnel", "transport", "allow",
+    "force", "never", "debug", "lab", "lan", "",
+]  # fmt: skip
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(),
+    st.sampled_from(PLAUSIBLE),
+    st.text(max_size=12),
+    st.datetimes(),
+    st.dates(),
+    st.times(),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(KEY_WORDS) | st.text(max_size=6), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+BASE = tomllib.loads(EXAMPLE.read_text())
+
+
+def _paths(value: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+BASE_PATHS = [path for path in _paths(BASE) if path]
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """The example document with a few keys replaced, removed or added."""
+    document: dict[str, Any] = json.loads(json.dumps(BASE))
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(BASE_PATHS))
+        parent: Any = document
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            if isinstance(parent, dict) != isinstance(path[-1], str):
+                continue  # an earlier edit turned an array into a table or back
+            parent[path[-1]]  # raises if an earlier edit removed it
+            action = draw(st.sampled_from(["replace", "delete", "add"]))
+            if action == "replace":
+                parent[path[-1]] = draw(values)
+            elif action == "delete" and isinstance(parent, dict):
+                del parent[path[-1]]
+            elif isinstance(parent[path[-1]], dict):
+                parent[path[-1]][draw(st.sampled_from(KEY_WORDS))] = draw(values)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed or reshaped this path
+    return document
+
+
+def _top_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def check_document(document: dict[str, Any]) -> None:
+    try:
+        load(_toml(document))
+    except ConfigError as error:
+        assert error.field, str(error)
+        assert str(error) == f"{error.field}: {error.message}"
+        assert any(
+            error.field == _top_key(key) or error.field.startswith((_top_key(key) + ".", _top_key(key) + "["))
+            for key in document
+        ), str(error)
+
+
+def test_toml_writer_round_trips() -> None:
+    assert tomllib.loads(_toml(BASE)) == BASE
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_documents())
+def test_mutated_example_raises_only_config_errors_at_real_paths(document: dict[str, Any]) -> None:
+    check_document(document)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from(KEY_WORDS) | st.text(max_size=6), values, max_size=5))
+def test_random_documents_raise_only_config_errors_at_real_paths(document: dict[str, Any]) -> None:
+    check_document(document)
+
+
+@given(st.text(alphabet="[]{}=\"'.,#\n \t=abcdelmnoprstx0123456789_-:/@*%\\", max_size=80))
+def test_toml_ish_text_raises_only_config_errors(text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        load(text)
+
+
+@given(st.binary(max_size=80))
+def test_random_bytes_raise_only_config_errors(data: bytes) -> None:
+    with contextlib.suppress(ConfigError):
+        load_config(data)
+
+
+# ---------------------------------------------------------------------------
+# docs/configuration.md documents every key, with its real default
+# ---------------------------------------------------------------------------
+
+
+def documented_tables() -> dict[str, list[list[str]]]:
+    """Table pattern -> rows (cells) of its key table, from the ``## `[...]``` sections."""
+    tables: dict[str, list[list[str]]] = {}
+    current: list[str] = []
+    for line in (DOCS / "configuration.md").read_text().splitlines():
+        if line.startswith("## "):
+            current = re.findall(r"`\[([^\]]+)\]`", line)
+            for name in current:
+                tables[name] = []
+        elif current and line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            for name in current:
+                tables[name].append(cells)
+    return tables
+
+
+def test_docs_document_every_key() -> None:
+    tables = documented_tables()
+    assert set(tables) == set(KEYS) - {""}
+    for name, rows in tables.items():
+        assert [row[0].strip("`") for row in rows] == list(KEYS[name]), name
+        assert all(len(row) == 4 and row[3] for row in rows), name
+
+
+BASES = {
+    "responder": "[responder]\n",
+    "responder.limits": "[responder.limits]\n",
+    "tls": "[tls]\n",
+    "keylog": "[keylog]\n",
+    "pools.NAME": '[pools.p]\naddrs = ["10.0.0.0/24"]\n',
+    "peers.NAME": PEER,
+    "peers.NAME.children.NAME": CHILD,
+    "lab": '[lab]\nany_id_psk = "k"\n',
+    "lab.children.NAME": '[lab]\nany_id_psk = "k"\n[lab.children.c]\n',
+}
+
+
+def test_documented_defaults_are_the_real_ones() -> None:
+    checked = 0
+    for name, rows in documented_tables().items():
+        for key, _type, default, _meaning in rows:
+            literal = re.fullmatch(r"`([^`]+)`", default)
+            if literal is None:
+                continue
+            base = BASES[name].replace("[peers.p.children.c]\n", "") if key == "children" else BASES[name]
+            assert load(BASES[name] + f"{key.strip('`')} = {literal.group(1)}\n") == load(base), key
+            checked += 1
+    assert checked >= 20
+
+
+def test_docs_example_is_docs_example_toml() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    block = re.search(r"## Complete example\n.*?```toml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    assert block.group(1) == EXAMPLE.read_text()
