@@ -455,7 +455,14 @@ class IkeSa:
         del self.pending[request.message_id]
         self.path = path
         self.emit(MessageAccepted(self.spi_i, self.spi_r, request.exchange, request.message_id, True))
-        request.on_response(self, message, now)
+        try:
+            request.on_response(self, message, now)
+        except ProtocolError as error:
+            # A response cannot be answered; one we cannot accept leaves the exchange
+            # failed, and with it the IKE SA (RFC 7296 §2.21: close the SA rather than
+            # go on with state the peer does not share).
+            self.close(f"{request.exchange.name} response {request.message_id} unacceptable: {error.reason}")
+            return
         self._flush_queue(now)
 
     # ------------------------------------------------------------------ our requests

@@ -284,3 +284,22 @@ def test_create_child_sa_is_refused_with_no_additional_sas() -> None:
     assert responder_sa.state is IkeSaState.ESTABLISHED and len(responder_sa.children) == 1
     assert "NO_ADDITIONAL_SAS" in pair.events(RequestAnswered)[-1].result
     assert ask(pair, responder_sa, ExchangeType.INFORMATIONAL).payloads == ()  # Message IDs moved on
+
+
+def test_unacceptable_response_to_our_request_ends_the_sa_without_raising() -> None:
+    """RFC 7296 §2.21: a response our handler cannot accept ends the SA; nothing escapes the core."""
+    from responder.core.errors import DecodeError
+
+    pair, initiator_sa, responder_sa = established()
+
+    def on_response(sa: IkeSa, message: Message, now: float) -> None:
+        raise DecodeError("a response this request cannot use", offset=28)
+
+    initiator_sa.start_request(ExchangeType.INFORMATIONAL, (), on_response, pair.now)
+    [request] = initiator_sa.messages_to_send()
+    [response] = pair.to_responder(request.data)
+    assert pair.to_initiator(response) == []
+    assert initiator_sa.state is IkeSaState.CLOSED
+    [closed] = pair.events(IkeSaClosed, "initiator")
+    assert "INFORMATIONAL response" in closed.reason and "cannot use" in closed.reason
+    assert responder_sa.state is IkeSaState.ESTABLISHED
