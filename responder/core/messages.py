@@ -397,6 +397,9 @@ def decode_payload(payload_type: PayloadType, data: bytes, *, offset: int = 0) -
     ``data`` must hold the payload and nothing else.  For SK and SKF the Next
     Payload field is also in the value (``first_inner_payload``).
     """
+    if payload_type == PayloadType.NONE:
+        # Next Payload 0 ends a chain (RFC 7296 §3.2): there is no payload of that type.
+        raise DecodeError("payload type 0 (NONE) names no payload", offset=offset)
     reader = Reader(data, offset=offset)
     payload, next_payload = _decode_one(reader, payload_type)
     if not reader.at_end():

@@ -519,3 +519,12 @@ def test_critical_bit_on_a_known_payload_is_kept_not_refused() -> None:
 def test_version_check_precedes_the_length_check() -> None:
     """RFC 7296 §2.5: a message of another major version is answered as such, whatever follows."""
     _check(lambda: decode_message(message(0, "", version=0x10, length_delta=99)), Version, 17, None, "major")
+
+
+def test_decode_payload_of_type_none_is_a_decode_error() -> None:
+    """RFC 7296 §3.2: Next Payload 0 ends the chain; asking for a payload of that type is an error."""
+    from responder.core.messages import decode_payload
+
+    with pytest.raises(DecodeError, match="names no payload") as caught:
+        decode_payload(PayloadType.NONE, bytes(4), offset=40)
+    assert caught.value.offset == 40
