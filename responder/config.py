@@ -159,6 +159,23 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object)
         raise ConfigError(f"must be positive, got {value}", attribute.name)
 
 
+def _check_text(text: object) -> None:
+    """Configuration text must be a string that UTF-8 can carry (argv may hold lone surrogates)."""
+    if not isinstance(text, str):
+        raise ConfigError(f"expected a string, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{text!r} holds characters UTF-8 cannot encode") from None
+
+
+def _ascii_number(text: str) -> int | None:
+    """A decimal number written in ASCII digits (``int()`` also takes other scripts' digits)."""
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        return int(text)
+    return None
+
+
 def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not _is_int(value):
         raise ConfigError(f"expected an integer, got {type(value).__name__}", attribute.name)
@@ -212,6 +229,7 @@ class Secret:
         octets and more MUST work).  A text secret that itself begins with
         ``0x`` or ``0s`` must be written in hex.
         """
+        _check_text(text)
         if not isinstance(text, str):
             raise ConfigError(f"expected a string, got {type(text).__name__}")
         prefix, rest = text[:2].lower(), text[2:]
@@ -600,6 +618,7 @@ class Identity:
         * a type prefix forces the type: ``fqdn:``, ``email:``/``rfc822:``,
           ``ipv4:``, ``ipv6:``, ``dn:``/``asn1dn:``, ``keyid:``.
         """
+        _check_text(text)
         if not isinstance(text, str):
             raise ConfigError(f"expected a string, got {type(text).__name__}")
         stripped = text.strip()
@@ -707,6 +726,7 @@ class IdPattern:
         domain, ``*.example.org`` only ID_FQDN names below it (not
         ``example.org`` itself).  Domains compare case-insensitively.
         """
+        _check_text(text)
         if not isinstance(text, str):
             raise ConfigError(f"expected a string, got {type(text).__name__}")
         stripped = text.strip()
@@ -1002,6 +1022,7 @@ class IkeProposal:
         (``sha256`` gives ``prfsha256``), as strongSwan does; AEAD proposals
         must name their PRF.
         """
+        _check_text(text)
         encryption_algorithms: list[EncryptionAlgorithm] = []
         prfs: list[PrfId] = []
         integrity: list[IntegId] = []
@@ -1075,6 +1096,7 @@ class EspProposal:
         ``esn`` / ``noesn`` choose the ESN values (both: ``noesn-esn``);
         without either, both are accepted.  Key exchange keywords are PFS groups.
         """
+        _check_text(text)
         encryption_algorithms: list[EncryptionAlgorithm] = []
         integrity: list[IntegId] = []
         groups: list[KeyExchangeId] = []
@@ -1158,11 +1180,10 @@ def _parse_port_range(text: str, original: str) -> tuple[int, int]:
     if text in ("", "%any"):
         return 0, 0xFFFF
     low, dash, high = text.partition("-")
-    try:
-        start = int(low)
-        end = int(high) if dash else start
-    except ValueError:
-        raise ConfigError(f"selector {original!r}: port {text!r} is not a number or range") from None
+    start = _ascii_number(low)
+    end = _ascii_number(high) if dash else start
+    if start is None or end is None:
+        raise ConfigError(f"selector {original!r}: port {text!r} is not a number or range")
     if not (0 <= start <= end <= 0xFFFF):
         raise ConfigError(f"selector {original!r}: port range {text!r} is not within 0..65535 and ordered")
     return start, end
@@ -1209,6 +1230,7 @@ class TrafficSelectorPolicy:
         ``udp``, ``icmp``, ``icmpv6``, ...), a number or ``%any`` and the port
         may be ``%any``.
         """
+        _check_text(text)
         if not isinstance(text, str):
             raise ConfigError(f"expected a string, got {type(text).__name__}")
         match = re.fullmatch(r"\s*([^\[\]\s]+)\s*(?:\[([^\]]*)\])?\s*", text)
@@ -1235,8 +1257,8 @@ class TrafficSelectorPolicy:
                 protocol = 0
             elif proto_text in _PROTOCOL_NAMES:
                 protocol = _PROTOCOL_NAMES[proto_text]
-            elif proto_text.isdigit() and int(proto_text) <= 0xFF:
-                protocol = int(proto_text)
+            elif (number := _ascii_number(proto_text)) is not None and number <= 0xFF:
+                protocol = number
             else:
                 raise ConfigError(f"selector {text!r}: unknown protocol {proto_text!r}")
             start_port, end_port = _parse_port_range(port_text.strip().lower(), text)

@@ -133,6 +133,16 @@ def _check_host(_instance: object, attribute: attrs.Attribute[Any], value: objec
         raise ConfigError(f"{value!r} is not an IP address", attribute.name) from None
 
 
+def _normal_host(value: object) -> object:
+    """An address literal in its one canonical spelling (``::0001`` is ``::1``), so duplicates show."""
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass  # _check_host reports it
+    return value
+
+
 def _check_port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
         raise ConfigError(f"must be an integer in 0..65535, got {value!r}", attribute.name)
@@ -150,7 +160,7 @@ class Listener:
     """
 
     kind: Transport = attrs.field(validator=_check_kind)
-    host: str = attrs.field(validator=_check_host)
+    host: str = attrs.field(converter=_normal_host, validator=_check_host)
     port: int = attrs.field(validator=_check_port)
 
     @classmethod
@@ -202,8 +212,13 @@ class Listener:
         return f"{self.kind.value}://{host}:{self.port}"
 
 
-#: Listeners of a file without ``responder.listen``: RFC 9329 TCP on loopback only.
-DEFAULT_LISTENERS: Final = (Listener(Transport.TCP, "127.0.0.1", 4500),)
+#: Listeners of a file without ``responder.listen`` (and of ``ikev2-responder`` with no
+#: arguments): RFC 9329 TCP and UDP with the non-ESP marker on port 4500 (RFC 9329 §2, row A3;
+#: RFC 3948), loopback only, so nothing is exposed and no privilege is needed.
+DEFAULT_LISTENERS: Final = (
+    Listener(Transport.TCP, "127.0.0.1", 4500),
+    Listener(Transport.UDP, "127.0.0.1", 4500),
+)
 
 
 # ---------------------------------------------------------------------------
@@ -223,6 +238,23 @@ def _check_listeners(_instance: object, attribute: attrs.Attribute[Any], value: 
         if earlier is not None and listener.port != 0:
             what = "repeats" if earlier == listener else "needs the same TCP port as"
             raise ConfigError(f"{listener} {what} {earlier}", f"{attribute.name}[{index}]")
+        if listener.kind.is_stream and listener.port != 0:
+            # A listening TCP socket on the wildcard address holds the port for every
+            # address of its family: binding another one fails (EADDRINUSE), so say so now.
+            address = ipaddress.ip_address(listener.host)
+            for other in seen.values():
+                other_address = ipaddress.ip_address(other.host)
+                if (
+                    other.kind.is_stream
+                    and other.port == listener.port
+                    and other_address.version == address.version
+                    and address.is_unspecified != other_address.is_unspecified
+                ):
+                    raise ConfigError(
+                        f"{listener} overlaps {other}: a TCP port on the wildcard address "
+                        "covers every address of its family",
+                        f"{attribute.name}[{index}]",
+                    )
         seen[key] = listener
 
 
@@ -258,8 +290,10 @@ class FileConfig:
     """A configuration file: the core's :class:`Config` plus what only the server uses.
 
     ``tls_cert``/``tls_key`` (PEM files, both or neither) serve the ``tls``
-    listeners.  ``keylog_dir`` set makes the server write Wireshark key
-    tables there.  Connection limits: ``connections_max`` streams in all,
+    listeners; without them a ``tls`` listener presents a self-signed
+    certificate made at start (its fingerprint is logged and printed).
+    ``keylog_dir`` set makes the server write Wireshark key tables there.
+    Connection limits: ``connections_max`` streams in all,
     ``connections_per_source`` per remote address, ``buffer_per_connection``
     octets buffered per stream (at least one maximal RFC 9329 frame);
     ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
@@ -290,9 +324,6 @@ class FileConfig:
             raise ConfigError("missing: a TLS certificate needs its private key", "tls_key")
         if self.tls_cert is None and self.tls_key is not None:
             raise ConfigError("missing: a TLS private key needs its certificate", "tls_cert")
-        for index, listener in enumerate(self.listeners):
-            if listener.kind is Transport.TLS and self.tls_cert is None:
-                raise ConfigError(f"{listener} needs a TLS certificate and key", f"listeners[{index}]")
 
 
 # ---------------------------------------------------------------------------

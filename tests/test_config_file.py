@@ -202,7 +202,12 @@ def test_empty_file_is_every_default() -> None:
     loaded = load("")
     assert loaded == FileConfig()
     assert loaded.config == Config()
-    assert loaded.listeners == DEFAULT_LISTENERS == (Listener(Transport.TCP, "127.0.0.1", 4500),)
+    # RFC 9329 §2 (row A3): TCP 4500; and UDP 4500 beside it (row A6), on loopback only
+    assert loaded.listeners == DEFAULT_LISTENERS
+    assert [str(listener) for listener in DEFAULT_LISTENERS] == [
+        "tcp://127.0.0.1:4500",
+        "udp://127.0.0.1:4500",
+    ]
     assert loaded.tls_cert is None and loaded.tls_key is None and loaded.keylog_dir is None
     assert loaded.log_level == "info"
     assert loaded.connections_max == 1000
@@ -296,6 +301,32 @@ def test_listeners_in_code_are_checked() -> None:
         Listener("tcp", "1.2.3.4", 1)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^listeners: needs at least one listener"):
         FileConfig(listeners=())
+
+
+def test_listener_hosts_are_canonical() -> None:
+    assert Listener(Transport.TCP, "::0001", 1).host == "::1"
+    assert Listener(Transport.TCP, "2001:DB8::1", 1) == Listener(Transport.TCP, "2001:db8::1", 1)
+    with pytest.raises(ConfigError, match=r"^listeners\[1\]: tcp://\[::1\]:4500 repeats"):
+        FileConfig(listeners=(Listener(Transport.TCP, "::1", 4500), Listener(Transport.TCP, "0:0::1", 4500)))
+
+
+def test_tls_listener_without_a_certificate_is_self_signed() -> None:
+    loaded = load('[responder]\nlisten = ["tls://127.0.0.1:443"]')
+    assert loaded.listeners == (Listener(Transport.TLS, "127.0.0.1", 443),)
+    assert loaded.tls_cert is None and loaded.tls_key is None  # serve() makes a self-signed one
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        '["tcp://127.0.0.1:4500", "udp://0.0.0.0:4500"]',  # TCP and UDP ports are separate
+        '["tcp://0.0.0.0:4500", "tcp://[::]:4500"]',  # IPv6 wildcard sockets are IPv6-only
+        '["tcp://0.0.0.0:0", "tcp://127.0.0.1:0"]',  # port 0: each gets its own port
+        '["udp://0.0.0.0:4500", "udp://127.0.0.1:4500"]',
+    ],
+)
+def test_listeners_that_can_coexist(listen: str) -> None:
+    assert len(load(f"[responder]\nlisten = {listen}").listeners) == 2
 
 
 def test_udp_and_tcp_may_share_a_port_and_port_zero_repeats() -> None:
@@ -420,9 +451,14 @@ ERRORS = [
         "tls://0.0.0.0:443 needs the same TCP port as tcp://0.0.0.0:443",
     ),
     (
-        '[responder]\nlisten = ["tls://[::]:443"]',
-        "responder.listen[0]",
-        "tls://[::]:443 needs a TLS certificate and key",
+        '[responder]\nlisten = ["tcp://0.0.0.0:4500", "tcp://127.0.0.1:4500"]',
+        "responder.listen[1]",
+        "tcp://127.0.0.1:4500 overlaps tcp://0.0.0.0:4500",
+    ),
+    (
+        '[responder]\nlisten = ["tls://[::1]:443", "tcp://[::]:443"]',
+        "responder.listen[1]",
+        "tcp://[::]:443 overlaps tls://[::1]:443",
     ),
     ("[responder]\nproposals = []", "responder.proposals", "needs at least 1 IkeProposal"),
     (
@@ -559,7 +595,7 @@ ERRORS = [
         "'dynamic' is not supported",
     ),
     (CHILD + 'remote_ts = ["10.0.0.0/8[tcp/99999]"]', "peers.p.children.c.remote_ts[0]", "port range"),
-    (CHILD + 'remote_ts = ["10.0.0.0/8[\u00b2]"]', "peers.p.children.c.remote_ts[0]", "invalid literal"),
+    (CHILD + 'remote_ts = ["10.0.0.0/8[\u00b2]"]', "peers.p.children.c.remote_ts[0]", "unknown protocol"),
     (CHILD + 'esp_proposals = ["aes256gcm16-prfsha256"]', "peers.p.children.c.esp_proposals[0]", "is a PRF"),
     (CHILD + "esp_proposals = []", "peers.p.children.c.esp_proposals", "needs at least 1 EspProposal"),
     (CHILD + 'mode = "beet"', "peers.p.children.c.mode", "expected one of 'tunnel', 'transport', got 'beet'"),
@@ -615,8 +651,8 @@ def test_syntax_errors(data: bytes, message: str) -> None:
 
 
 def test_model_errors_keep_model_paths_in_code() -> None:
-    with pytest.raises(ConfigError, match=r"^listeners\[0\]: tls://\[::1\]:443 needs"):
-        FileConfig(listeners=(Listener(Transport.TLS, "::1", 443),))
+    with pytest.raises(ConfigError, match=r"^listeners\[1\]: tls://\[::1\]:443 needs the same TCP port"):
+        FileConfig(listeners=(Listener(Transport.TCP, "::1", 443), Listener(Transport.TLS, "::1", 443)))
     with pytest.raises(ConfigError, match=r"^tls_cert: missing"):
         FileConfig(tls_key=Path("k"))
     with pytest.raises(ConfigError, match=r"^log_level: expected one of"):

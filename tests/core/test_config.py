@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -850,3 +851,21 @@ def test_config_module_stays_out_of_io() -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & {"trio", "socket", "time", "logging"}
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (TrafficSelectorPolicy.parse, "10.0.0.1[tcp/\u0668\u0660]", "is not a number"),
+        (TrafficSelectorPolicy.parse, "10.0.0.1[tcp/1-\u0662]", "is not a number"),
+        (TrafficSelectorPolicy.parse, "10.0.0.1[\u0666/80]", "unknown protocol"),
+        (TrafficSelectorPolicy.parse, "10.0.0.1[tcp/99999999999999999999]", "is not a number"),
+        (Identity.parse, "C=DE,CN=\udcff", "UTF-8 cannot encode"),
+        (IdPattern.parse, "*@\udcff", "UTF-8 cannot encode"),
+        (Secret.parse, "\udcff", "UTF-8 cannot encode"),
+    ],
+)
+def test_parsers_refuse_foreign_digits_and_unencodable_text(parse: Any, text: str, message: str) -> None:
+    """int() reads digits of every script and argv may carry lone surrogates: both are ConfigErrors."""
+    with pytest.raises(ConfigError, match=message):
+        parse(text)
