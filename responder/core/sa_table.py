@@ -61,6 +61,7 @@ class Endpoint:
     _pools: dict[str, PoolAllocator] = attrs.field(init=False)
     _outgoing: list[Outgoing] = attrs.field(init=False, factory=list)
     _events: deque[Event] = attrs.field(init=False, factory=deque)
+    _new: list[IkeSa] = attrs.field(init=False, factory=list)  # created since the last new_sas()
 
     def __attrs_post_init__(self) -> None:
         self._cookies = CookieJar(self.random_bytes, self.config.limits.cookie_secret_lifetime)
@@ -82,6 +83,41 @@ class Endpoint:
     def sa(self, local_spi: bytes) -> IkeSa | None:
         return self._sas.get(local_spi)
 
+    def new_sas(self) -> list[IkeSa]:
+        """SAs created since the last call (an answered IKE_SA_INIT, :meth:`initiate`), oldest first.
+
+        The shell starts one timer task per SA from this list; an SA that is
+        already closed again is still listed once.  Like :meth:`messages_to_send`
+        and :meth:`next_event`, the list grows until it is taken.
+        """
+        out, self._new = self._new, []
+        return out
+
+    def find_sa(self, data: bytes) -> IkeSa | None:
+        """The live SA that :meth:`receive` would hand ``data`` to, or ``None``.
+
+        ``None`` for a new IKE_SA_INIT request, unknown SPIs or a header that
+        does not decode.  Looks only at the header, like :meth:`receive`.
+        """
+        try:
+            header, _, _ = decode_header(data)
+        except DecodeError:
+            return None
+        if (
+            header.exchange_type is ExchangeType.IKE_SA_INIT
+            and not header.is_response
+            and header.spi_r == bytes(8)
+        ):
+            return None
+        sa = self._sas.get(header.spi_r if header.is_initiator else header.spi_i)
+        if (
+            sa is None
+            or sa.spi_i != header.spi_i
+            or (sa.spi_r != header.spi_r and sa.state is not IkeSaState.INIT_SENT)
+        ):
+            return None
+        return sa
+
     @property
     def half_open_count(self) -> int:
         return sum(1 for sa in self._sas.values() if sa.state is IkeSaState.INIT_DONE)
@@ -94,10 +130,20 @@ class Endpoint:
 
     def handle_timer(self, now: float) -> None:
         for sa in list(self._sas.values()):
-            deadline = sa.get_timer()
-            if deadline is not None and now >= deadline:
-                sa.handle_timer(now)
-                self._collect(sa)
+            self.handle_sa_timer(sa, now)
+
+    def handle_sa_timer(self, sa: IkeSa, now: float) -> None:
+        """Run one SA's timer if its deadline has come (the shell's per-SA task calls this).
+
+        Does nothing for an SA this endpoint no longer holds or whose
+        deadline is still ahead; what the SA queues is collected as usual.
+        """
+        if self._sas.get(sa.local_spi) is not sa:
+            return
+        deadline = sa.get_timer()
+        if deadline is not None and now >= deadline:
+            sa.handle_timer(now)
+            self._collect(sa)
 
     # ------------------------------------------------------------------ input
 
@@ -177,6 +223,7 @@ class Endpoint:
             return
         self._sas[outcome.spi_r] = outcome
         self._half_open[digest] = outcome
+        self._new.append(outcome)
         self._collect(outcome)
 
     def _refuse_undecodable(self, data: bytes, path: Path, error: DecodeError) -> None:
@@ -235,6 +282,7 @@ class Endpoint:
             pools=self._pools,
         )
         self._sas[sa.spi_i] = sa
+        self._new.append(sa)
         ike_sa_init.start(sa, now)
         self._collect(sa)
         return sa
