@@ -1,0 +1,366 @@
+"""Open TCP and TLS connections: ids, limits, eviction of stalled connections, shutdown.
+
+Strategy: one :class:`ConnectionTable` per server, shared by every ``tcp`` and
+``tls`` listener, knows each open :class:`Connection` in the order they were
+accepted.  The accept loop of :mod:`responder.server.streams` asks
+:meth:`ConnectionTable.admit` before it starts a task for a new stream, so
+admission is synchronous and needs no lock.  Two limits apply
+(``connections_max`` in all, ``connections_per_source`` per remote address);
+when one is reached a connection that is still *stalled* (TLS handshake,
+waiting for the "IKETCP" prefix or for its first frame) is evicted, oldest
+first, and for the per-source limit only one of that source; if none is
+stalled the new connection is refused.  So peers that open connections and
+send nothing can hold a slot for ``prefix_timeout`` at most and can never
+lock out a well-behaved peer, and a connection that has carried a frame is
+never evicted (whether it still serves an IKE SA is the engine's business:
+RFC 9329 §6.1 lets the TCP Responder close idle connections, row A25).
+
+A :class:`Connection` is also the :class:`~responder.server.contracts.Sink` the
+engine sends through: :meth:`Connection.send_ike` frames the message
+(RFC 9329 §3.1) and queues it, without blocking, in a bounded channel that one
+writer task empties; a full queue means the peer does not read, and the
+connection is closed (the engine keeps the SA, RFC 9329 §6.1, row A26).
+
+Every limit hit is logged through a per-key :class:`LimitLog`, because a
+peer can trigger them at will.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from collections import Counter
+from collections.abc import Hashable, Iterator
+from ipaddress import IPv4Address, IPv6Address
+
+import attrs
+import trio
+
+from responder.config_file import FileConfig
+from responder.core.errors import LocalError
+from responder.core.ike_sa import Path, Transport
+from responder.core.tcp_framing import frame_ike
+from responder.server.logs import RateLimiter
+
+__all__ = [
+    "SEND_QUEUE_MESSAGES",
+    "Connection",
+    "ConnectionTable",
+    "LimitLog",
+    "Phase",
+]
+
+log = logging.getLogger("responder.server.streams")
+
+IPAddress = IPv4Address | IPv6Address
+
+SEND_QUEUE_MESSAGES = 32  #: messages a connection may have waiting to be written
+LIMIT_LOG_INTERVAL = 10.0  #: seconds between two log lines about the same limit and source
+
+
+class Phase(enum.Enum):
+    """Where a connection is in its life; the first three are *stalled* (evictable)."""
+
+    HANDSHAKE = "tls-handshake"  #: TLS handshake running (within ``prefix_timeout``)
+    PREFIX = "prefix"  #: waiting for "IKETCP" (RFC 9329 §6.1, within ``prefix_timeout``)
+    FIRST_FRAME = "first-frame"  #: prefix seen, no IKE or ESP frame yet (``first_frame_timeout``)
+    OPEN = "open"  #: has carried a frame; never evicted
+    CLOSING = "closing"  #: reading is over; flushing and closing
+
+    @property
+    def stalled(self) -> bool:
+        return self in (Phase.HANDSHAKE, Phase.PREFIX, Phase.FIRST_FRAME)
+
+
+class LimitLog:
+    """Limit hits and closes, logged through :class:`~responder.server.logs.RateLimiter` on trio's clock.
+
+    At most one line per key per ``interval`` seconds; the next one says how
+    many were held back.  Memory is bounded by the limiter's ``max_keys``.
+    """
+
+    def __init__(self, interval: float = LIMIT_LOG_INTERVAL) -> None:
+        self._limiter = RateLimiter(interval)
+
+    def log(self, level: int, key: Hashable, message: str, *args: object) -> bool:
+        """Log ``message % args`` on this module's logger unless ``key`` is being held back."""
+        return self._limiter.log(log, level, key, trio.current_time(), message, *args)
+
+
+def _address(address: IPAddress, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+@attrs.define(eq=False)
+class Connection:
+    """One accepted TCP or TLS stream, and the sink the engine sends through.
+
+    ``reason`` (why it closed, for the log) and ``outcome`` (a counter name in
+    :attr:`ConnectionTable.stats`) are set once, by whatever ends it first.
+    """
+
+    id: int
+    kind: Transport
+    local_address: IPAddress
+    local_port: int
+    remote_address: IPAddress
+    remote_port: int
+    opened_at: float
+    queue_size: int = SEND_QUEUE_MESSAGES
+    phase: Phase = Phase.PREFIX
+    prefix_at: float | None = None
+    attached: bool = False
+    graceful: bool = True  #: close with TLS close_notify / after flushing; False: cut at once
+    reason: str | None = None
+    outcome: str | None = None
+    #: Cancels everything the connection does; its deadline is the shutdown deadline.
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: Cancels only the reading (graceful shutdown: what is queued is still written).
+    reader_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _send: trio.MemorySendChannel[bytes] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[bytes] = attrs.field(init=False)
+    _path: Path = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[bytes](self.queue_size)
+        self._path = Path(
+            self.kind, self.local_address, self.local_port, self.remote_address, self.remote_port, self.id
+        )
+
+    @property
+    def path(self) -> Path:
+        """The :class:`Path` every frame of this connection is delivered with."""
+        return self._path
+
+    @property
+    def stalled(self) -> bool:
+        return self.phase.stalled
+
+    def describe(self) -> str:
+        """``tls conn 7 192.0.2.1:40001``."""
+        return f"{self.kind.value} conn {self.id} {_address(self.remote_address, self.remote_port)}"
+
+    # ------------------------------------------------------------------ the Sink
+
+    def send_ike(self, message: bytes, path: Path) -> bool:
+        """Frame ``message`` (RFC 9329 §3.1) and queue it; never blocks, never raises.
+
+        ``False`` when the connection is closing, when ``path`` is not this
+        connection's, when the message is too long for a frame, or when the
+        queue is full: then the peer is not reading and the connection closes.
+        """
+        if path.connection != self.id:
+            log.error("%s: engine sent a message for conn %s here; dropped", self.describe(), path.connection)
+            return False
+        try:
+            frame = frame_ike(message)
+        except LocalError as error:
+            log.error("%s: %s; dropped", self.describe(), error)
+            return False
+        try:
+            self._send.send_nowait(frame)
+        except trio.WouldBlock:
+            self.abort(f"slow reader: {self.queue_size} messages waiting to be written", "slow_reader")
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def outgoing(self) -> trio.MemoryReceiveChannel[bytes]:
+        """What the writer task writes, in order (it is the only writer)."""
+        return self._receive
+
+    def stop_sending(self) -> None:
+        """No more messages are queued; the writer finishes what is already queued."""
+        self._send.close()
+
+    # ------------------------------------------------------------------ ending
+
+    def finish(self, reason: str, outcome: str) -> None:
+        """Record why the connection ends (only the first reason counts)."""
+        if self.reason is None:
+            self.reason, self.outcome = reason, outcome
+
+    def abort(self, reason: str, outcome: str) -> None:
+        """End the connection now, without flushing or a TLS close_notify."""
+        self.finish(reason, outcome)
+        self.graceful = False
+        self._send.close()
+        self.cancel_scope.cancel()
+
+    def shutdown(self, deadline: float) -> None:
+        """Server shutdown: stop reading, write what is queued, close gracefully, cut at ``deadline``."""
+        if self.stalled:
+            self.abort("server shutting down", "shutdown")
+            return
+        self.finish("server shutting down", "shutdown")
+        self.cancel_scope.deadline = min(self.cancel_scope.deadline, deadline)
+        self.reader_scope.cancel()
+
+
+class ConnectionTable:
+    """Every open TCP/TLS connection of one server; admission, limits, eviction and shutdown.
+
+    ``stats`` counts ``accepted``, ``refused_total`` and ``refused_per_source``
+    at admission, one outcome per closed connection (``evicted``,
+    ``peer_closed``, ``framing_error``, ``prefix_timeout``,
+    ``first_frame_timeout``, ``tls_failed``, ``broken``, ``slow_reader``,
+    ``buffer_exceeded``, ``shutdown``, ``failed``) and the frames delivered
+    (``ike_frames``, ``esp_frames``).
+    """
+
+    def __init__(self, settings: FileConfig, *, send_queue: int = SEND_QUEUE_MESSAGES) -> None:
+        self.settings = settings
+        self.send_queue = send_queue
+        self.stats: Counter[str] = Counter()
+        self.limiter = LimitLog()
+        self._connections: dict[int, Connection] = {}  # insertion order = oldest first
+        self._per_source: Counter[IPAddress] = Counter()
+        self._next_id = 1
+        self._closing = False
+        self._listener_scopes: set[trio.CancelScope] = set()
+        self._empty: trio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def connections(self) -> list[Connection]:
+        """Open connections, oldest first."""
+        return list(self._connections.values())
+
+    def count_from(self, address: IPAddress) -> int:
+        return self._per_source[address]
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`aclose_all` has started: nothing more is admitted."""
+        return self._closing
+
+    # ------------------------------------------------------------------ admission
+
+    def admit(
+        self,
+        kind: Transport,
+        local_address: IPAddress,
+        local_port: int,
+        remote_address: IPAddress,
+        remote_port: int,
+        now: float,
+    ) -> Connection | None:
+        """A new :class:`Connection` for an accepted stream, or ``None``: close it at once.
+
+        Makes room by evicting stalled connections, oldest first (of the same
+        source for the per-source limit).
+        """
+        peer = _address(remote_address, remote_port)
+        if self._closing:
+            self.stats["refused_shutdown"] += 1
+            return None
+        per_source = self.settings.connections_per_source
+        while self._per_source[remote_address] >= per_source:
+            victim = self._oldest_stalled(remote_address)
+            if victim is None:
+                self._refuse("per_source", remote_address, peer, per_source)
+                return None
+            self._evict(victim, f"connections_per_source ({per_source}) reached by {remote_address}")
+        total = self.settings.connections_max
+        while len(self._connections) >= total:
+            victim = self._oldest_stalled(None)
+            if victim is None:
+                self._refuse("total", None, peer, total)
+                return None
+            self._evict(victim, f"connections_max ({total}) reached")
+        connection = Connection(
+            self._next_id,
+            kind,
+            local_address,
+            local_port,
+            remote_address,
+            remote_port,
+            now,
+            queue_size=self.send_queue,
+            phase=Phase.HANDSHAKE if kind is Transport.TLS else Phase.PREFIX,
+        )
+        self._next_id += 1
+        self._connections[connection.id] = connection
+        self._per_source[remote_address] += 1
+        self.stats["accepted"] += 1
+        return connection
+
+    def _oldest_stalled(self, source: IPAddress | None) -> Connection | None:
+        for connection in self._connections.values():
+            if connection.stalled and (source is None or connection.remote_address == source):
+                return connection
+        return None
+
+    def _evict(self, victim: Connection, why: str) -> None:
+        self.limiter.log(
+            logging.WARNING,
+            ("evict", victim.remote_address),
+            "%s evicted in %s phase after %.1fs: %s",
+            victim.describe(),
+            victim.phase.value,
+            trio.current_time() - victim.opened_at,
+            why,
+        )
+        victim.abort(f"evicted while {victim.phase.value}: {why}", "evicted")
+        self.remove(victim)
+
+    def _refuse(self, limit: str, source: IPAddress | None, peer: str, value: int) -> None:
+        self.stats[f"refused_{limit}"] += 1
+        setting = "connections_per_source" if limit == "per_source" else "connections_max"
+        self.limiter.log(
+            logging.WARNING,
+            ("refuse", limit, source),
+            "connection from %s refused: %s (%d) reached and no stalled connection to evict",
+            peer,
+            setting,
+            value,
+        )
+
+    def remove(self, connection: Connection) -> None:
+        """Forget ``connection`` (idempotent); its slot is free at once."""
+        if self._connections.pop(connection.id, None) is None:
+            return
+        self._per_source[connection.remote_address] -= 1
+        if self._per_source[connection.remote_address] <= 0:
+            del self._per_source[connection.remote_address]
+        if not self._connections and self._empty is not None:
+            self._empty.set()
+
+    # ------------------------------------------------------------------ shutdown
+
+    @contextlib.contextmanager
+    def accepting(self) -> Iterator[trio.CancelScope]:
+        """A cancel scope for one accept loop, cancelled by :meth:`aclose_all`."""
+        scope = trio.CancelScope()
+        if self._closing:
+            scope.cancel()
+        self._listener_scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._listener_scopes.discard(scope)
+
+    async def aclose_all(self, deadline: float) -> None:
+        """Stop accepting and close every connection gracefully; cut what is left at ``deadline``.
+
+        ``deadline`` is in :func:`trio.current_time` terms.  Open connections
+        stop reading, write what is queued and close (TLS: close_notify);
+        stalled ones are cut at once.  Returns when every connection is closed.
+        """
+        self._closing = True
+        for scope in list(self._listener_scopes):
+            scope.cancel()
+        if not self._connections:
+            return
+        self._empty = trio.Event()
+        for connection in self.connections():
+            connection.shutdown(deadline)
+        with trio.move_on_at(deadline):
+            await self._empty.wait()
+        for connection in self.connections():  # their deadline has passed: they are being cut
+            connection.abort("cut: shutdown deadline passed", "shutdown")
+        await self._empty.wait()

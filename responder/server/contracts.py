@@ -1,0 +1,75 @@
+"""What the server's parts promise each other.
+
+Strategy: the Trio shell has three kinds of part, written and tested apart:
+
+* **transports** (:mod:`~responder.server.streams` for TCP and TLS,
+  :mod:`~responder.server.udp` for UDP) own sockets and streams.  They
+  deframe what arrives and hand each IKE message to the engine with the
+  :class:`~responder.core.ike_sa.Path` it came on; ESP goes to the engine's
+  ESP handler.  Each open stream or UDP socket registers a :class:`Sink`
+  through which the engine sends.
+* the **engine** (:mod:`~responder.server.engine`) owns the sans-IO
+  :class:`~responder.core.sa_table.Endpoint`, the clock and one task per IKE
+  SA; it routes every outgoing message to the sink of its path (RFC 9329 §6.1:
+  the connection that last carried a valid message) and logs every event.
+* **observers** (the Wireshark key log, :mod:`~responder.server.keylog`)
+  see the core's events beside the path of the SA they concern.
+
+Every call across these lines is synchronous and never blocks: a sink queues
+what it is given and a task of its own writes it, so the engine can run the
+core's transitions without awaiting anything in between (no lock needed).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from responder.core.events import Event
+from responder.core.ike_sa import Path
+
+__all__ = ["EngineInput", "EventObserver", "Sink"]
+
+
+class Sink(Protocol):
+    """Where the engine sends unframed IKE messages for one connection or UDP socket."""
+
+    def send_ike(self, message: bytes, path: Path) -> bool:
+        """Queue ``message`` (no RFC 9329 length, no non-ESP marker) towards ``path``.
+
+        The sink adds its own framing: the Length and non-ESP marker on a
+        stream (RFC 9329 §3.1), the non-ESP marker on UDP ports other than
+        500 (RFC 3948 §2.2).  Returns ``False`` when the message cannot be
+        queued (the connection is closing, or its send queue is full, in
+        which case the sink closes the connection); never raises, never blocks.
+        """
+        ...
+
+
+class EngineInput(Protocol):
+    """What transports call on the engine.  Every method returns at once."""
+
+    def attach(self, path: Path, sink: Sink) -> None:
+        """A stream connection (``path.connection`` set) or a UDP socket (``None``) is ready.
+
+        For UDP the sink is keyed by ``(path.local_address, path.local_port)``;
+        the remote half of ``path`` is ignored.
+        """
+        ...
+
+    def detach(self, path: Path) -> None:
+        """The connection or socket is gone; nothing more may be sent through its sink."""
+        ...
+
+    def receive_ike(self, message: bytes, path: Path) -> None:
+        """One IKE message, unframed, as it arrived on ``path``."""
+        ...
+
+    def receive_esp(self, packet: bytes, path: Path) -> None:
+        """One ESP packet (counted and dropped until the data-plane issue)."""
+        ...
+
+
+class EventObserver(Protocol):
+    """Sees every core event with the path of the SA it concerns (``None`` if unknown)."""
+
+    def observe(self, event: Event, path: Path | None) -> None: ...

@@ -1,0 +1,177 @@
+"""Readable log lines for the core's events, and a rate limiter for noisy ones.
+
+Strategy: the core never logs; it hands out events (:mod:`responder.core.events`)
+and the engine passes each one here together with the :class:`Path` of its SA.
+:func:`describe_event` turns an event into one line that a person can grep:
+the peer's address and transport, both SPIs in hex, the exchange and Message
+ID, and what came of it (refusals carry the core's reason: which transform
+type matched nothing, why AUTH failed, which selectors were unacceptable).
+
+Lines are built field by field from the event; an event is never formatted
+whole, so the keys that ride on :class:`IkeSaEstablished` and
+:class:`ChildSaEstablished` (``repr=False``) can never reach a log line.
+
+:class:`RateLimiter` lets at most one line per key through per interval and
+counts the rest, which the next line reports as "(suppressed K similar)".
+The engine and the UDP transport use it for anything a peer can trigger at
+will: drops, full queues, limit hits.  Its memory is bounded: past
+``max_keys`` keys the oldest is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Hashable
+
+import attrs
+
+from responder.core.enums import NotifyType
+from responder.core.events import (
+    AuthenticationFailed,
+    ChildSaDeleted,
+    ChildSaEstablished,
+    ChildSaRefused,
+    Event,
+    IkeSaClosed,
+    IkeSaEstablished,
+    IkeSaInitRefused,
+    MessageAccepted,
+    MessageDropped,
+    RequestAnswered,
+    ResponseReceived,
+    RetransmissionAnswered,
+)
+from responder.core.ike_sa import Path
+
+__all__ = ["RateLimiter", "address_port", "describe_event", "describe_path", "event_level", "spis", "where"]
+
+#: IKE_SA_INIT refusals that are part of a normal exchange (RFC 7296 §1.2, §2.6).
+_ROUTINE_REFUSALS = frozenset({NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD})
+
+
+def spis(spi_i: bytes, spi_r: bytes = b"") -> str:
+    """``SPIs 0123456789abcdef/0000000000000000`` (the responder's SPI as zeros when unknown)."""
+    return f"SPIs {spi_i.hex() or '-'}/{spi_r.hex() or '0' * 16}"
+
+
+def describe_path(path: Path | None) -> str:
+    """``tcp 192.0.2.1:40001 conn 3 -> 192.0.2.2:4500`` or ``udp 192.0.2.1:500 -> ...``."""
+    if path is None:
+        return "(no path)"
+    remote = address_port(path.remote_address, path.remote_port)
+    local = address_port(path.local_address, path.local_port)
+    conn = f" conn {path.connection}" if path.connection is not None else ""
+    return f"{path.transport.value} {remote}{conn} -> {local}"
+
+
+def where(path: Path | None) -> str:
+    """The peer half of :func:`describe_path`: ``tcp 192.0.2.1:40001 conn 3``."""
+    if path is None:
+        return "(no path)"
+    conn = f" conn {path.connection}" if path.connection is not None else ""
+    return f"{path.transport.value} {address_port(path.remote_address, path.remote_port)}{conn}"
+
+
+def address_port(address: object, port: int) -> str:
+    """``192.0.2.1:500`` or ``[2001:db8::1]:500``."""
+    text = str(address)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def describe_event(event: Event, path: Path | None) -> str:
+    """One log line for ``event``; never includes key material."""
+    peer = where(path)
+    match event:
+        case RequestAnswered(spi_i, spi_r, exchange, message_id, result):
+            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} answered: {result}"
+        case ResponseReceived(spi_i, spi_r, exchange, message_id, result):
+            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} response received: {result}"
+        case IkeSaInitRefused(spi_i, notify, reason):
+            return f"{peer} {spis(spi_i)} IKE_SA_INIT #0 refused with {notify.name}: {reason}"
+        case AuthenticationFailed(spi_i, spi_r, reason):
+            return f"{peer} {spis(spi_i, spi_r)} IKE_AUTH failed (AUTHENTICATION_FAILED): {reason}"
+        case IkeSaEstablished():
+            integrity = f" integrity {event.integrity_name}" if event.integrity_name else ""
+            return (
+                f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA established: "
+                f"{event.remote_id!r} (us: {event.local_id!r}) proposal {event.proposal} "
+                f"encryption {event.encryption_name}{integrity}"
+            )
+        case ChildSaEstablished():
+            return (
+                f"{peer} {spis(event.spi_i, event.spi_r)} Child SA established: ESP in "
+                f"{event.inbound_spi.hex()} out {event.outbound_spi.hex()} {event.mode} "
+                f"proposal {event.proposal} local {','.join(event.local_ts)} "
+                f"remote {','.join(event.remote_ts)}"
+            )
+        case ChildSaRefused(spi_i, spi_r, notify, reason):
+            return f"{peer} {spis(spi_i, spi_r)} Child SA refused with {notify.name}: {reason}"
+        case ChildSaDeleted(spi_i, spi_r, inbound_spi, outbound_spi):
+            return (
+                f"{peer} {spis(spi_i, spi_r)} Child SA deleted: ESP in {inbound_spi.hex()} "
+                f"out {outbound_spi.hex()}"
+            )
+        case IkeSaClosed(spi_i, spi_r, reason):
+            return f"{peer} {spis(spi_i, spi_r)} IKE SA closed: {reason}"
+        case MessageAccepted(spi_i, spi_r, exchange, message_id, is_response):
+            kind = "response" if is_response else "request"
+            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} {kind} accepted"
+        case RetransmissionAnswered(spi_i, spi_r, message_id):
+            return f"{peer} {spis(spi_i, spi_r)} #{message_id} retransmitted request answered from the cache"
+        case MessageDropped(reason, spi_i, spi_r):
+            ids = f" {spis(spi_i, spi_r)}" if spi_i else ""
+            return f"{peer}{ids} message dropped: {reason}"
+    return f"{peer} {type(event).__name__}"  # pragma: no cover - every Event kind is matched above
+
+
+def event_level(event: Event) -> int:
+    """The logging level of ``event``'s line."""
+    if isinstance(event, MessageAccepted | RetransmissionAnswered):
+        return logging.DEBUG
+    if isinstance(event, AuthenticationFailed):
+        return logging.WARNING
+    if isinstance(event, IkeSaInitRefused) and event.notify not in _ROUTINE_REFUSALS:
+        return logging.WARNING
+    return logging.INFO
+
+
+@attrs.define(eq=False)
+class RateLimiter:
+    """At most one line per key per ``interval`` seconds; counts what it holds back.
+
+    ``check(key, now)`` returns ``None`` when the line must be suppressed,
+    else the number of lines suppressed for that key since the last one let
+    through (to be reported as "suppressed K similar").
+    """
+
+    interval: float = 10.0
+    max_keys: int = 1024
+    _last: OrderedDict[Hashable, tuple[float, int]] = attrs.field(init=False, factory=OrderedDict)
+
+    def check(self, key: Hashable, now: float) -> int | None:
+        entry = self._last.get(key)
+        if entry is not None and now < entry[0] + self.interval:
+            self._last[key] = (entry[0], entry[1] + 1)
+            return None
+        suppressed = entry[1] if entry is not None else 0
+        self._last[key] = (now, 0)
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return suppressed
+
+    def log(
+        self, logger: logging.Logger, level: int, key: Hashable, now: float, message: str, *args: object
+    ) -> bool:
+        """Log ``message % args`` unless ``key`` was logged less than ``interval`` ago; True if logged."""
+        if not logger.isEnabledFor(level):
+            return False
+        suppressed = self.check(key, now)
+        if suppressed is None:
+            return False
+        if suppressed:
+            logger.log(level, message + " (suppressed %d similar)", *args, suppressed)
+        else:
+            logger.log(level, message, *args)
+        return True

@@ -1,0 +1,144 @@
+"""``serve()``: every listener of a configuration file, the engine, the key log, shutdown.
+
+Strategy: :func:`serve` is the one place that opens sockets.  It builds the
+:class:`~responder.server.engine.Engine` (the core, the clock, the SA nursery),
+one :class:`~responder.server.connections.ConnectionTable` shared by every
+stream listener, the TLS context when a ``tls`` listener exists, and the
+Wireshark :class:`~responder.server.keylog.KeyLog` when ``keylog_dir`` is set
+(the TLS NSS key log then goes to ``keylog_dir/tls-keys.log``).  Each listener
+gets exactly one socket: ``tcp``/``tls`` through :func:`trio.open_tcp_listeners`
+on the listener's address literal, ``udp`` through
+:class:`~responder.server.udp.UdpListener` (port 500 plain IKE, any other port
+the non-ESP marker).  Once all are bound it reports :class:`ServerInfo`, with
+the ports actually bound (port 0 works), through ``task_status``.
+
+Task layout (RFC 9329 §6.1, rows A26, A28): the SA nursery
+(:meth:`Engine.run`) sits beside the listeners, never under a connection, so
+an IKE SA outlives the connection it came on.  Stream listeners run one task
+per connection in their own nursery and catch what goes wrong there; the UDP
+task survives any datagram; the engine catches what the core raises.  So a
+failure in one connection or SA never ends the server.
+
+It runs until cancelled or until ``shutdown`` is set.  Then it stops accepting,
+closes the streams gracefully within ``settings.shutdown_timeout``
+(:meth:`ConnectionTable.aclose_all`), stops UDP and the SA tasks, and returns.
+Sending an INFORMATIONAL Delete for each IKE SA before closing (RFC 9329
+§6.1, row A24) comes with the lifecycle issue; until then the SAs simply end
+with the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Callable, Sequence
+from pathlib import Path as FilePath
+
+import attrs
+import trio
+
+from responder.config_file import FileConfig, Listener
+from responder.core.ike_sa import Transport
+from responder.core.key_exchange import KeyExchangeFactory
+from responder.server.connections import ConnectionTable
+from responder.server.contracts import EventObserver
+from responder.server.engine import Engine
+from responder.server.keylog import KeyLog
+from responder.server.streams import serve_stream_listener
+from responder.server.tls import server_context
+from responder.server.udp import UdpListener
+
+__all__ = ["TLS_KEYLOG_NAME", "ServerInfo", "serve"]
+
+logger = logging.getLogger("responder.server.serve")
+
+TLS_KEYLOG_NAME = "tls-keys.log"  #: NSS key log of the TLS listeners, inside ``keylog_dir``
+
+
+@attrs.frozen
+class ServerInfo:
+    """What a started server reports: its listeners with the ports bound, the TLS fingerprint."""
+
+    listeners: tuple[Listener, ...]
+    tls_fingerprint: str | None
+    engine: Engine
+
+
+async def serve(
+    settings: FileConfig,
+    *,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    ke_factory: KeyExchangeFactory | None = None,
+    observers: Sequence[EventObserver] = (),
+    shutdown: trio.Event | None = None,
+) -> None:
+    """Serve ``settings.listeners`` until cancelled or until ``shutdown`` is set; see the module doc."""
+    keylog = KeyLog(settings.keylog_dir) if settings.keylog_dir is not None else None  # makes the dir 0700
+    try:
+        engine = Engine(
+            settings.config,
+            random_bytes,
+            ke_factory,
+            (*observers, keylog) if keylog is not None else tuple(observers),
+        )
+        ssl_context, fingerprint = _tls(settings)
+        table = ConnectionTable(settings)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            bound: list[Listener] = []
+            for listener in settings.listeners:
+                note = ""
+                if listener.kind.is_stream:
+                    [socket_listener] = await _open_stream_listener(listener)
+                    port = int(socket_listener.socket.getsockname()[1])
+                    await nursery.start(
+                        serve_stream_listener,
+                        socket_listener,
+                        listener.kind,
+                        engine,
+                        table,
+                        settings,
+                        ssl_context if listener.kind is Transport.TLS else None,
+                    )
+                else:
+                    udp = await UdpListener.open(listener.host, listener.port)
+                    port = udp.local[1]
+                    note = " (non-ESP marker, RFC 3948)" if udp.marker else " (plain IKE)"
+                    await nursery.start(udp.serve, engine)
+                bound.append(Listener(listener.kind, listener.host, port))
+                logger.info("listening on %s%s", bound[-1], note)
+            task_status.started(ServerInfo(tuple(bound), fingerprint, engine))
+            if shutdown is None:
+                await trio.sleep_forever()
+            await shutdown.wait()
+            logger.info("shutting down: closing %d connections", len(table))
+            await table.aclose_all(trio.current_time() + settings.shutdown_timeout)
+            nursery.cancel_scope.cancel()
+        logger.info("stopped")
+    finally:
+        if keylog is not None:
+            keylog.close()
+
+
+async def _open_stream_listener(listener: Listener) -> list[trio.SocketListener]:
+    """Exactly one listening socket for ``listener`` (its host is an address literal)."""
+    sockets = await trio.open_tcp_listeners(listener.port, host=listener.host)
+    if len(sockets) != 1:
+        for sock in sockets:
+            await sock.aclose()
+        raise OSError(f"{listener}: expected one socket, got {len(sockets)}")
+    return sockets
+
+
+def _tls(settings: FileConfig) -> tuple[ssl.SSLContext | None, str | None]:
+    """The TLS context and certificate fingerprint, if any listener needs TLS."""
+    if not any(listener.kind is Transport.TLS for listener in settings.listeners):
+        return None, None
+    keylog_file: FilePath | None = None
+    if settings.keylog_dir is not None:
+        keylog_file = settings.keylog_dir / TLS_KEYLOG_NAME
+    context, fingerprint = server_context(settings.tls_cert, settings.tls_key, keylog_file)
+    logger.info("TLS certificate SHA-256 fingerprint %s", fingerprint)
+    return context, fingerprint

@@ -1,0 +1,280 @@
+"""UDP listeners: IKE on port 500, IKE and ESP behind the non-ESP marker on 4500 and others.
+
+Strategy: one :class:`UdpListener` per configured ``udp://`` listener, IPv4 or
+IPv6, built on ``trio.socket`` (``SOCK_DGRAM``; trio has no high-level UDP
+API).  Its :meth:`UdpListener.serve` task attaches a :class:`UdpSink` to the
+engine, then reads datagrams until cancelled while a sender task writes what
+the sink queued.  Which framing a socket speaks is an explicit ``marker`` flag
+(:meth:`UdpListener.open` sets it from the *configured* port: 500 is plain,
+every other port uses the marker), so tests on port 0 can exercise both.
+
+With ``marker`` (RFC 3948 §2.2, RFC 7296 §2.23; row B3):
+
+* four zero octets, then an IKE message: handed to the engine;
+* a single 0xFF octet is a NAT-keepalive (RFC 3948 §2.3): silently dropped;
+* a non-zero first word is ESP-in-UDP (RFC 3948 §2.1): the engine counts it;
+* anything else (one to four octets) is garbage: logged (rate-limited), dropped.
+
+Without it (port 500) every datagram is an IKE message for the core, which
+drops what does not parse.
+
+The local address of each datagram is the bound address or, when bound to a
+wildcard address, the packet's destination from ``IP_PKTINFO`` /
+``IPV6_PKTINFO`` (RFC 7296 §2.11: answer from the address the request was
+sent to); replies then name that source with the same ancillary data.
+Nothing a peer sends ends the socket task: oversize (truncated) datagrams,
+garbage and errors from the socket (ICMP unreachable surfacing as
+ECONNREFUSED on Linux) are logged and the loop goes on.  The sink's queue is
+bounded; a full queue drops the message (IKE's retransmissions recover).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket as stdlib_socket
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+import attrs
+import trio
+
+from responder.core.ike_sa import Path, Transport
+from responder.core.tcp_framing import NAT_KEEPALIVE, NON_ESP_MARKER
+from responder.server.contracts import EngineInput
+from responder.server.logs import RateLimiter, address_port, where
+
+__all__ = ["IKE_PLAIN_PORT", "UdpListener", "UdpSink", "UdpStats"]
+
+logger = logging.getLogger("responder.server.udp")
+
+IPAddress = IPv4Address | IPv6Address
+
+IKE_PLAIN_PORT = 500  # RFC 7296 §2: IKE without the non-ESP marker
+MAX_DATAGRAM = 65535
+# Linux values; Python 3.11 does not name IP_PKTINFO (library-facts.md).
+IP_PKTINFO = getattr(stdlib_socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(stdlib_socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(stdlib_socket, "IPV6_PKTINFO", 50)
+_ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64)
+_FATAL_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+
+
+@attrs.define
+class UdpStats:
+    """What one UDP socket saw and did."""
+
+    datagrams: int = 0
+    ike: int = 0
+    esp: int = 0
+    keepalives: int = 0
+    garbage: int = 0
+    truncated: int = 0
+    receive_errors: int = 0
+    sent: int = 0
+    send_errors: int = 0
+    queue_full: int = 0
+
+
+@attrs.define(eq=False)
+class UdpSink:
+    """Queues IKE messages for the sender task of one UDP socket (never blocks)."""
+
+    channel: trio.MemorySendChannel[tuple[bytes, Path]]
+    stats: UdpStats
+    limiter: RateLimiter
+
+    def send_ike(self, message: bytes, path: Path) -> bool:
+        try:
+            self.channel.send_nowait((message, path))
+        except trio.WouldBlock:
+            self.stats.queue_full += 1
+            self.limiter.log(
+                logger,
+                logging.WARNING,
+                "queue",
+                trio.current_time(),
+                "%s send queue full: dropped",
+                where(path),
+            )
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+
+@attrs.define(eq=False)
+class UdpListener:
+    """One bound UDP socket and how it frames IKE; :meth:`serve` runs it (and closes it at the end)."""
+
+    socket: trio.socket.SocketType
+    marker: bool
+    queue_size: int = 256
+    log_interval: float = 10.0
+    stats: UdpStats = attrs.Factory(UdpStats)
+    _limiter: RateLimiter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._limiter = RateLimiter(self.log_interval)
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, marker: bool | None = None) -> UdpListener:
+        """Bind ``host:port`` (port 0: any free port); ``marker`` defaults to ``port != 500``."""
+        address = ip_address(host)
+        family = stdlib_socket.AF_INET6 if address.version == 6 else stdlib_socket.AF_INET
+        sock = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        try:
+            if address.version == 6:
+                sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+                if address.is_unspecified:
+                    sock.setsockopt(stdlib_socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            elif address.is_unspecified:
+                sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
+            await sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, port != IKE_PLAIN_PORT if marker is None else marker)
+
+    @property
+    def local(self) -> tuple[IPAddress, int]:
+        """The bound address and port."""
+        name = self.socket.getsockname()
+        return ip_address(name[0]), int(name[1])
+
+    async def serve(
+        self, engine: EngineInput, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Attach to ``engine``, receive until cancelled, then detach and close the socket."""
+        address, port = self.local
+        attach_path = Path(Transport.UDP, address, port, address, 0)
+        send, receive = trio.open_memory_channel[tuple[bytes, Path]](self.queue_size)
+        engine.attach(attach_path, UdpSink(send, self.stats, self._limiter))
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._send_loop, receive, address)
+                logger.debug(
+                    "listening on udp %s (%s)",
+                    address_port(address, port),
+                    "non-ESP marker" if self.marker else "plain IKE",
+                )
+                task_status.started()
+                await self._receive_loop(engine, address, port)
+        finally:
+            engine.detach(attach_path)
+            send.close()
+            self.socket.close()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _receive_loop(self, engine: EngineInput, bound: IPAddress, port: int) -> None:
+        ancillary = _ANCILLARY_SIZE if bound.is_unspecified else 0
+        while True:
+            try:
+                data, ancdata, flags, sender = await self.socket.recvmsg(MAX_DATAGRAM, ancillary)
+            except OSError as error:
+                if error.errno in _FATAL_ERRNOS:
+                    raise
+                self.stats.receive_errors += 1
+                self._log(
+                    logging.INFO, "recv-error", "udp socket %s:%d: receive error %s", bound, port, error
+                )
+                await trio.lowlevel.checkpoint()
+                continue
+            self.stats.datagrams += 1
+            try:
+                local = _destination(ancdata) or bound
+                if not isinstance(sender, tuple):
+                    raise TypeError(f"sender address {sender!r}")
+                path = Path(Transport.UDP, local, port, ip_address(sender[0]), int(sender[1]))
+            except (ValueError, IndexError, TypeError) as error:
+                self.stats.garbage += 1
+                self._log(logging.INFO, "sender", "datagram from an unusable address dropped: %s", error)
+                continue
+            if flags & stdlib_socket.MSG_TRUNC:
+                self.stats.truncated += 1
+                self._log(
+                    logging.INFO,
+                    ("trunc", path.remote_address),
+                    "%s datagram truncated: dropped",
+                    where(path),
+                )
+                continue
+            try:
+                self._dispatch(engine, data, path)
+            except Exception:  # never let one datagram end the socket
+                logger.exception("%s datagram of %d octets could not be handled", where(path), len(data))
+
+    def _dispatch(self, engine: EngineInput, data: bytes, path: Path) -> None:
+        if data == NAT_KEEPALIVE:
+            self.stats.keepalives += 1  # RFC 3948 §2.3: dropped, never an error
+            return
+        if not self.marker:
+            self.stats.ike += 1
+            engine.receive_ike(data, path)
+            return
+        if data[:4] == NON_ESP_MARKER and len(data) > len(NON_ESP_MARKER):
+            self.stats.ike += 1
+            engine.receive_ike(data[4:], path)  # RFC 3948 §2.2
+            return
+        if len(data) >= 4 and data[:4] != NON_ESP_MARKER:
+            self.stats.esp += 1
+            engine.receive_esp(data, path)  # RFC 3948 §2.1: the SPI is never zero
+            return
+        self.stats.garbage += 1
+        self._log(
+            logging.INFO,
+            ("garbage", path.remote_address),
+            "%s %d-octet datagram is neither IKE, ESP nor a NAT-keepalive: dropped",
+            where(path),
+            len(data),
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send_loop(
+        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path]], bound: IPAddress
+    ) -> None:
+        async with receive:
+            async for message, path in receive:
+                data = NON_ESP_MARKER + message if self.marker else message
+                destination = (str(path.remote_address), path.remote_port)
+                try:
+                    if bound.is_unspecified and not path.local_address.is_unspecified:
+                        control = [_source(path.local_address)]
+                        await self.socket.sendmsg([data], control, 0, destination)
+                    else:
+                        await self.socket.sendto(data, destination)
+                except OSError as error:
+                    if error.errno in _FATAL_ERRNOS:
+                        raise
+                    self.stats.send_errors += 1
+                    self._log(
+                        logging.INFO,
+                        ("send-error", path.remote_address),
+                        "%s send failed: %s",
+                        where(path),
+                        error,
+                    )
+                    continue
+                self.stats.sent += 1
+
+    def _log(self, level: int, key: object, message: str, *args: object) -> None:
+        self._limiter.log(logger, level, (key,), trio.current_time(), message, *args)
+
+
+def _destination(ancdata: list[tuple[int, int, bytes]]) -> IPAddress | None:
+    """The datagram's destination address from IP_PKTINFO / IPV6_PKTINFO, if present."""
+    for level, kind, data in ancdata:
+        if level == stdlib_socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
+            return IPv4Address(data[8:12])  # struct in_pktinfo: ifindex, spec_dst, addr
+        if level == stdlib_socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(data) >= 16:
+            return IPv6Address(data[:16])  # struct in6_pktinfo: addr, ifindex
+    return None
+
+
+def _source(address: IPAddress) -> tuple[int, int, bytes]:
+    """Ancillary data that makes a wildcard-bound socket send from ``address``."""
+    if address.version == 4:
+        # struct in_pktinfo: ifindex 0, ipi_spec_dst = our source, ipi_addr ignored
+        return stdlib_socket.IPPROTO_IP, IP_PKTINFO, bytes(4) + address.packed + bytes(4)
+    return stdlib_socket.IPPROTO_IPV6, IPV6_PKTINFO, address.packed + bytes(4)

@@ -1,0 +1,386 @@
+"""Connection limits under hostile load: a well-behaved peer always gets through.
+
+For each limit (connections in all, per source, buffered octets, prefix
+timeout, first-frame timeout) a hostile peer pushes it while a well-behaved
+peer still has its frames delivered and, with the real engine, completes an
+IKE handshake.  Eviction takes stalled connections only, oldest first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from ipaddress import ip_address
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from responder.client import establish_on_stream
+from responder.config import Config
+from responder.config_file import FileConfig
+from responder.core.ike_sa import Path, Transport
+from responder.core.tcp_framing import MAX_LENGTH, frame_esp, frame_ike
+from responder.server.connections import Phase
+from responder.server.contracts import EngineInput
+from responder.server.engine import Engine
+from responder.server.streams import ConnectionTable, serve_stream_listener
+from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
+from tests.server.fakes import LOCAL, MemoryListener, RecordingEngine
+
+PREFIX = b"IKETCP"
+IKE = bytes(28) + b"hello"
+SUITE = "aes256gcm16-prfsha256-x25519"
+
+
+@attrs.define
+class Server:
+    listener: MemoryListener
+    engine: EngineInput
+    table: ConnectionTable
+
+
+@asynccontextmanager
+async def serving(engine: EngineInput | None = None, **limits: Any) -> AsyncIterator[Server]:
+    settings = FileConfig(**limits)
+    listener = MemoryListener()
+    engine = engine or RecordingEngine()
+    table = ConnectionTable(settings)
+    async with trio.open_nursery() as nursery:
+        if isinstance(engine, Engine):
+            await nursery.start(engine.run)
+        await nursery.start(
+            partial(
+                serve_stream_listener,
+                listener,
+                Transport.TCP,
+                engine,
+                table,
+                settings,
+                None,
+                addresses=listener.addresses,
+            )
+        )
+        yield Server(listener, engine, table)
+        nursery.cancel_scope.cancel()
+
+
+async def settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def is_closed(stream: trio.abc.Stream) -> bool:
+    """True if the server closed ``stream`` (EOF); False if it is still open."""
+    await settle()
+    with trio.move_on_after(0.05):
+        return await stream.receive_some() == b""
+    return False
+
+
+async def well_behaved(server: Server, remote: str, message: bytes = IKE) -> trio.abc.Stream:
+    client = await server.listener.connect(remote=remote)
+    await client.send_all(PREFIX + frame_ike(message))
+    await settle()
+    return client
+
+
+async def handshake(server: Server, remote: str = "203.0.113.5", seed: int = 7) -> bool:
+    """A full IKE_SA_INIT + IKE_AUTH over a new connection from ``remote``."""
+    port = 50000 + seed
+    stream = await server.listener.connect(remote=remote, port=port)
+    path = Path(Transport.TCP, ip_address(remote), port, *LOCAL, 1)
+    with trio.fail_after(10):
+        client = await establish_on_stream(
+            stream,
+            initiator_settings(SUITE, child_request()),
+            Config(),
+            path=path,
+            random_bytes=seeded(seed),
+        )
+    return client.established
+
+
+def real_engine() -> Engine:
+    return Engine(responder_config(SUITE), seeded(1))
+
+
+# ---------------------------------------------------------------------------
+# connections_max
+# ---------------------------------------------------------------------------
+
+
+async def test_total_limit_evicts_the_oldest_stalled_connection() -> None:
+    async with serving(connections_max=3, connections_per_source=3) as server:
+        hostile = [await server.listener.connect(remote=f"192.0.2.{i}") for i in (1, 2, 3)]
+        await settle()
+        assert len(server.table) == 3
+        good = await well_behaved(server, "203.0.113.5")
+        assert await is_closed(hostile[0])
+        assert not await is_closed(hostile[1])
+        assert not await is_closed(hostile[2])
+        assert isinstance(server.engine, RecordingEngine)
+        assert server.engine.ike() == [IKE]
+        await good.send_all(frame_ike(b"more"))
+        await settle()
+        assert server.engine.ike() == [IKE, b"more"]
+        assert server.table.stats["evicted"] == 1
+
+
+async def test_a_flood_of_stalled_connections_never_locks_out_a_peer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "responder.server.streams")
+    async with serving(real_engine(), connections_max=5, connections_per_source=5) as server:
+        for i in range(40):
+            await server.listener.connect(remote=f"192.0.2.{i % 10}")
+        await settle()
+        assert len(server.table) == 5
+        assert await handshake(server)
+        assert server.table.stats["evicted"] == 36
+        # Evictions are logged, rate-limited per source: 10 sources, not 36 lines.
+        lines = [r for r in caplog.records if "evicted" in r.getMessage()]
+        assert 1 <= len(lines) <= 10
+
+
+async def test_established_connections_are_never_evicted() -> None:
+    async with serving(connections_max=2, connections_per_source=2) as server:
+        first = await well_behaved(server, "203.0.113.1")
+        second = await well_behaved(server, "203.0.113.2")
+        third = await server.listener.connect(remote="192.0.2.9")
+        await settle()
+        assert await is_closed(third)
+        assert not await is_closed(first)
+        assert not await is_closed(second)
+        assert server.table.stats["refused_total"] == 1
+        assert [c.phase for c in server.table.connections()] == [Phase.OPEN, Phase.OPEN]
+
+
+async def test_refusals_are_logged_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "responder.server.streams")
+    async with serving(connections_max=1, connections_per_source=1) as server:
+        await well_behaved(server, "203.0.113.1")
+        for _ in range(20):
+            await server.listener.connect(remote="192.0.2.9")
+        await settle()
+        assert server.table.stats["refused_total"] == 20
+        lines = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(lines) == 1
+        assert "connections_max (1) reached" in lines[0].getMessage()
+
+
+# ---------------------------------------------------------------------------
+# connections_per_source
+# ---------------------------------------------------------------------------
+
+
+async def test_per_source_limit_evicts_the_same_source_first() -> None:
+    async with serving(connections_max=10, connections_per_source=2) as server:
+        other = await server.listener.connect(remote="192.0.2.200")  # oldest of all, another source
+        mine = [await server.listener.connect(remote="192.0.2.7") for _ in range(2)]
+        await settle()
+        newest = await server.listener.connect(remote="192.0.2.7")
+        await newest.send_all(PREFIX + frame_ike(IKE))
+        await settle()
+        assert await is_closed(mine[0])
+        assert not await is_closed(mine[1])
+        assert not await is_closed(other)
+        assert isinstance(server.engine, RecordingEngine)
+        assert server.engine.ike() == [IKE]
+        assert server.table.count_from(ip_address("192.0.2.7")) == 2
+
+
+async def test_per_source_limit_refuses_when_none_is_stalled() -> None:
+    async with serving(connections_max=10, connections_per_source=2) as server:
+        await well_behaved(server, "192.0.2.7")
+        await well_behaved(server, "192.0.2.7")
+        extra = await server.listener.connect(remote="192.0.2.7")
+        await settle()
+        assert await is_closed(extra)
+        assert server.table.stats["refused_per_source"] == 1
+        other = await well_behaved(server, "203.0.113.5", b"other source")
+        assert not await is_closed(other)
+        assert isinstance(server.engine, RecordingEngine)
+        assert server.engine.ike() == [IKE, IKE, b"other source"]
+
+
+async def test_one_source_flooding_does_not_lock_out_another() -> None:
+    async with serving(real_engine(), connections_max=6, connections_per_source=3) as server:
+        for _ in range(30):
+            await server.listener.connect(remote="192.0.2.66")
+        await settle()
+        assert server.table.count_from(ip_address("192.0.2.66")) == 3
+        assert await handshake(server, "203.0.113.5")
+
+
+# ---------------------------------------------------------------------------
+# buffer_per_connection
+# ---------------------------------------------------------------------------
+
+
+async def test_buffer_holds_at_most_one_frame_and_all_frames_arrive() -> None:
+    """With the smallest buffer allowed (one maximal frame), frames of every size in one burst arrive.
+
+    Each read asks for no more than the room left; reading a fixed 64 KiB
+    would overflow the buffer here and close the connection.
+    """
+    big = bytes(4) + bytes([9]) * (MAX_LENGTH - 6)
+    burst = PREFIX + frame_ike(IKE) + MAX_LENGTH.to_bytes(2, "big") + big + frame_esp(b"\x01" * 40) * 100
+    async with serving(buffer_per_connection=MAX_LENGTH) as server:
+        client = await server.listener.connect()
+        await client.send_all(burst)
+        await settle()
+        assert isinstance(server.engine, RecordingEngine)
+        assert server.engine.ike() == [IKE, big[4:]]
+        assert len(server.engine.esp()) == 100
+        assert not await is_closed(client)
+
+
+@attrs.define(eq=False)
+class GreedyStream(trio.abc.Stream):
+    """A stream that ignores max_bytes (a broken transport): the buffer limit must still hold."""
+
+    inner: trio.abc.Stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_buffer_exceeded_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "responder.server.streams")
+    settings = FileConfig(buffer_per_connection=MAX_LENGTH)
+    engine = RecordingEngine()
+    table = ConnectionTable(settings)
+    client, server_end = trio.testing.memory_stream_pair()
+
+    class OneStream(trio.abc.Listener[trio.abc.Stream]):
+        def __init__(self) -> None:
+            self.given = False
+
+        async def accept(self) -> trio.abc.Stream:
+            await trio.lowlevel.checkpoint()
+            if self.given:
+                await trio.sleep_forever()
+            self.given = True
+            return GreedyStream(server_end)
+
+        async def aclose(self) -> None:
+            await trio.lowlevel.checkpoint()
+
+    def addresses(stream: trio.abc.Stream) -> tuple[Any, int, Any, int]:
+        return (*LOCAL, ip_address("192.0.2.1"), 40000)
+
+    partial_frame = MAX_LENGTH.to_bytes(2, "big") + bytes(MAX_LENGTH - 10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(
+                serve_stream_listener,
+                OneStream(),
+                Transport.TCP,
+                engine,
+                table,
+                settings,
+                None,
+                addresses=addresses,
+            )
+        )
+        await client.send_all(PREFIX + partial_frame)
+        await settle()
+        assert len(table) == 1
+        await client.send_all(bytes(100))  # would hold MAX_LENGTH + 90 octets unparsed
+        assert await is_closed(client)
+        await settle()
+        assert table.stats["buffer_exceeded"] == 1
+        assert f"more than {MAX_LENGTH} octets buffered" in caplog.text
+        nursery.cancel_scope.cancel()
+
+
+async def test_huge_length_trickled_cannot_hold_a_slot(autojump_clock: trio.testing.MockClock) -> None:
+    """A Length of 65535 fed one octet a second stays in the first-frame phase: timed out, and evictable."""
+    async with serving(
+        real_engine(),
+        connections_max=2,
+        connections_per_source=2,
+        prefix_timeout=5.0,
+        first_frame_timeout=10.0,
+    ) as server:
+
+        async def trickle(remote: str) -> None:
+            hostile = await server.listener.connect(remote=remote)
+            await hostile.send_all(PREFIX + MAX_LENGTH.to_bytes(2, "big"))
+            with contextlib.suppress(trio.BrokenResourceError):  # until the server closes it
+                for _ in range(100):
+                    await hostile.send_all(b"\x00")
+                    await trio.sleep(1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trickle, "192.0.2.66")
+            await trio.sleep(9)
+            assert server.table.connections()[0].phase is Phase.FIRST_FRAME
+            assert await handshake(server, seed=1)  # room for one more: no eviction needed
+            await trio.sleep(2)
+            assert server.table.stats["first_frame_timeout"] == 1  # the trickler, 10 s after its prefix
+            nursery.start_soon(trickle, "192.0.2.67")
+            await trio.sleep(3)
+            assert len(server.table) == 2
+            assert await handshake(server, seed=2)  # the table is full: the trickler is evicted
+            assert server.table.stats["evicted"] == 1
+            nursery.cancel_scope.cancel()
+        assert [c.phase for c in server.table.connections()] == [Phase.OPEN, Phase.OPEN]
+
+
+# ---------------------------------------------------------------------------
+# prefix_timeout, first_frame_timeout
+# ---------------------------------------------------------------------------
+
+
+async def test_prefix_timeout_frees_every_silent_connection(autojump_clock: trio.testing.MockClock) -> None:
+    async with serving(
+        real_engine(), connections_max=50, connections_per_source=50, prefix_timeout=5.0
+    ) as server:
+        silent = [await server.listener.connect(remote="192.0.2.66") for _ in range(50)]
+        await trio.sleep(1)
+        assert len(server.table) == 50
+        await trio.sleep(4.5)
+        assert len(server.table) == 0
+        assert server.table.stats["prefix_timeout"] == 50
+        assert all([await is_closed(s) for s in silent[:3]])
+        assert await handshake(server)
+
+
+async def test_first_frame_timeout_and_eviction_after_the_prefix(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Connections that send the prefix and then nothing are timed out, and are evictable meanwhile."""
+    async with serving(
+        real_engine(), connections_max=4, connections_per_source=4, first_frame_timeout=10.0
+    ) as server:
+        lurkers = []
+        for _ in range(4):
+            lurker = await server.listener.connect(remote="192.0.2.66")
+            await lurker.send_all(PREFIX)
+            lurkers.append(lurker)
+        await settle()
+        assert [c.phase for c in server.table.connections()] == [Phase.FIRST_FRAME] * 4
+        assert await handshake(server)
+        assert server.table.stats["evicted"] == 1
+        await trio.sleep(11)
+        assert server.table.stats["first_frame_timeout"] == 3
+        assert len(server.table) == 1  # the handshake's connection: never timed out, never evicted
+        assert server.table.connections()[0].phase is Phase.OPEN
