@@ -1,54 +1,644 @@
-"""The ``ikev2-responder`` command.
+"""The ``ikev2-responder`` command: flags, the server, and client configurations ready to paste.
 
-Until the Trio server lands (issue 5), the command reports what the core
-implements: the transforms it can negotiate and the key-exchange methods it can
-run, then exits.  The flags of issue 5 (``--tcp``, ``--tls``, ``--udp``,
-``--psk``, ``--id``, ...) will be added here without renaming anything.
+Strategy: three steps, the first and the last pure functions.
+
+1. :func:`parse_invocation` turns argv into an :class:`Invocation`: the
+   :class:`~responder.config_file.FileConfig` that ``--config FILE`` loads (or
+   the defaults), with each flag a shortcut for one of its keys (a contract:
+   later issues add flags, never rename them):
+
+   ========================  =======================================================
+   flag                      same as
+   ========================  =======================================================
+   ``--tcp/--tls/--udp``     ``responder.listen``: each flag one socket; naming any
+   ``HOST:PORT``             replaces the file's (or the default) listeners
+   ``--psk SECRET``          ``lab.any_id_psk``: identities no ``[peers.NAME]``
+                             claims authenticate with it (all of them if the file
+                             has no peers); the file's peers keep their own keys
+   ``--id ID``               ``responder.id`` (default: the address a request
+                             arrived on)
+   ``--cert/--key FILE``     ``tls.cert`` / ``tls.key``
+   ``--keylog DIR``          ``keylog.dir``
+   ``--log-level LEVEL``     ``responder.log_level``
+   ========================  =======================================================
+
+   With no way to authenticate anyone (no peers, no ``any_id_psk``) a random
+   lab PSK is made with :mod:`secrets` and printed.  Every bad value is a
+   :class:`ConfigError` naming the flag or file key: one line, exit status 2.
+2. :func:`main` configures :mod:`logging` (stderr), then ``trio.run``:
+   :func:`responder.server.serve` runs until SIGINT or SIGTERM sets its
+   ``shutdown`` event (:func:`trio.open_signal_receiver`); a clean shutdown
+   exits 0, one cut short (a second signal, or no end ``shutdown_timeout`` + 5 s
+   later) exits 1.  A failure to start (a port in use, a key-log directory
+   that cannot be made) prints one line and exits 1, without a traceback.
+3. Once ``serve`` reports the ports it bound, :func:`render_start` prints on
+   stdout, between ``=====`` lines: the listeners, the lab PSK, a **libreswan**
+   ``ipsec.conf`` connection and ``ipsec.secrets`` line for each TCP listener
+   (RFC 9329; libreswan is the packaged TCP initiator), a **strongSwan**
+   ``swanctl.conf`` connection for each UDP listener (strongSwan has no IKE over
+   TCP), and for TLS listeners the certificate fingerprint and how to get there
+   (libreswan has no TLS: a stand-in wraps its stream).  Only secrets that came
+   from the command line or were generated are printed; keys from the file are
+   referred to by their key path.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import errno
+import functools
+import ipaddress
+import logging
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import attrs
+import trio
 
 from responder import __version__
-from responder.core.enums import EncrId
-from responder.core.key_exchange import supported_methods
-from responder.core.transforms import encryption, supported_integrity, supported_prfs
-
-__all__ = ["main", "supported_transforms_report"]
-
-_ENCRYPTION_CHOICES: tuple[tuple[EncrId, int | None], ...] = (
-    (EncrId.AES_GCM_16, 128),
-    (EncrId.AES_GCM_16, 256),
-    (EncrId.CHACHA20_POLY1305, None),
-    (EncrId.AES_CBC, 128),
-    (EncrId.AES_CBC, 192),
-    (EncrId.AES_CBC, 256),
+from responder.config import (
+    LAB_PEER_NAME,
+    ChildConfig,
+    ConfigError,
+    EspProposal,
+    Identity,
+    IdPatternKind,
+    IkeProposal,
+    PeerConfig,
+    Secret,
 )
+from responder.config_file import LOG_LEVELS, FileConfig, Listener, load_config_path
+from responder.core.enums import IdType
+from responder.core.ike_sa import Transport
+
+__all__ = [
+    "LAB_CLIENT_ID",
+    "ClientView",
+    "Invocation",
+    "build_parser",
+    "client_view",
+    "configure_logging",
+    "libreswan_id",
+    "libreswan_snippet",
+    "main",
+    "parse_invocation",
+    "random_lab_psk",
+    "render_start",
+    "secret_text",
+    "swanctl_snippet",
+    "tls_note",
+]
+
+logger = logging.getLogger("responder.cli")
+
+#: The identity the printed client configurations use in lab mode (any identity would do).
+LAB_CLIENT_ID: Final = Identity.parse("@client.lab")
+
+#: Extra seconds after ``shutdown_timeout`` before a shutdown that hangs is cut short.
+_SHUTDOWN_GRACE: Final = 5.0
+
+_RULE: Final = "=" * 5
+_LISTEN_FLAGS: Final = {"--tcp": Transport.TCP, "--tls": Transport.TLS, "--udp": Transport.UDP}
 
 
-def supported_transforms_report() -> str:
-    """A human-readable list of every transform the core implements."""
-    lines = [f"ikev2-responder {__version__}: the sans-IO core implements"]
-    lines.append("  encryption (ENCR): " + ", ".join(encryption(t, k).name for t, k in _ENCRYPTION_CHOICES))
-    lines.append("  pseudorandom functions (PRF): " + ", ".join(p.name for p in supported_prfs()))
-    lines.append("  integrity (INTEG): " + ", ".join(i.name for i in supported_integrity()))
-    lines.append(
-        "  key exchange (KE): "
-        + ", ".join(f"{m.name} ({int(m)})" for m in supported_methods())
-    )
-    lines.append("The network server arrives with the transports issue; nothing is listening yet.")
-    return "\n".join(lines)
+# ---------------------------------------------------------------------------
+# argv -> FileConfig
+# ---------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``ikev2-responder`` and ``python -m responder``."""
+@attrs.frozen
+class Invocation:
+    """What the command line asks for.
+
+    ``settings`` is what :func:`responder.server.serve` runs.  ``shown_psk``
+    is the lab PSK the printed client configurations may show: the one given
+    with ``--psk`` or the random one (``psk_generated``); ``None`` when the
+    keys come from the configuration file (``config_file``).
+    """
+
+    settings: FileConfig
+    shown_psk: Secret | None = None
+    psk_generated: bool = False
+    config_file: Path | None = None
+
+
+class _AppendListener(argparse.Action):
+    """``--tcp/--tls/--udp HOST:PORT``: one list for all three, in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        listeners: list[tuple[str, str]] = list(getattr(namespace, self.dest) or [])
+        listeners.append((option_string or self.option_strings[0], str(values)))
+        setattr(namespace, self.dest, listeners)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ikev2-responder`` argument parser (values are checked by :func:`parse_invocation`)."""
     parser = argparse.ArgumentParser(
         prog="ikev2-responder",
-        description="IKEv2 responder with RFC 9329 TCP encapsulation (TLS on 443) and UDP 500/4500.",
+        description=(
+            "IKEv2 responder with RFC 9329 TCP encapsulation (TLS on 443) and UDP 500/4500. "
+            "With no arguments: TCP and UDP on 127.0.0.1:4500, a random lab PSK for any "
+            "initiator ID, and client configurations for libreswan (TCP) and strongSwan (UDP) "
+            "printed on stdout."
+        ),
+        epilog="Flags override the same keys of --config FILE; see docs/configuration.md.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.parse_args(argv)
-    print(supported_transforms_report())
-    return 0
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    for flag, what in (
+        ("--tcp", "RFC 9329 TCP encapsulation"),
+        ("--tls", "RFC 9329 inside TLS (Appendix A)"),
+        ("--udp", "IKE over UDP (non-ESP marker except on port 500)"),
+    ):
+        parser.add_argument(
+            flag,
+            dest="listen",
+            action=_AppendListener,
+            metavar="HOST:PORT",
+            help=f"listen for {what} on HOST:PORT (IPv6 as [::1]:PORT; repeatable; replaces the "
+            "file's or the default listeners)",
+        )
+    parser.add_argument(
+        "--psk",
+        metavar="SECRET",
+        help="pre-shared key for any initiator ID no configured peer claims (lab mode); "
+        "0x... for hex, 0s... for base64",
+    )
+    parser.add_argument(
+        "--id",
+        metavar="ID",
+        help="our identity (IDr): @fqdn or host name, user@host, an IP address, "
+        "'C=..., CN=...' or keyid:HEX (default: the address the request arrived on)",
+    )
+    parser.add_argument("--cert", metavar="FILE", help="PEM certificate (chain) for TLS listeners")
+    parser.add_argument("--key", metavar="FILE", help="PEM private key of --cert")
+    parser.add_argument("--keylog", metavar="DIR", help="write Wireshark key tables to DIR (lab use only)")
+    parser.add_argument("--log-level", metavar="LEVEL", type=str.lower, help="/".join(LOG_LEVELS))
+    return parser
+
+
+def random_lab_psk() -> str:
+    """A fresh random lab PSK (144 bits from :mod:`secrets`), printable and easy to paste."""
+    return "lab-" + secrets.token_urlsafe(18)
+
+
+def _listener(flag: str, text: str) -> Listener:
+    kind = _LISTEN_FLAGS[flag]
+    url = f"{kind.value}://{text}"
+    try:
+        return Listener.parse(url)
+    except ConfigError as exc:
+        raise ConfigError(exc.message.replace(repr(url), repr(text)), f"{flag} {text}") from None
+
+
+def _parsed(parse: Callable[[str], Any], text: str, flag: str) -> Any:
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, flag) from None
+
+
+def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = random_lab_psk) -> Invocation:
+    """The :class:`Invocation` of ``argv`` (without the program name).
+
+    Raises :class:`ConfigError` naming the flag (``--psk: empty secret``) or
+    the file's key (``peers.alice.psk: empty secret``); argparse itself exits
+    with status 2 on unknown flags or missing values.  ``make_lab_psk`` is
+    called only when nothing else can authenticate an initiator.
+    """
+    args = build_parser().parse_args(list(argv))
+    config_file = Path(args.config) if args.config is not None else None
+    settings = load_config_path(config_file) if config_file is not None else FileConfig()
+    config = settings.config
+    core: dict[str, Any] = {}
+    shell: dict[str, Any] = {}
+    flags = {"tls_cert": "--cert", "tls_key": "--key"}  # FileConfig's cross-checks, by the flag to fix
+
+    if args.listen:
+        shell["listeners"] = tuple(_listener(flag, text) for flag, text in args.listen)
+    shown_psk: Secret | None = None
+    if args.psk is not None:
+        shown_psk = core["any_id_psk"] = _parsed(Secret.parse, args.psk, "--psk")
+    if args.id is not None:
+        core["local_id"] = _parsed(Identity.parse, args.id, "--id")
+    for flag, key in (("cert", "tls_cert"), ("key", "tls_key"), ("keylog", "keylog_dir")):
+        value = getattr(args, flag)
+        if value is not None:
+            if not value or "\0" in value:
+                raise ConfigError("empty path" if not value else "path holds a NUL character", f"--{flag}")
+            shell[key] = Path(value)
+    if args.log_level is not None:
+        if args.log_level not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise ConfigError(f"expected one of {choices}, got {args.log_level!r}", "--log-level")
+        shell["log_level"] = args.log_level
+
+    generated = False
+    if not config.peers and config.any_id_psk is None and "any_id_psk" not in core:
+        shown_psk = core["any_id_psk"] = Secret(make_lab_psk().encode("utf-8"))
+        generated = True
+    try:
+        settings = attrs.evolve(settings, config=attrs.evolve(config, **core), **shell)
+    except ConfigError as exc:
+        field = exc.field.split(".")[0].split("[")[0]
+        if field == "listeners" and "listeners" in shell:
+            index = int(exc.field.split("[")[1].split("]")[0]) if "[" in exc.field else None
+            name = " ".join(args.listen[index]) if index is not None else "--tcp/--tls/--udp"
+            raise ConfigError(exc.message, name) from None
+        if field in flags:
+            raise ConfigError(exc.message, flags[field]) from None
+        raise  # pragma: no cover - every other value was checked on its own above
+    return Invocation(settings, shown_psk, generated, config_file)
+
+
+# ---------------------------------------------------------------------------
+# Client configurations
+# ---------------------------------------------------------------------------
+
+
+def secret_text(secret: Secret) -> str:
+    """The secret as libreswan's ipsec.secrets and swanctl.conf both read it: ``"text"`` or ``0x<hex>``."""
+    try:
+        text = secret.value.decode("ascii")
+    except UnicodeDecodeError:
+        text = ""
+    plain = text.isprintable() and not any(c in text for c in '"\\') and text[:2].lower() not in ("0x", "0s")
+    return f'"{text}"' if text and plain else "0x" + secret.value.hex()
+
+
+def libreswan_id(identity: Identity) -> str:
+    """An identity in libreswan's ``leftid``/``rightid`` notation."""
+    if identity.id_type is IdType.ID_FQDN:
+        return "@" + identity.data.decode("utf-8", "backslashreplace")
+    if identity.id_type is IdType.ID_KEY_ID:
+        return "@#" + identity.data.hex()
+    if identity.id_type is IdType.ID_DER_ASN1_DN:
+        return _quoted(str(identity))
+    return str(identity)  # user@host, IP addresses
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@attrs.frozen
+class ClientView:
+    """What a client needs to know to authenticate to this responder (for the printed snippets).
+
+    ``client_id`` is the identity the client should use (``None``: one
+    matching ``client_id_hint``), ``secret`` the PSK to show (``None``:
+    ``secret_hint`` says where it is), ``responder_id`` the identity we
+    present (``None``: the address the client connects to).
+    """
+
+    client_id: Identity | None
+    client_id_hint: str
+    secret: Secret | None = attrs.field(repr=False)
+    secret_hint: str
+    responder_id: Identity | None
+    ike_proposals: tuple[IkeProposal, ...]
+    esp_proposals: tuple[EspProposal, ...]
+
+
+def client_view(invocation: Invocation) -> ClientView:
+    """The client the snippets describe: lab mode when a lab PSK exists, else the first peer."""
+    config = invocation.settings.config
+    where = f" in {invocation.config_file}" if invocation.config_file is not None else ""
+    peer: PeerConfig | None = None
+    client_id: Identity | None = LAB_CLIENT_ID
+    hint = ""
+    if config.any_id_psk is not None:
+        peer = config.find_peer(LAB_CLIENT_ID)
+    elif config.peers:
+        peer = config.peers[0]
+        pattern = peer.remote_id
+        if pattern.kind is IdPatternKind.EXACT and pattern.identity is not None:
+            client_id = pattern.identity
+        else:
+            client_id, hint = None, f"<an identity matching {pattern}>"
+    secret: Secret | None = None
+    secret_hint = "<no PSK configured>"  # noqa: S105 - a placeholder, not a secret
+    children: tuple[ChildConfig, ...] = config.lab_children
+    responder_id = config.local_id
+    if peer is not None:
+        children = peer.children
+        responder_id = peer.local_id or config.local_id
+        if peer.name == LAB_PEER_NAME:
+            if invocation.shown_psk is not None and peer.psk == invocation.shown_psk:
+                secret = invocation.shown_psk
+            secret_hint = f"<lab.any_id_psk{where}>"
+        else:
+            secret_hint = f"<peers.{peer.name}.psk{where}>"
+    return ClientView(
+        client_id,
+        hint,
+        secret,
+        secret_hint,
+        responder_id,
+        config.ike_proposals,
+        children[0].esp_proposals,
+    )
+
+
+def _reachable(listener: Listener) -> tuple[str, str]:
+    """The address a client connects to, and a comment when it had to be guessed (wildcard)."""
+    address = ipaddress.ip_address(listener.host)
+    if not address.is_unspecified:
+        return str(address), ""
+    loopback = "127.0.0.1" if address.version == 4 else "::1"
+    return loopback, f"the responder listens on every IPv{address.version} address: use the one you reach"
+
+
+def _names(prefix: str, count: int) -> list[str]:
+    return [prefix if index == 0 else f"{prefix}-{index + 1}" for index in range(count)]
+
+
+def libreswan_snippet(listeners: Sequence[Listener], view: ClientView) -> tuple[str, str]:
+    """libreswan ``ipsec.conf`` connections (one per TCP listener) and the ``ipsec.secrets`` lines."""
+    tcp = [listener for listener in listeners if listener.kind is Transport.TCP]
+    client = libreswan_id(view.client_id) if view.client_id is not None else view.client_id_hint
+    secret = secret_text(view.secret) if view.secret is not None else view.secret_hint
+    conf: list[str] = []
+    secret_lines: list[str] = []
+    for name, listener in zip(_names("ikev2-lab-tcp", len(tcp)), tcp, strict=True):
+        address, note = _reachable(listener)
+        conf.append(f"conn {name}")
+        conf += [
+            "    ikev2=insist",
+            "    enable-tcp=yes",
+            f"    tcp-remoteport={listener.port}",
+            "    authby=secret",
+            "    left=%defaultroute",
+            f"    leftid={client}",
+            f"    right={address}" + (f"  # {note}" if note else ""),
+        ]
+        if view.responder_id is not None:
+            conf.append(f"    rightid={libreswan_id(view.responder_id)}")
+            right_id = libreswan_id(view.responder_id)
+        else:
+            conf.append("    # rightid: the responder identifies itself by the address you connect to")
+            right_id = address
+        conf += ["    auto=add", ""]
+        line = f"{client} {right_id} : PSK {secret}"
+        if line not in secret_lines:
+            secret_lines.append(line)
+    conf.append(
+        "# ike=/esp=: libreswan's defaults overlap the responder's proposals; "
+        "start with: ipsec auto --up " + _names("ikev2-lab-tcp", 1)[0]
+    )
+    return "\n".join(conf) + "\n", "\n".join(secret_lines) + "\n"
+
+
+def swanctl_snippet(listeners: Sequence[Listener], view: ClientView) -> str:
+    """strongSwan ``swanctl.conf`` connections (one per UDP listener) and their secret."""
+    udp = [listener for listener in listeners if listener.kind is Transport.UDP]
+    client = _quoted(str(view.client_id)) if view.client_id is not None else view.client_id_hint
+    lines = ["connections {"]
+    for name, listener in zip(_names("ikev2-lab-udp", len(udp)), udp, strict=True):
+        address, note = _reachable(listener)
+        lines += [f"    {name} {{", "        version = 2"]
+        lines.append(f"        remote_addrs = {address}" + (f"  # {note}" if note else ""))
+        if listener.port != 500:
+            lines.append(f"        remote_port = {listener.port}")
+        if listener.port not in (500, 4500):
+            lines.append("        local_port = 4500  # else charon floats back to 4500")
+        lines += [
+            f"        proposals = {','.join(str(p) for p in view.ike_proposals)}",
+            "        local {",
+            "            auth = psk",
+            f"            id = {client}",
+            "        }",
+            "        remote {",
+            "            auth = psk",
+        ]
+        if view.responder_id is not None:
+            lines.append(f"            id = {_quoted(str(view.responder_id))}")
+        lines += [
+            "        }",
+            "        children {",
+            "            lab {",
+            f"                esp_proposals = {','.join(str(p) for p in view.esp_proposals)}",
+            "                # local_ts/remote_ts: any; the responder accepts the selectors you propose",
+            "            }",
+            "        }",
+            "    }",
+        ]
+    secret = secret_text(view.secret) if view.secret is not None else view.secret_hint
+    lines += ["}", "secrets {", "    ike-lab {", f"        id-1 = {client}", f"        secret = {secret}"]
+    lines += ["    }", "}", "# start with: swanctl --load-all && swanctl --initiate --child lab"]
+    return "\n".join(lines) + "\n"
+
+
+def tls_note(listeners: Sequence[Listener], fingerprint: str | None) -> str:
+    """How to reach the TLS listeners: the certificate to pin, and the stand-in for libreswan."""
+    tls = [listener for listener in listeners if listener.kind is Transport.TLS]
+    lines = [f"# {listener}: RFC 9329 inside TLS, certificate SHA-256 {fingerprint}" for listener in tls]
+    target = "HOST:PORT"
+    if tls:
+        address, _note = _reachable(tls[0])
+        target = f"[{address}]:{tls[0].port}" if ":" in address else f"{address}:{tls[0].port}"
+    lines += [
+        "# libreswan has no TLS: point a libreswan connection (as above, tcp-remoteport=14500,",
+        "# right=127.0.0.1; pluto with --impair tcp-skip-setsockopt-espintcp) at the project's",
+        "# stand-in, which adds the RFC 9329 Length, wraps the stream in TLS and pins the certificate:",
+        "#   python tests/interop/espintcp_standin.py --role initiator --listen 127.0.0.1:14500 \\",
+        f"#       --connect {target} --tls --tls-fingerprint {fingerprint or 'FINGERPRINT'}",
+        "# or use the project's own client:",
+        "#   responder.client.establish(..., Transport.TLS, HOST, PORT, tls_fingerprint=FINGERPRINT)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_start(listeners: Sequence[Listener], tls_fingerprint: str | None, invocation: Invocation) -> str:
+    """Everything printed once the server listens (``listeners`` as bound: real ports)."""
+    view = client_view(invocation)
+    notes = {
+        Transport.TCP: "RFC 9329 TCP encapsulation",
+        Transport.TLS: f"RFC 9329 inside TLS, certificate SHA-256 {tls_fingerprint}",
+        Transport.UDP: "IKE over UDP with the non-ESP marker, RFC 3948",
+    }
+    out = [f"{_RULE} ikev2-responder {__version__} is running (Ctrl-C or SIGTERM stops it) {_RULE}"]
+    for listener in listeners:
+        plain_udp = listener.kind is Transport.UDP and listener.port == 500
+        out.append(f"listening on {listener}  ({'IKE over UDP' if plain_udp else notes[listener.kind]})")
+    if invocation.psk_generated and invocation.shown_psk is not None:
+        out.append(
+            f"lab PSK (LAB SECRET: random, for this run only, any initiator ID): "
+            f"{invocation.shown_psk.value.decode('utf-8')}"
+        )
+    elif invocation.shown_psk is not None:
+        shown = secret_text(invocation.shown_psk)
+        out.append(f"lab PSK (from --psk, any initiator ID no peer claims): {shown}")
+    responder = "the address the request arrived on" if view.responder_id is None else view.responder_id
+    out.append(f"responder ID: {responder}")
+    if any(listener.kind is Transport.TCP for listener in listeners):
+        conf, secrets_lines = libreswan_snippet(listeners, view)
+        out += [f"{_RULE} libreswan ipsec.conf (TCP, RFC 9329) {_RULE}", conf.rstrip("\n")]
+        out += [f"{_RULE} libreswan ipsec.secrets {_RULE}", secrets_lines.rstrip("\n")]
+    if any(listener.kind is Transport.UDP for listener in listeners):
+        swanctl = swanctl_snippet(listeners, view)
+        out += [f"{_RULE} strongSwan swanctl.conf (UDP) {_RULE}", swanctl.rstrip("\n")]
+    if any(listener.kind is Transport.TLS for listener in listeners):
+        out += [f"{_RULE} TLS {_RULE}", tls_note(listeners, tls_fingerprint).rstrip("\n")]
+    out.append(f"{_RULE} end {_RULE}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    """Log lines with time, level and logger name to stderr, at ``level`` (a :data:`LOG_LEVELS` name)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=stream or sys.stderr,
+        force=True,
+    )
+
+
+def _check_files(invocation: Invocation) -> None:
+    """The TLS files can be read (a clear error now beats an OpenSSL one later)."""
+    settings = invocation.settings
+    if not any(listener.kind is Transport.TLS for listener in settings.listeners):
+        return
+    for path, key in ((settings.tls_cert, "tls.cert"), (settings.tls_key, "tls.key")):
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror or exc}", key) from None
+
+
+@attrs.define
+class _Stop:
+    """How the server was stopped: ``forced`` when a shutdown had to be cut short."""
+
+    shutdown: trio.Event = attrs.Factory(trio.Event)
+    forced: bool = False
+
+
+async def _watch_signals(
+    signals: AsyncIterator[int], stop: _Stop, scope: trio.CancelScope, grace: float
+) -> None:
+    """First SIGINT/SIGTERM: graceful shutdown; a second one, or no end after ``grace`` s: stop now."""
+    async for signum in signals:
+        logger.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.shutdown.set()
+        break
+    with trio.move_on_after(grace):
+        async for signum in signals:
+            logger.warning("%s received again: stopping now", signal.Signals(signum).name)
+            break
+        else:  # pragma: no cover - the receiver never ends
+            return
+    if not scope.cancel_called:
+        logger.warning("shutdown not finished after %.1f s: stopping now", grace)
+    stop.forced = True
+    scope.cancel()
+
+
+async def _run(invocation: Invocation, out: TextIO) -> int:
+    from responder.server import serve  # the server pulls in every transport: only when serving
+
+    settings = invocation.settings
+    stop = _Stop()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            grace = settings.shutdown_timeout + _SHUTDOWN_GRACE
+            nursery.start_soon(_watch_signals, signals, stop, nursery.cancel_scope, grace)
+
+            async def serve_then_stop(*, task_status: trio.TaskStatus[Any]) -> None:
+                await serve(settings, shutdown=stop.shutdown, task_status=task_status)
+                nursery.cancel_scope.cancel()  # serve() returned after the shutdown: stop watching
+
+            info = await nursery.start(serve_then_stop)
+            out.write(render_start(info.listeners, info.tls_fingerprint, invocation))
+            out.flush()
+    return 1 if stop.forced else 0
+
+
+def _busy_listener(listeners: Sequence[Listener]) -> Listener | None:
+    """The first listener whose port another socket holds (after a failed start, to name it)."""
+    for listener in listeners:
+        if listener.port == 0:
+            continue
+        address = ipaddress.ip_address(listener.host)
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        kind = socket.SOCK_STREAM if listener.kind.is_stream else socket.SOCK_DGRAM
+        try:
+            with socket.socket(family, kind) as probe:
+                if listener.kind.is_stream:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as trio's listeners do
+                if address.version == 6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind((listener.host, listener.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return listener
+    return None
+
+
+def _startup_errors(exc: BaseException) -> list[OSError] | None:
+    """The OSErrors inside ``exc`` if that is all it holds (a failure to start), else ``None``."""
+    if isinstance(exc, OSError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found: list[OSError] = []
+        for inner in exc.exceptions:
+            errors = _startup_errors(inner)
+            if errors is None:
+                return None
+            found += errors
+        return found
+    return None
+
+
+def _error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, one line; argv that was not UTF-8 is shown escaped."""
+    line = f"error: {message}".encode("utf-8", "backslashreplace").decode("utf-8")
+    print(line.replace("\n", " "), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Entry point of ``ikev2-responder`` and ``python -m responder``; returns the exit status."""
+    output = out or sys.stdout
+    try:
+        invocation = parse_invocation(sys.argv[1:] if argv is None else argv)
+        _check_files(invocation)
+    except ConfigError as exc:
+        _error(str(exc))
+        return 2
+    configure_logging(invocation.settings.log_level)
+    try:
+        return trio.run(functools.partial(_run, invocation, output))
+    except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
+        return 130
+    except BaseException as exc:
+        errors = _startup_errors(exc)
+        if errors is None:
+            raise
+        first = errors[0]
+        if first.errno == errno.EADDRINUSE:
+            busy = _busy_listener(invocation.settings.listeners)
+            where = f"listen on {busy}" if busy is not None else "listen"
+            hint = "pick another with --tcp/--udp/--tls HOST:PORT"
+            _error(f"cannot {where}: address already in use ({hint})")
+        else:
+            _error(f"cannot start: {first}")
+        return 1
