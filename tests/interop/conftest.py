@@ -17,7 +17,12 @@ API (all factories; files live under the test's ``tmp_path``):
 * ``libreswan(ns, "name", listen_tcp=..., listen=..., impairs=...)`` -> :class:`Libreswan`.
 * ``standin(ns, role=..., listen=..., ...)`` -> the stand-in's :class:`Proc`.
 * ``tshark`` -> :class:`TsharkHelper`: ``capture(ns, "veth0", "name")`` then ``.stop()``;
-  ``dissect(pcap, ike_sas=..., esp_sas=...)``.
+  ``dissect(pcap, ike_sas=..., esp_sas=...)`` or ``dissect(pcap, config_dir=keylog_dir)``.
+* ``responder(ns, tcp=["ADDR:PORT"], tls=[...], udp=[...], psk=..., local_id=...)`` ->
+  :class:`Responder`: ``python -m responder`` started in ``ns`` with those flags and
+  ``--keylog``, returned once every listener is bound; its output tail is printed on failure.
+* ``@pytest.mark.hard_timeout(SECONDS)``: the test (set-up included) fails after SECONDS
+  (SIGALRM), and the fixtures still tear everything down.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import pytest
 from tests.interop.lab import Lab, Netns, Proc, remove_stale_namespaces
 from tests.interop.libreswan import Libreswan, libreswan_binaries, start_standin
 from tests.interop.require import INSTALL_HINT, require, require_root, require_tool
+from tests.interop.responder_proc import Responder, start_responder
 from tests.interop.strongswan import CHARON, SWANCTL, StrongSwan
 from tests.interop.tshark import LUA_DISSECTOR, dissect, start_capture, stop_capture
 
@@ -54,6 +60,36 @@ def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
 # like Ctrl-C does; Lab's atexit hook is the last resort.
 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "hard_timeout(seconds): fail an interop test that runs longer (SIGALRM, main thread)"
+    )
+
+
+class HardTimeout(Exception):
+    """Raised in the main thread when a test marked ``hard_timeout`` runs out of time."""
+
+
+@pytest.fixture(autouse=True)
+def _hard_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("hard_timeout")
+    if marker is None:
+        yield
+        return
+    seconds = float(marker.args[0])
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise HardTimeout(f"{request.node.nodeid} ran longer than its hard timeout of {seconds:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -200,3 +236,29 @@ def tshark(tmp_path: Path) -> TsharkHelper:
         LUA_DISSECTOR.exists(), f"the shipped Lua dissector {LUA_DISSECTOR}", "restore responder/wireshark/"
     )
     return TsharkHelper(tmp_path)
+
+
+@pytest.fixture
+def responder(
+    request: pytest.FixtureRequest, netns: Lab, tmp_path: Path
+) -> Iterator[Callable[..., Responder]]:
+    """Factory: ``responder(ns, tcp=..., tls=..., udp=..., psk=..., local_id=...)`` -> Responder."""
+    require_tool("ss", "apt-get install iproute2")
+    instances: list[Responder] = []
+    counter = iter(range(1, 1000))
+
+    def make(ns: Netns, **kwargs: Any) -> Responder:
+        kwargs.setdefault("workdir", tmp_path / f"responder-{next(counter)}")
+        instance = start_responder(ns, **kwargs)
+        instances.append(instance)
+        return instance
+
+    try:
+        yield make
+    finally:
+        for instance in instances:
+            if _failed(request):
+                print(f"---- responder {instance.proc.argv[4:]} (pid {instance.proc.pid}) ----")
+                print(instance.tail())
+            with contextlib.suppress(Exception):
+                instance.stop()

@@ -12,7 +12,9 @@ side of the TCP connection and does the kernel's part:
   ``SO_ORIGINAL_DST`` or given with ``--connect``): pluto -> wire adds
   ``Length = 2 + 4 + IKE length``; wire -> pluto strips it.  ``--tls`` wraps
   the onward stream in TLS (the ``IKETCP`` prefix travels inside it), to reach
-  a 443 listener.
+  a 443 listener; the server is not verified, unless ``--tls-ca`` names a CA
+  or ``--tls-fingerprint`` the SHA-256 fingerprint of its certificate (as the
+  responder prints it for a self-signed one).
 * role ``responder`` (in front of a listening pluto): wire -> pluto strips the
   Length, pluto -> wire adds it; ``--tls-cert/--tls-key`` terminate TLS.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import socket
 import ssl
 import struct
@@ -135,6 +138,22 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def normalize_fingerprint(text: str) -> str:
+    """``AB:CD:...``, ``ab cd ...`` or ``abcd...`` -> ``abcd...``."""
+    return "".join(ch for ch in text.lower() if ch in "0123456789abcdef")
+
+
+def check_fingerprint(sock: ssl.SSLSocket, expected: str) -> None:
+    """Raise unless the server's certificate has the SHA-256 fingerprint ``expected``."""
+    der = sock.getpeercert(binary_form=True)
+    actual = hashlib.sha256(der).hexdigest() if der else "(no certificate)"
+    if actual != normalize_fingerprint(expected):
+        raise ssl.SSLError(
+            f"server certificate fingerprint {actual} is not {normalize_fingerprint(expected)}"
+        )
+    log(f"server certificate fingerprint verified: {actual}")
+
+
 def handle(client: socket.socket, args: argparse.Namespace, server_tls: ssl.SSLContext | None) -> None:
     try:
         if args.role == "initiator":
@@ -161,6 +180,8 @@ def handle(client: socket.socket, args: argparse.Namespace, server_tls: ssl.SSLC
             if args.tls_keylog:
                 ctx.keylog_filename = args.tls_keylog
             onward = ctx.wrap_socket(onward, server_hostname=args.tls_server_name or target[0])
+            if args.tls_fingerprint:
+                check_fingerprint(onward, args.tls_fingerprint)
         log(f"connection from {client.getpeername()} -> {target} (tls={bool(args.tls or server_tls)})")
     except Exception as exc:
         log(f"connection setup failed: {exc}")
@@ -191,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls", action="store_true", help="wrap the onward stream in TLS (role initiator)")
     parser.add_argument("--tls-ca", help="CA file to verify the onward TLS server (default: no verification)")
     parser.add_argument("--tls-server-name", help="SNI for the onward TLS connection")
+    parser.add_argument(
+        "--tls-fingerprint",
+        help="SHA-256 fingerprint (hex, colons optional) the onward TLS server must present",
+    )
     parser.add_argument("--tls-keylog", help="NSS key log file for Wireshark")
     parser.add_argument("--tls-cert", help="terminate TLS with this certificate (role responder)")
     parser.add_argument("--tls-key", help="private key for --tls-cert")

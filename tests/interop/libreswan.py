@@ -112,6 +112,7 @@ def start_standin(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     tls_keylog: Path | None = None,
+    tls_fingerprint: str | None = None,
     log: Path,
     timeout: float = 10.0,
 ) -> Proc:
@@ -129,6 +130,8 @@ def start_standin(
         argv += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
     if tls_keylog is not None:
         argv += ["--tls-keylog", str(tls_keylog)]
+    if tls_fingerprint is not None:
+        argv += ["--tls-fingerprint", tls_fingerprint]
     proc = netns.spawn(argv, log=log, env={"PYTHONUNBUFFERED": "1"})
 
     def ready() -> bool:

@@ -127,21 +127,28 @@ def dissect(
     display_filter: str | None = None,
     two_pass: bool = True,
     timeout: float = 120.0,
+    config_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Dissect ``pcap`` and return each packet's ``layers`` dict.
 
     ``decode_as`` entries go to ``-d`` (e.g. ``"tcp.port==10443,rfc9329"``); ``prefs`` to ``-o``.
     Key tables, if given, are written to a temporary configuration directory.
+    ``config_dir`` instead names a directory that already holds them (e.g. the
+    responder's ``--keylog`` directory); ESP decryption is then switched on.
     """
+    if config_dir is not None and (ike_sas or esp_sas):
+        raise ValueError("give key tables or a configuration directory holding them, not both")
+    esp_decode = bool(esp_sas) or (config_dir is not None and (config_dir / "esp_sa").exists())
     with tempfile.TemporaryDirectory(prefix="ikr-wireshark-") as tmp:
-        config_dir = Path(tmp)
-        write_key_tables(config_dir, ike_sas, esp_sas)
+        if config_dir is None:
+            config_dir = Path(tmp)
+            write_key_tables(config_dir, ike_sas, esp_sas)
         argv = ["tshark", "-n", "-r", str(pcap), "-T", "json", "--no-duplicate-keys"]
         if two_pass:
             argv.append("-2")
         if lua:
             argv += ["-X", f"lua_script:{LUA_DISSECTOR}"]
-        if esp_sas:
+        if esp_decode:
             argv += ["-o", "esp.enable_encryption_decode:TRUE"]
         for rule in decode_as:
             argv += ["-d", rule]
