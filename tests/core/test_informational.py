@@ -168,12 +168,25 @@ def test_delete_of_ike_sa_closes_it() -> None:
 )
 def test_notifies_in_a_request_are_ignored(notify_type: NotifyType) -> None:
     """RFC 7296 §3.10.1 (row B8): unrecognised error types in a request, and status types, MUST be
-    ignored; the request still gets its (empty) response and the SA stays up.  (Known fatal errors
-    reported in the INFORMATIONAL right after IKE_AUTH, §2.21.2, are a different case, not handled.)"""
+    ignored; the request still gets its (empty) response and the SA stays up.  (AUTHENTICATION_FAILED
+    reported in an INFORMATIONAL, §2.21.2, is a different case: see the next test.)"""
     pair, _, responder_sa = established()
     response = ask(pair, responder_sa, ExchangeType.INFORMATIONAL, NotifyPayload(notify_type, b"\x01\x02"))
     assert response.payloads == ()
     assert responder_sa.state is IkeSaState.ESTABLISHED
+
+
+def test_authentication_failed_from_the_initiator_ends_the_sa() -> None:
+    """RFC 7296 §2.21.2: an initiator that rejects our IKE_AUTH response reports AUTHENTICATION_FAILED
+    in a separate INFORMATIONAL; the request is answered and the IKE SA is gone."""
+    pair, _, responder_sa = established()
+    response = ask(
+        pair, responder_sa, ExchangeType.INFORMATIONAL, NotifyPayload(NotifyType.AUTHENTICATION_FAILED)
+    )
+    assert response.payloads == ()
+    assert responder_sa.state is IkeSaState.CLOSED
+    assert "AUTHENTICATION_FAILED" in pair.events(IkeSaClosed)[-1].reason
+    assert pair.responder.sa(responder_sa.spi_r) is None
 
 
 def test_unknown_payload_without_critical_bit_is_ignored() -> None:

@@ -5,7 +5,9 @@ empty one for a liveness check.  A Delete of the IKE SA is answered with an
 empty response, after which the SA and its Child SAs are gone.  A Delete of
 ESP SPIs closes both directions of each pair and the response lists our
 inbound SPIs of the same pairs (RFC 7296 §1.4.1); SPIs we do not know are
-ignored.  Status notifies we do not understand are ignored (§3.10.1).
+ignored.  Status notifies we do not understand are ignored (§3.10.1).  An
+AUTHENTICATION_FAILED notify (the initiator rejected our IKE_AUTH response,
+§2.21.2) is answered and ends the IKE SA.
 
 CREATE_CHILD_SA is refused with NO_ADDITIONAL_SAS, which RFC 7296 §1.3
 allows a minimal implementation; rekeying comes with the lifecycle issue.
@@ -22,7 +24,7 @@ from responder.core.events import ChildSaDeleted, ResponseReceived
 from responder.core.exchanges.common import find_all
 from responder.core.ike_sa import IkeSa, Path
 from responder.core.messages import Message
-from responder.core.payloads import DeletePayload, Payload
+from responder.core.payloads import DeletePayload, NotifyPayload, Payload
 
 __all__ = ["refuse_create_child_sa", "request_delete", "request_liveness_check", "respond"]
 
@@ -33,6 +35,11 @@ def respond(sa: IkeSa, message: Message, path: Path, now: float) -> tuple[tuple[
     for delete in deletes:
         if delete.protocol_id not in (ProtocolId.IKE, ProtocolId.ESP, ProtocolId.AH):
             raise DecodeError(f"Delete of unknown protocol {delete.protocol_id}", offset=28)
+    if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in find_all(message, NotifyPayload)):
+        # RFC 7296 §2.21.2: an initiator that rejects our IKE_AUTH response says so in a
+        # separate INFORMATIONAL exchange; the IKE SA is not usable, so it ends once answered.
+        sa.close_after_response = "the peer reported AUTHENTICATION_FAILED for our IKE_AUTH response"
+        return (), "peer reported AUTHENTICATION_FAILED; IKE SA deleted"
     if any(d.protocol_id == ProtocolId.IKE for d in deletes):
         # RFC 7296 §1.4.1: the response is empty; the SA is gone once it is sent.
         sa.close_after_response = "deleted by the peer (INFORMATIONAL Delete of the IKE SA)"
