@@ -99,6 +99,8 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "buffer_per_connection",
             "prefix_timeout",
             "first_frame_timeout",
+            "orphan_timeout",
+            "corrupt_messages_max",
             "shutdown_timeout",
         ),
         "tls": ("cert", "key"),
@@ -297,8 +299,11 @@ class FileConfig:
     ``connections_per_source`` per remote address, ``buffer_per_connection``
     octets buffered per stream (at least one maximal RFC 9329 frame);
     ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
-    to receive the first whole frame after it, ``shutdown_timeout`` for
-    graceful shutdown before streams are cut; all in seconds.
+    to receive the first whole frame after it, ``orphan_timeout`` before a
+    stream that carries no live IKE SA any more is closed (RFC 9329 §6.1, row
+    A25), ``shutdown_timeout`` for graceful shutdown before streams are cut;
+    all in seconds.  ``corrupt_messages_max`` consecutive corrupt messages
+    close a stream (RFC 9329 §6.1, rows A32, A33).
     """
 
     config: Config = attrs.field(factory=Config, validator=attrs.validators.instance_of(Config))
@@ -312,6 +317,8 @@ class FileConfig:
     buffer_per_connection: int = attrs.field(default=131072, validator=_count(MAX_LENGTH))
     prefix_timeout: float = attrs.field(default=5.0, validator=_seconds)
     first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    orphan_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    corrupt_messages_max: int = attrs.field(default=16, validator=_count(1))
     shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
@@ -618,6 +625,8 @@ _LIMITS_SHELL: Final[dict[str, type]] = {
     "buffer_per_connection": int,
     "prefix_timeout": float,
     "first_frame_timeout": float,
+    "orphan_timeout": float,
+    "corrupt_messages_max": int,
     "shutdown_timeout": float,
 }
 

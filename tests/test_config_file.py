@@ -150,6 +150,8 @@ EXPECTED_EXAMPLE = FileConfig(
     buffer_per_connection=131072,
     prefix_timeout=5.0,
     first_frame_timeout=10.0,
+    orphan_timeout=10.0,
+    corrupt_messages_max=16,
     shutdown_timeout=5.0,
 )
 
@@ -215,6 +217,8 @@ def test_empty_file_is_every_default() -> None:
     assert loaded.buffer_per_connection == 131072
     assert loaded.prefix_timeout == 5.0
     assert loaded.first_frame_timeout == 10.0
+    assert loaded.orphan_timeout == 10.0  # RFC 9329 §6.1 "a few seconds" (row A25)
+    assert loaded.corrupt_messages_max == 16  # rows A32, A33
     assert loaded.shutdown_timeout == 5.0
 
 
@@ -353,6 +357,14 @@ def test_keywords_are_case_insensitive() -> None:
 @pytest.mark.parametrize("level", LOG_LEVELS)
 def test_log_levels(level: str) -> None:
     assert load(f'[responder]\nlog_level = "{level}"').log_level == level
+
+
+def test_connection_rules_are_read() -> None:
+    """RFC 9329 §6.1 (rows A25, A32): the orphan grace and the corruption threshold are settings."""
+    loaded = load("[responder.limits]\norphan_timeout = 3\ncorrupt_messages_max = 4\n")
+    assert loaded.orphan_timeout == 3.0 and isinstance(loaded.orphan_timeout, float)
+    assert loaded.corrupt_messages_max == 4
+    assert loaded.config.limits == Limits()  # the server's, not the core's
 
 
 def test_integers_are_accepted_for_seconds() -> None:
@@ -531,6 +543,18 @@ ERRORS = [
         "finite number",
     ),
     ("[responder.limits]\nshutdown_timeout = nan", "responder.limits.shutdown_timeout", "finite number"),
+    ("[responder.limits]\norphan_timeout = -1", "responder.limits.orphan_timeout", "> 0, got -1.0"),
+    ("[responder.limits]\norphan_timeout = inf", "responder.limits.orphan_timeout", "finite number"),
+    (
+        "[responder.limits]\ncorrupt_messages_max = 0",
+        "responder.limits.corrupt_messages_max",
+        "must be at least 1, got 0",
+    ),
+    (
+        "[responder.limits]\ncorrupt_messages_max = 1.5",
+        "responder.limits.corrupt_messages_max",
+        "expected an integer, got a float",
+    ),
     (
         "[responder.limits]\nhalf_open = 5",
         "responder.limits.half_open",

@@ -13,7 +13,8 @@ stalled the new connection is refused.  So peers that open connections and
 send nothing can hold a slot for ``prefix_timeout`` at most and can never
 lock out a well-behaved peer, and a connection that has carried a frame is
 never evicted (whether it still serves an IKE SA is the engine's business:
-RFC 9329 §6.1 lets the TCP Responder close idle connections, row A25).
+it closes a connection that carries no live IKE SA any more, or too much
+corrupt input, through :meth:`Connection.close`; RFC 9329 §6.1, rows A25, A32).
 
 A :class:`Connection` is also the :class:`~responder.server.contracts.Sink` the
 engine sends through: :meth:`Connection.send_ike` frames the message
@@ -189,6 +190,20 @@ class Connection:
         self._send.close()
         self.cancel_scope.cancel()
 
+    def close(self, reason: str) -> None:
+        """The engine ends this connection (the :class:`~responder.server.contracts.Sink` method).
+
+        Reading stops at once; what is queued is still written, then the
+        stream closes gracefully (TLS close_notify) within the transport's
+        close grace.  Used for corruption (RFC 9329 §6.1, rows A32, A33) and for
+        a connection that carries no live IKE SA any more (row A25); the IKE
+        SAs themselves are not touched.  Idempotent; never raises.
+        """
+        if self.reason is not None or self.phase is Phase.CLOSING:
+            return
+        self.finish(reason, "closed_by_engine")
+        self.reader_scope.cancel()
+
     def shutdown(self, deadline: float) -> None:
         """Server shutdown: stop reading, write what is queued, close gracefully, cut at ``deadline``."""
         if self.stalled:
@@ -206,7 +221,7 @@ class ConnectionTable:
     at admission, one outcome per closed connection (``evicted``,
     ``peer_closed``, ``framing_error``, ``prefix_timeout``,
     ``first_frame_timeout``, ``tls_failed``, ``broken``, ``slow_reader``,
-    ``buffer_exceeded``, ``shutdown``, ``failed``) and the frames delivered
+    ``buffer_exceeded``, ``closed_by_engine``, ``shutdown``, ``failed``) and the frames delivered
     (``ike_frames``, ``esp_frames``).
     """
 

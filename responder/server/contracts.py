@@ -18,6 +18,11 @@ Strategy: the Trio shell has three kinds of part, written and tested apart:
 Every call across these lines is synchronous and never blocks: a sink queues
 what it is given and a task of its own writes it, so the engine can run the
 core's transitions without awaiting anything in between (no lock needed).
+
+The engine may also end a stream connection through its sink
+(:meth:`Sink.close`): after too many consecutive corrupt inputs on it
+(RFC 9329 §6.1, rows A32, A33) or once it has carried no live IKE SA for a
+grace period (RFC 9329 §6.1, row A25).  It never ends an IKE SA that way.
 """
 
 from __future__ import annotations
@@ -41,6 +46,17 @@ class Sink(Protocol):
         500 (RFC 3948 §2.2).  Returns ``False`` when the message cannot be
         queued (the connection is closing, or its send queue is full, in
         which case the sink closes the connection); never raises, never blocks.
+        """
+        ...
+
+    def close(self, reason: str) -> None:
+        """End this connection gracefully: stop reading, write what is queued, then close.
+
+        ``reason`` is logged with the close.  The transport detaches the sink
+        soon after (not from inside this call); messages given to
+        :meth:`send_ike` meanwhile may still be written.  Idempotent; a no-op
+        for a UDP socket, which is shared by every peer.  Never raises, never
+        blocks.
         """
         ...
 

@@ -33,6 +33,38 @@ Row A30 policy: a new IKE_SA_INIT on a connection that already carries a live
 IKE SA is processed (and logged); the connection then answers for the newest
 SA, while the older SA keeps its own path until its next valid message.
 
+The engine also judges each stream connection (RFC 9329 §6.1) and ends it
+through its sink (:meth:`~responder.server.contracts.Sink.close`), never the
+IKE SAs it carried:
+
+* **corruption** (rows A32, A33, A64): ``corrupt_messages_max`` consecutive
+  corrupt inputs close the connection.  Corrupt is an IKE message the core
+  drops (a header that does not decode, unknown SPIs, a failed ICV or a broken
+  structure on a known SA) except a new IKE_SA_INIT request (dropped only for
+  our own half-open limits, or for its IKE version, which is answered); an
+  IKE_SA_INIT that does not parse (refused with INVALID_SYNTAX); and ESP
+  whose SPI is no Child SA of ours.  Any other message the core accepts,
+  answers (also from its response cache or with an error notify) or refuses
+  with a notify, and ESP with a known SPI, resets the count, so a few unknown
+  ESP SPIs during a rekey never close anything (A33).
+  The core's :class:`~responder.core.events.MessageDropped` does not say
+  whether the message had authenticated, so an authenticated request the core
+  drops (outside the window, not allowed in the SA's state) counts as well: a
+  peer would need to send that many in a row with nothing valid between;
+* **orphans** (rows A25, A41, A43): a connection that carries no live IKE SA
+  (all the SAs it carried have closed or expired, or it only ever carried
+  refused IKE_SA_INITs, unknown SPIs or ESP) is closed after
+  ``orphan_timeout`` seconds ("a few seconds", §6.1).  The grace period starts
+  with the connection's first frame (before it, the transport's
+  ``first_frame_timeout`` rules) or when its last live SA ends; a new
+  IKE_SA_INIT request that creates no SA (refused, or of another IKE version)
+  starts it again, so the retry after INVALID_KE_PAYLOAD or
+  INVALID_MAJOR_VERSION finds the connection open (row A43).
+  "Carried" means a new SA answered on it, or an authenticated message of the
+  SA arrived on it (ESP is not authenticated until the data-plane issue, so it
+  carries nothing): an SA that moved to a newer connection keeps the older one
+  open while the SA lives, until the Originator closes it (row A37).
+
 ESP is counted per connection (per UDP socket) and per IKE SA and dropped;
 the data plane is a later issue.
 """
@@ -52,12 +84,25 @@ import attrs
 import trio
 
 from responder.config import Config
+from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import LocalError
-from responder.core.events import ChildSaDeleted, ChildSaEstablished, Event, IkeSaClosed, MessageDropped
+from responder.core.events import (
+    ChildSaDeleted,
+    ChildSaEstablished,
+    Event,
+    IkeSaClosed,
+    IkeSaInitRefused,
+    MessageAccepted,
+    MessageDropped,
+    RequestAnswered,
+    ResponseReceived,
+    RetransmissionAnswered,
+)
 from responder.core.ike_sa import IkeSa, IkeSaState, Outgoing, Path
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.sa_table import Endpoint
+from responder.core.sk_payload import IKE_HEADER_SIZE
 from responder.server.contracts import EventObserver, Sink
 from responder.server.logs import RateLimiter, describe_event, event_level, spis, where
 
@@ -68,6 +113,14 @@ logger = logging.getLogger("responder.server.engine")
 IPAddress = IPv4Address | IPv6Address
 SinkKey = int | tuple[IPAddress, int]  # a connection number, or a UDP socket's (local address, port)
 _WILDCARD: dict[int, IPAddress] = {4: IPv4Address(0), 6: IPv6Address(0)}  # a socket bound to every address
+
+ORPHAN_TIMEOUT = 10.0  #: default ``Engine.orphan_timeout``: RFC 9329 §6.1 "a few seconds" (row A25)
+CORRUPT_MESSAGES_MAX = 16  #: default ``Engine.corrupt_messages_max`` (rows A32, A33)
+
+#: Events that show the core took a message as a well-formed IKE message of ours: they reset
+#: the corruption count of the connection it came on (RFC 9329 §6.1, rows A32, A33); so does an
+#: IkeSaInitRefused, unless the IKE_SA_INIT did not parse (INVALID_SYNTAX).
+_ANSWERED = (MessageAccepted, RetransmissionAnswered, RequestAnswered, ResponseReceived)
 
 
 @attrs.frozen
@@ -87,6 +140,8 @@ class EngineStats:
     esp_unknown_spi: int  #: of those, with an SPI of no Child SA of ours
     esp_per_connection: Mapping[SinkKey, int]  #: by connection number or UDP socket
     esp_per_sa: Mapping[bytes, int]  #: by our IKE SPI
+    closed_corrupt: int = 0  #: connections closed for consecutive corrupt input (rows A32, A33)
+    closed_orphan: int = 0  #: connections closed for carrying no live IKE SA (row A25)
 
 
 @attrs.define(eq=False)
@@ -97,12 +152,27 @@ class _SaRunner:
 
 
 @attrs.define(eq=False)
+class _Connection:
+    """What the engine knows of one attached stream connection (RFC 9329 §6.1)."""
+
+    path: Path
+    #: Live IKE SAs (our SPIs) created on it or whose authenticated messages came on it (A25, A37).
+    carried: set[bytes] = attrs.Factory(set)
+    orphan_since: float | None = None  #: since when it carries no live IKE SA (row A25)
+    corrupt: int = 0  #: consecutive corrupt inputs (rows A32, A33)
+    closing: bool = False  #: we asked its sink to close
+
+
+@attrs.define(eq=False)
 class Engine:
     """The responder's endpoint behind the transports; see the module docstring.
 
     ``random_bytes`` feeds SPIs, nonces and IVs, ``ke_factory`` the key
     exchanges (default: one drawing from ``random_bytes``); tests inject seeded
     ones.  :meth:`run` must be running (it holds the SA nursery) for timers to fire.
+    ``orphan_timeout`` and ``corrupt_messages_max`` are the connection rules
+    of the module docstring (the configuration file's
+    ``responder.limits.orphan_timeout`` and ``corrupt_messages_max``).
     """
 
     config: Config
@@ -110,12 +180,18 @@ class Engine:
     ke_factory: KeyExchangeFactory | None = attrs.field(default=None, repr=False)
     observers: Sequence[EventObserver] = ()
     log_interval: float = 10.0  #: seconds between two rate-limited lines of one kind
+    #: Seconds a stream connection may carry no live IKE SA before we close it (row A25).
+    orphan_timeout: float = attrs.field(default=ORPHAN_TIMEOUT, validator=attrs.validators.gt(0))
+    #: Consecutive corrupt inputs on a stream connection that close it (rows A32, A33).
+    corrupt_messages_max: int = attrs.field(default=CORRUPT_MESSAGES_MAX, validator=attrs.validators.ge(1))
     _endpoint: Endpoint = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _sinks: dict[SinkKey, Sink] = attrs.field(init=False, factory=dict)
     _runners: dict[bytes, _SaRunner] = attrs.field(init=False, factory=dict)  # our IKE SPI -> task
     _conn_sas: dict[int, list[bytes]] = attrs.field(init=False, factory=dict)  # newest SA last
     _sa_conn: dict[bytes, int] = attrs.field(init=False, factory=dict)
+    _connections: dict[int, _Connection] = attrs.field(init=False, factory=dict)  # attached streams
+    _orphan_wake: trio.Event = attrs.field(init=False, factory=trio.Event)
     _esp_spis: dict[bytes, bytes] = attrs.field(init=False, factory=dict)  # inbound ESP SPI -> IKE SPI
     _counts: Counter[str] = attrs.field(init=False, factory=Counter)
     _esp_per_connection: Counter[SinkKey] = attrs.field(init=False, factory=Counter)
@@ -138,6 +214,7 @@ class Engine:
             try:
                 for runner in list(self._runners.values()):
                     self._spawn(runner)
+                nursery.start_soon(self._watch_orphans, name="orphan-connections")
                 task_status.started()
                 await trio.sleep_forever()
             finally:
@@ -168,7 +245,27 @@ class Engine:
                 del self._runners[sa.local_spi]
             self._forget_sa(sa.local_spi)
 
+    async def _watch_orphans(self) -> None:
+        """Close connections that carried no live IKE SA for ``orphan_timeout`` (RFC 9329 §6.1, A25)."""
+        while True:
+            self._orphan_wake = trio.Event()
+            starts = [c.orphan_since for c in self._connections.values() if c.orphan_since is not None]
+            with trio.move_on_at(min(starts, default=math.inf) + self.orphan_timeout):
+                await self._orphan_wake.wait()
+            now = trio.current_time()
+            for connection in list(self._connections.values()):
+                since = connection.orphan_since
+                if since is not None and now >= since + self.orphan_timeout:
+                    connection.orphan_since = None
+                    self._close(
+                        connection,
+                        logging.INFO,
+                        "orphan",
+                        f"carried no live IKE SA for {self.orphan_timeout:g}s (RFC 9329 §6.1)",
+                    )
+
     def _forget_sa(self, local_spi: bytes) -> None:
+        self._sa_gone(local_spi)
         self._untrack(local_spi)
         for esp_spi in [e for e, ike in self._esp_spis.items() if ike == local_spi]:
             del self._esp_spis[esp_spi]
@@ -182,6 +279,10 @@ class Engine:
             logger.warning("%s attached twice; the newer sink replaces the older", where(path))
         self._sinks[key] = sink
         logger.debug("attached %s", where(path) if path.connection is not None else key)
+        if path.connection is not None:
+            # Until its first frame the transport's first_frame_timeout applies; the
+            # orphan rule (row A25) starts with the first IKE or ESP message.
+            self._connections[path.connection] = _Connection(path)
 
     def detach(self, path: Path) -> None:
         key = _sink_key(path)
@@ -189,6 +290,7 @@ class Engine:
         self._esp_per_connection.pop(key, None)
         if path.connection is None:
             return
+        self._connections.pop(path.connection, None)
         carried = self._conn_sas.pop(path.connection, [])
         live = [s.hex() for s in carried if self._endpoint.sa(s) is not None]
         if live:
@@ -203,7 +305,10 @@ class Engine:
         if sa is None and path.connection is not None:
             carried = [s.hex() for s in self._conn_sas.get(path.connection, ()) if self._endpoint.sa(s)]
         created = self._counts["sas_created"]
-        self._call(functools.partial(self._endpoint.receive, message, path, now), path, sa)
+        events = self._call(functools.partial(self._endpoint.receive, message, path, now), path, sa)
+        connection = self._connections.get(path.connection) if path.connection is not None else None
+        if connection is not None:
+            self._judge(connection, message, sa, events, self._counts["sas_created"] > created)
         if carried and self._counts["sas_created"] > created:
             # RFC 9329 §6.1 (row A30): one IKE SA per connection; our policy is to process it.
             logger.info(
@@ -221,6 +326,13 @@ class Engine:
             self._counts["esp_unknown_spi"] += 1
         else:
             self._esp_per_sa[owner] += 1
+        connection = self._connections.get(path.connection) if path.connection is not None else None
+        if connection is not None:
+            if owner is None:  # RFC 9329 §6.1: a few in a row are normal during a rekey (row A33)
+                self._corrupt_input(connection, f"ESP with unknown SPI {packet[:4].hex()}")
+            else:
+                connection.corrupt = 0
+            self._maybe_orphaned(connection)
         self._limiter.log(
             logger,
             logging.DEBUG,
@@ -290,32 +402,44 @@ class Engine:
             esp_unknown_spi=counts["esp_unknown_spi"],
             esp_per_connection=MappingProxyType(dict(self._esp_per_connection)),
             esp_per_sa=MappingProxyType(dict(self._esp_per_sa)),
+            closed_corrupt=counts["closed_corrupt"],
+            closed_orphan=counts["closed_orphan"],
         )
 
     # ------------------------------------------------------------------ after every core call
 
-    def _call(self, action: Callable[[], None], input_path: Path | None, touched: IkeSa | None) -> None:
-        """Run ``action`` on the core; a bug there is logged, never passed to the transport."""
+    def _call(
+        self, action: Callable[[], None], input_path: Path | None, touched: IkeSa | None
+    ) -> list[Event]:
+        """Run ``action`` on the core; a bug there is logged, never passed to the transport.
+
+        Returns the events the call produced, in order.
+        """
+        events: list[Event] = []
         try:
             action()
         except Exception:
             self._counts["internal_errors"] += 1
             logger.exception("internal error handling %s", where(input_path) if input_path else "a timer")
         finally:
-            self._after_core(input_path, touched)
+            events = self._after_core(input_path, touched)
+        return events
 
-    def _after_core(self, input_path: Path | None, touched: IkeSa | None) -> None:
+    def _after_core(self, input_path: Path | None, touched: IkeSa | None) -> list[Event]:
         for sa in self._endpoint.new_sas():
             self._start(sa)
         for outgoing in self._endpoint.messages_to_send():
             self._route(outgoing)
+        events: list[Event] = []
         while (event := self._endpoint.next_event()) is not None:
+            events.append(event)
             self._dispatch(event, input_path)
         if touched is not None:
             self._track(touched)
             runner = self._runners.get(touched.local_spi)
             if runner is not None:
                 runner.wake.set()  # its timer may have changed
+        return events
 
     def _start(self, sa: IkeSa) -> None:
         self._counts["sas_created"] += 1
@@ -323,6 +447,9 @@ class Engine:
         self._runners[sa.local_spi] = runner
         self._spawn(runner)
         self._track(sa)
+        connection = self._connections.get(sa.path.connection) if sa.path.connection is not None else None
+        if connection is not None:
+            self._carry(connection, sa.local_spi)
         if sa.is_original_initiator:
             logger.info("%s %s IKE_SA_INIT #0 request sent", where(sa.path), spis(sa.spi_i))
         else:
@@ -372,6 +499,7 @@ class Engine:
             self._esp_spis.pop(event.inbound_spi, None)
         elif isinstance(event, IkeSaClosed) and sa is not None:
             self._untrack(sa.local_spi)
+            self._sa_gone(sa.local_spi)
             runner = self._runners.get(sa.local_spi)
             if runner is not None:
                 runner.wake.set()  # its task ends
@@ -399,6 +527,82 @@ class Engine:
             return runner.sa
         return None
 
+    # ------------------------------------------------------------------ judging connections (A25, A32, A33)
+
+    def _judge(
+        self, connection: _Connection, message: bytes, sa: IkeSa | None, events: list[Event], created: bool
+    ) -> None:
+        """Count corrupt IKE input on ``connection``, note the live SA it carries, restart its grace."""
+        first_request = _is_ike_sa_init_request(message)
+        unparsed = [
+            event
+            for event in events
+            if isinstance(event, IkeSaInitRefused) and event.notify is NotifyType.INVALID_SYNTAX
+        ]
+        if unparsed:
+            self._corrupt_input(connection, f"IKE_SA_INIT refused: {unparsed[-1].reason}")
+        elif created or any(isinstance(event, (*_ANSWERED, IkeSaInitRefused)) for event in events):
+            connection.corrupt = 0
+            if sa is not None and self._endpoint.sa(sa.local_spi) is sa:
+                self._carry(connection, sa.local_spi)  # an authenticated message of a live SA
+        elif not first_request:  # a new IKE_SA_INIT is dropped only for our limits or its version
+            dropped = [event for event in events if isinstance(event, MessageDropped)]
+            if dropped:
+                self._corrupt_input(connection, f"IKE message dropped: {dropped[-1].reason}")
+        if first_request and not unparsed and not connection.carried and not connection.closing:
+            # Refused (INVALID_KE_PAYLOAD, INVALID_MAJOR_VERSION, ...): the grace period starts
+            # again, so that the retry finds the connection open (RFC 9329 §6.4, row A43).
+            self._orphaned(connection)
+        self._maybe_orphaned(connection)
+
+    def _corrupt_input(self, connection: _Connection, what: str) -> None:
+        """One more corrupt input in a row (RFC 9329 §6.1, rows A32, A33, A64)."""
+        connection.corrupt += 1
+        if connection.corrupt >= self.corrupt_messages_max:
+            count, connection.corrupt = connection.corrupt, 0
+            self._close(
+                connection,
+                logging.WARNING,
+                "corrupt",
+                f"{count} consecutive corrupt messages, the last one: {what} (RFC 9329 §6.1)",
+            )
+
+    def _carry(self, connection: _Connection, local_spi: bytes) -> None:
+        connection.carried.add(local_spi)
+        connection.orphan_since = None
+
+    def _maybe_orphaned(self, connection: _Connection) -> None:
+        """Start the grace period of a connection that has carried frames but no live IKE SA."""
+        if not connection.carried and connection.orphan_since is None and not connection.closing:
+            self._orphaned(connection)
+
+    def _orphaned(self, connection: _Connection) -> None:
+        """``connection`` carries no live IKE SA from now on: its grace period (re)starts (row A25)."""
+        connection.orphan_since = trio.current_time()
+        self._orphan_wake.set()
+
+    def _sa_gone(self, local_spi: bytes) -> None:
+        for connection in self._connections.values():
+            if local_spi in connection.carried:
+                connection.carried.discard(local_spi)
+                self._maybe_orphaned(connection)
+
+    def _close(self, connection: _Connection, level: int, kind: str, reason: str) -> None:
+        """End ``connection`` through its sink, never its IKE SAs; logged (rate-limited per peer)."""
+        sink = self._sinks.get(_sink_key(connection.path))
+        if sink is None or connection.closing:
+            return
+        connection.closing, connection.orphan_since = True, None
+        self._counts[f"closed_{kind}"] += 1
+        path = connection.path
+        key = (kind, path.remote_address)
+        self._limiter.log(logger, level, key, trio.current_time(), "%s closed: %s", where(path), reason)
+        try:
+            sink.close(reason)
+        except Exception:  # a sink must not raise; one that does stays open
+            self._counts["internal_errors"] += 1
+            logger.exception("%s sink.close raised", where(path))
+
     # ------------------------------------------------------------------ which SAs a connection carries
 
     def _track(self, sa: IkeSa) -> None:
@@ -425,6 +629,19 @@ class Engine:
             carried = self._conn_sas.get(old)
             if carried is not None and local_spi in carried:
                 carried.remove(local_spi)
+
+
+def _is_ike_sa_init_request(message: bytes) -> bool:
+    """A new IKE_SA_INIT request (responder SPI zero) of any IKE version, by its fixed header octets.
+
+    RFC 7296 §3.1: SPIr at octets 8-15, Exchange Type at 18, the Response flag (0x20) at 19.
+    """
+    return (
+        len(message) >= IKE_HEADER_SIZE
+        and message[18] == ExchangeType.IKE_SA_INIT
+        and not message[19] & 0x20
+        and message[8:16] == bytes(8)
+    )
 
 
 def _sink_key(path: Path) -> SinkKey:

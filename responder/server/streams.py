@@ -24,6 +24,10 @@ Per connection, in stream order:
   ``engine.receive_esp`` (rows A16, A17, A22), with this connection's
   :class:`~responder.core.ike_sa.Path`; empty messages and NAT-keepalives are
   dropped by the deframer (rows A19, A45);
+* the engine may end the connection through its sink
+  (:meth:`~responder.server.connections.Connection.close`): too much corrupt
+  input (rows A32, A33) or no live IKE SA any more (row A25).  Reading stops
+  at once, even between two frames of one read; what is queued is written;
 * a :class:`~responder.core.tcp_framing.FramingError` (wrong prefix, Length 0
   or 1, Length above the maximum: rows A15, A18, A20, A21) closes the
   connection, never the IKE SA; a partly received frame is dropped with it
@@ -78,8 +82,9 @@ ACCEPT_RETRY_DELAY = 0.1  #: seconds to wait after a failed accept (EMFILE, ENOB
 #: Accept errors that mean "out of resources": worth a warning and a retry, not a crash.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
-# Outcomes that are a peer's ordinary goodbye: logged at DEBUG, every other one at INFO (rate-limited).
-_QUIET_OUTCOMES = frozenset({"peer_closed", "shutdown"})
+# Outcomes that are a peer's ordinary goodbye, or that the engine has logged already
+# (closed_by_engine): logged at DEBUG, every other one at INFO (rate-limited).
+_QUIET_OUTCOMES = frozenset({"peer_closed", "shutdown", "closed_by_engine"})
 
 
 def _unmapped(address: IPAddress) -> IPAddress:
@@ -338,7 +343,7 @@ def _deliver(
     connection: Connection, deframer: StreamDeframer, engine: EngineInput, table: ConnectionTable
 ) -> None:
     """Hand every whole frame to the engine; attach once the prefix is complete (row A13)."""
-    while True:
+    while connection.reason is None:  # once closing (the engine may close it, rows A25, A32), stop
         frame = deframer.next_frame()
         if connection.phase is Phase.PREFIX and not deframer.awaiting_prefix:
             connection.phase = Phase.FIRST_FRAME

@@ -101,6 +101,10 @@ class UdpSink:
             return False
         return True
 
+    def close(self, reason: str) -> None:
+        """Nothing to close: one UDP socket serves every peer (RFC 9329 §6.1 closes connections only)."""
+        logger.debug("udp socket: close (%s) ignored", reason)
+
 
 @attrs.define(eq=False)
 class UdpListener:

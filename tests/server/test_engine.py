@@ -57,12 +57,16 @@ class RecordingSink:
 
     sent: list[tuple[float, bytes, Path]] = attrs.Factory(list)
     alive: bool = True
+    closed: str | None = None
 
     def send_ike(self, message: bytes, path: Path) -> bool:
         if not self.alive:
             return False
         self.sent.append((trio.current_time(), message, path))
         return True
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
 
     def take(self) -> list[tuple[bytes, Path]]:
         out = [(message, path) for _, message, path in self.sent]
