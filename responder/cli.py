@@ -40,6 +40,18 @@ Strategy: three steps, the first and the last pure functions.
    (libreswan has no TLS: a stand-in wraps its stream).  Only secrets that came
    from the command line or were generated are printed; keys from the file are
    referred to by their key path.
+
+   The snippets were checked against pluto 4.10 and charon 5.9.8 (see
+   docs/running.md): a port-500 and a port-4500 UDP listener on one address are
+   *one* strongSwan connection (charon starts on 500 and moves to 4500 itself),
+   every connection's child has a name of its own (``lab``, ``lab-2``, ...), a
+   port other than 500 gets ``local_port`` (charon adds the non-ESP marker only
+   on its NAT-T port), a lone port-500 listener gets ``mobike = no``.  libreswan
+   keeps ``left=%defaultroute`` (right wherever a default route exists) with a
+   comment saying to write the client's address where there is none (pluto then
+   refuses the connection); a loopback listener's connections say that pluto
+   refuses an address of its own host, and charon's that it needs other ports
+   there (``port_nat_t``).
 """
 
 from __future__ import annotations
@@ -364,6 +376,17 @@ def _names(prefix: str, count: int) -> list[str]:
     return [prefix if index == 0 else f"{prefix}-{index + 1}" for index in range(count)]
 
 
+#: The comment under ``left=%defaultroute`` in the printed libreswan connection.
+_LIBRESWAN_NO_DEFAULT_ROUTE: Final = (
+    "    # no default route on the client (a lab namespace)? then left=<the client's own address>"
+)
+#: The comment atop a printed libreswan connection to a loopback address (pluto refuses one).
+_LIBRESWAN_LOOPBACK: Final = (
+    '    # pluto refuses an address of its own host ("... are not usable"): serve an address it\n'
+    "    # reaches from another machine or network namespace (--tcp ADDRESS:PORT) and put it in right="
+)
+
+
 def libreswan_snippet(listeners: Sequence[Listener], view: ClientView) -> tuple[str, str]:
     """libreswan ``ipsec.conf`` connections (one per TCP listener) and the ``ipsec.secrets`` lines."""
     tcp = [listener for listener in listeners if listener.kind is Transport.TCP]
@@ -374,12 +397,17 @@ def libreswan_snippet(listeners: Sequence[Listener], view: ClientView) -> tuple[
     for name, listener in zip(_names("ikev2-lab-tcp", len(tcp)), tcp, strict=True):
         address, note = _reachable(listener)
         conf.append(f"conn {name}")
+        if ipaddress.ip_address(address).is_loopback:
+            conf.append(_LIBRESWAN_LOOPBACK)
         conf += [
             "    ikev2=insist",
             "    enable-tcp=yes",
             f"    tcp-remoteport={listener.port}",
             "    authby=secret",
+            # %defaultroute: the address of the route to the default gateway, right for most
+            # clients; pluto cannot resolve it on a machine without a default route.
             "    left=%defaultroute",
+            _LIBRESWAN_NO_DEFAULT_ROUTE,
             f"    leftid={client}",
             f"    right={address}" + (f"  # {note}" if note else ""),
         ]
@@ -400,19 +428,77 @@ def libreswan_snippet(listeners: Sequence[Listener], view: ClientView) -> tuple[
     return "\n".join(conf) + "\n", "\n".join(secret_lines) + "\n"
 
 
-def swanctl_snippet(listeners: Sequence[Listener], view: ClientView) -> str:
-    """strongSwan ``swanctl.conf`` connections (one per UDP listener) and their secret."""
+def _udp_connections(listeners: Sequence[Listener]) -> list[tuple[Listener, Listener | None]]:
+    """The UDP listeners a client gets one connection each for: ``(first, floated_to)``.
+
+    A port-500 listener and a port-4500 listener on the same address make
+    *one* connection: charon starts on 500 and moves to 4500 by itself once it
+    finds a NAT or uses MOBIKE (RFC 7296 §2.23), so ``floated_to`` is the
+    4500 listener.  Every other UDP listener is a connection of its own.
+    """
     udp = [listener for listener in listeners if listener.kind is Transport.UDP]
+    partner: dict[int, int] = {}  # index of a port-500 listener -> index of its port-4500 listener
+    for first, listener in enumerate(udp):
+        if listener.port != 500:
+            continue
+        address = ipaddress.ip_address(listener.host)
+        for second, other in enumerate(udp):
+            if (
+                other.port == 4500
+                and ipaddress.ip_address(other.host) == address
+                and second not in partner.values()
+            ):
+                partner[first] = second
+                break
+    floated = set(partner.values())
+    return [
+        (listener, udp[partner[index]] if index in partner else None)
+        for index, listener in enumerate(udp)
+        if index not in floated
+    ]
+
+
+#: charon's NAT-T port in the printed configuration when it runs on the responder's host.
+_SAME_HOST_NAT_T_PORT: Final = 14500
+#: Comment lines of a printed strongSwan connection to a loopback address (charon on this host).
+_SWANCTL_SAME_HOST: Final = [
+    "        # charon on the responder's host: ports 500/4500 may be the responder's; in strongswan.conf",
+    f"        # set charon {{ port = 0  port_nat_t = {_SAME_HOST_NAT_T_PORT} }} (port = 0: any free port)",
+]
+
+
+def swanctl_snippet(listeners: Sequence[Listener], view: ClientView) -> str:
+    """strongSwan ``swanctl.conf`` connections and their secret.
+
+    One connection per UDP listener, except that a 500 + 4500 pair on one
+    address is one connection (see :func:`_udp_connections`); each
+    connection's child has a name of its own (``lab``, ``lab-2``, ...) so that
+    ``swanctl --initiate --child NAME`` picks exactly one.
+    """
+    connections = _udp_connections(listeners)
     client = _quoted(str(view.client_id)) if view.client_id is not None else view.client_id_hint
+    names = _names("ikev2-lab-udp", len(connections))
+    children = _names("lab", len(connections))
     lines = ["connections {"]
-    for name, listener in zip(_names("ikev2-lab-udp", len(udp)), udp, strict=True):
+    for name, child, (listener, floated_to) in zip(names, children, connections, strict=True):
         address, note = _reachable(listener)
         lines += [f"    {name} {{", "        version = 2"]
         lines.append(f"        remote_addrs = {address}" + (f"  # {note}" if note else ""))
+        same_host = ipaddress.ip_address(address).is_loopback
+        if same_host:
+            lines += _SWANCTL_SAME_HOST
+        if floated_to is not None:
+            lines.append(f"        # starts on {listener}, then charon moves to {floated_to} by itself")
+        elif listener.port == 500:
+            # charon moves to 4500 after IKE_SA_INIT for MOBIKE (on by default) or a NAT (RFC 7296 §2.23)
+            missing = Listener(Transport.UDP, listener.host, 4500)
+            lines.append(f"        mobike = no  # no {missing} here: stay on 500 (unless NAT)")
         if listener.port != 500:
+            # charon sends the non-ESP marker (RFC 3948) only from its NAT-T port, and without
+            # local_port a custom remote port floats back to 4500 after IKE_SA_INIT
             lines.append(f"        remote_port = {listener.port}")
-        if listener.port not in (500, 4500):
-            lines.append("        local_port = 4500  # else charon floats back to 4500")
+            local_port = _SAME_HOST_NAT_T_PORT if same_host else 4500
+            lines.append(f"        local_port = {local_port}  # charon's NAT-T port: adds the non-ESP marker")
         lines += [
             f"        proposals = {','.join(str(p) for p in view.ike_proposals)}",
             "        local {",
@@ -427,7 +513,7 @@ def swanctl_snippet(listeners: Sequence[Listener], view: ClientView) -> str:
         lines += [
             "        }",
             "        children {",
-            "            lab {",
+            f"            {child} {{",
             f"                esp_proposals = {','.join(str(p) for p in view.esp_proposals)}",
             "                # local_ts/remote_ts: any; the responder accepts the selectors you propose",
             "            }",
@@ -436,23 +522,39 @@ def swanctl_snippet(listeners: Sequence[Listener], view: ClientView) -> str:
         ]
     secret = secret_text(view.secret) if view.secret is not None else view.secret_hint
     lines += ["}", "secrets {", "    ike-lab {", f"        id-1 = {client}", f"        secret = {secret}"]
-    lines += ["    }", "}", "# start with: swanctl --load-all && swanctl --initiate --child lab"]
+    first = children[0] if children else "lab"
+    lines += ["    }", "}", f"# start with: swanctl --load-all && swanctl --initiate --child {first}"]
+    for name, child in zip(names[1:], children[1:], strict=True):
+        lines.append(f"#   {name}: swanctl --initiate --child {child}")
     return "\n".join(lines) + "\n"
 
 
 def tls_note(listeners: Sequence[Listener], fingerprint: str | None) -> str:
-    """How to reach the TLS listeners: the certificate to pin, and the stand-in for libreswan."""
+    """How to reach the TLS listeners: the certificate to pin, and the stand-in for libreswan.
+
+    libreswan has no TLS; the project's stand-in, in front of pluto, wraps
+    its stream in TLS.  pluto refuses an address of its own host as ``right=``,
+    so pluto keeps the responder's address and an nftables ``redirect`` on
+    pluto's host hands its connection to the stand-in (as the interop tests do).
+    """
     tls = [listener for listener in listeners if listener.kind is Transport.TLS]
     lines = [f"# {listener}: RFC 9329 inside TLS, certificate SHA-256 {fingerprint}" for listener in tls]
-    target = "HOST:PORT"
+    target, address, port = "HOST:PORT", "HOST", "PORT"
     if tls:
         address, _note = _reachable(tls[0])
-        target = f"[{address}]:{tls[0].port}" if ":" in address else f"{address}:{tls[0].port}"
+        port = str(tls[0].port)
+        target = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    family = "ip6" if ":" in address else "ip"
     lines += [
-        "# libreswan has no TLS: point a libreswan connection (as above, tcp-remoteport=14500,",
-        "# right=127.0.0.1; pluto with --impair tcp-skip-setsockopt-espintcp) at the project's",
-        "# stand-in, which adds the RFC 9329 Length, wraps the stream in TLS and pins the certificate:",
-        "#   python tests/interop/espintcp_standin.py --role initiator --listen 127.0.0.1:14500 \\",
+        "# libreswan has no TLS: the project's stand-in wraps pluto's stream in TLS, adds the RFC 9329",
+        "# Length (pluto leaves it to the kernel's espintcp) and pins the certificate.  On pluto's host:",
+        f"# a libreswan connection as printed for --tcp, with right={address} and tcp-remoteport={port};",
+        "# pluto started with --impair tcp-skip-setsockopt-espintcp; then, as root:",
+        f"#   nft 'add table {family} standin; add chain {family} standin out "
+        "{ type nat hook output priority -100; }'",
+        f"#   nft 'add rule {family} standin out meta mark != 0x2a tcp dport {port} redirect to :14500'",
+        "#   python tests/interop/espintcp_standin.py --role initiator --listen "
+        f"{'[::1]' if family == 'ip6' else '127.0.0.1'}:14500 --mark 0x2a \\",
         f"#       --connect {target} --tls --tls-fingerprint {fingerprint or 'FINGERPRINT'}",
         "# or use the project's own client:",
         "#   responder.client.establish(..., Transport.TLS, HOST, PORT, tls_fingerprint=FINGERPRINT)",

@@ -401,16 +401,18 @@ def lines(text: str) -> list[str]:
 
 def test_libreswan_connection_for_a_tcp_listener() -> None:
     conf, secrets = libreswan_snippet([Listener(Transport.TCP, "192.0.2.1", 10443)], client_view(parse()))
-    assert lines(conf)[:8] == [
+    assert lines(conf)[:9] == [
         "conn ikev2-lab-tcp",
         "ikev2=insist",
         "enable-tcp=yes",
         "tcp-remoteport=10443",
         "authby=secret",
         "left=%defaultroute",
+        "# no default route on the client (a lab namespace)? then left=<the client's own address>",
         "leftid=@client.lab",
         "right=192.0.2.1",
     ]
+    assert "own host" not in conf  # 192.0.2.1 is not a loopback address
     assert "rightid=" not in conf  # our ID is the address the client connects to
     assert "auto=add" in lines(conf)
     assert secrets == f'@client.lab 192.0.2.1 : PSK "{LAB_PSK}"\n'
@@ -424,11 +426,15 @@ def test_libreswan_with_our_id_and_a_hex_psk() -> None:
 
 
 def test_strongswan_connection_for_a_udp_listener() -> None:
-    text = swanctl_snippet([UDP], client_view(parse("--id", "@vpn.example.org")))
+    text = swanctl_snippet(
+        [Listener(Transport.UDP, "192.0.2.1", 4500)], client_view(parse("--id", "@vpn.example.org"))
+    )
     got = lines(text)
-    assert "remote_addrs = 127.0.0.1" in got
+    assert "remote_addrs = 192.0.2.1" in got
     assert "remote_port = 4500" in got  # our UDP listener is on 4500 only
-    assert not any(line.startswith("local_port") for line in got)
+    # charon adds the non-ESP marker only on its own NAT-T port (checked against charon 5.9.8)
+    assert "local_port = 4500  # charon's NAT-T port: adds the non-ESP marker" in got
+    assert not any(line.startswith("mobike") for line in got)
     assert "version = 2" in got
     assert f"proposals = {','.join(str(p) for p in DEFAULT_IKE_PROPOSALS)}" in got
     assert "esp_proposals = aes256gcm16-aes128gcm16-chacha20poly1305,aes256-sha256" in got
@@ -438,15 +444,106 @@ def test_strongswan_connection_for_a_udp_listener() -> None:
     assert f'secret = "{LAB_PSK}"' in got
     assert text.count("{") == text.count("}")
     assert re.search(r"secrets \{\s+ike-lab \{", text)
+    assert "lab {" in got
+    assert got[-1] == "# start with: swanctl --load-all && swanctl --initiate --child lab"
 
 
 @pytest.mark.parametrize(
-    ("port", "remote_port", "local_port"), [(500, False, False), (4500, True, False), (10500, True, True)]
+    ("port", "remote_port", "local_port", "mobike"),
+    [(500, False, False, True), (4500, True, True, False), (10500, True, True, False)],
 )
-def test_strongswan_ports(port: int, remote_port: bool, local_port: bool) -> None:
+def test_strongswan_ports(port: int, remote_port: bool, local_port: bool, mobike: bool) -> None:
     got = lines(swanctl_snippet([Listener(Transport.UDP, "192.0.2.1", port)], client_view(parse())))
     assert (f"remote_port = {port}" in got) is remote_port
     assert any(line.startswith("local_port = 4500") for line in got) is local_port
+    # a lone port-500 listener: charon would move to 4500 for MOBIKE, where nothing listens
+    assert ("mobike = no  # no udp://192.0.2.1:4500 here: stay on 500 (unless NAT)" in got) is mobike
+
+
+def udp_connections(text: str) -> dict[str, str]:
+    """The connections of a printed swanctl.conf, by name, with their bodies."""
+    return dict(re.findall(r"(?ms)^    (ikev2-lab-udp\S*) \{\n(.*?)^    \}", text))
+
+
+def child_names(text: str) -> list[str]:
+    return re.findall(r"^            (\S+) \{$", text, re.MULTILINE)
+
+
+def test_strongswan_500_and_4500_on_one_address_are_one_connection() -> None:
+    listeners = [
+        Listener(Transport.UDP, "192.0.2.1", 500),
+        Listener(Transport.TCP, "192.0.2.1", 4500),
+        Listener(Transport.UDP, "192.0.2.1", 4500),
+    ]
+    text = swanctl_snippet(listeners, client_view(parse()))
+    [(name, body)] = udp_connections(text).items()
+    assert name == "ikev2-lab-udp"
+    got = lines(body)
+    assert "remote_addrs = 192.0.2.1" in got
+    # charon starts on 500 and moves to 4500 by itself: no port settings, MOBIKE left on
+    assert not any(line.startswith(("remote_port", "local_port", "mobike")) for line in got)
+    assert "# starts on udp://192.0.2.1:500, then charon moves to udp://192.0.2.1:4500 by itself" in got
+    assert child_names(text) == ["lab"]
+    assert lines(text)[-1] == "# start with: swanctl --load-all && swanctl --initiate --child lab"
+    # the order of the flags does not matter
+    assert swanctl_snippet(listeners[::-1], client_view(parse())) == text
+
+
+def test_strongswan_children_have_unique_names() -> None:
+    listeners = [
+        Listener(Transport.UDP, "192.0.2.1", 4500),
+        Listener(Transport.UDP, "192.0.2.1", 500),
+        Listener(Transport.UDP, "192.0.2.2", 500),  # no 4500 on this address: a connection of its own
+        Listener(Transport.UDP, "192.0.2.3", 4500),  # no 500 on this address either
+        Listener(Transport.UDP, "192.0.2.1", 10500),
+        Listener(Transport.UDP, "2001:db8::1", 500),
+        Listener(Transport.UDP, "2001:db8::1", 4500),
+    ]
+    text = swanctl_snippet(listeners, client_view(parse()))
+    connections = udp_connections(text)
+    assert list(connections) == [f"ikev2-lab-udp{suffix}" for suffix in ("", "-2", "-3", "-4", "-5")]
+    addresses_ports = [
+        (
+            re.search(r"remote_addrs = (\S+)", body).group(1),  # type: ignore[union-attr]
+            re.search(r"remote_port = (\d+)", body).group(1) if "remote_port" in body else "500",  # type: ignore[union-attr]
+        )
+        for body in connections.values()
+    ]
+    assert addresses_ports == [
+        ("192.0.2.1", "500"),  # the pair, where its first listener was given
+        ("192.0.2.2", "500"),
+        ("192.0.2.3", "4500"),
+        ("192.0.2.1", "10500"),
+        ("2001:db8::1", "500"),
+    ]
+    children = child_names(text)
+    assert children == ["lab", "lab-2", "lab-3", "lab-4", "lab-5"]
+    assert len(set(children)) == len(children)
+    assert lines(text)[-5:] == [
+        "# start with: swanctl --load-all && swanctl --initiate --child lab",
+        "#   ikev2-lab-udp-2: swanctl --initiate --child lab-2",
+        "#   ikev2-lab-udp-3: swanctl --initiate --child lab-3",
+        "#   ikev2-lab-udp-4: swanctl --initiate --child lab-4",
+        "#   ikev2-lab-udp-5: swanctl --initiate --child lab-5",
+    ]
+
+
+def test_strongswan_on_the_responders_host() -> None:
+    # A loopback listener: charon runs on this host, where the responder may hold 500 and 4500.
+    got = lines(swanctl_snippet([UDP], client_view(parse())))
+    assert "remote_addrs = 127.0.0.1" in got
+    assert "# set charon { port = 0  port_nat_t = 14500 } (port = 0: any free port)" in got
+    assert "remote_port = 4500" in got
+    assert "local_port = 14500  # charon's NAT-T port: adds the non-ESP marker" in got
+    pair = lines(
+        swanctl_snippet(
+            [Listener(Transport.UDP, "::1", 500), Listener(Transport.UDP, "::1", 4500)], client_view(parse())
+        )
+    )
+    assert "# set charon { port = 0  port_nat_t = 14500 } (port = 0: any free port)" in pair
+    assert not any(line.startswith(("remote_port", "local_port")) for line in pair)
+    remote = lines(swanctl_snippet([Listener(Transport.UDP, "192.0.2.1", 4500)], client_view(parse())))
+    assert not any("port_nat_t" in line for line in remote)
 
 
 def test_ipv6_and_wildcard_listeners() -> None:
@@ -465,17 +562,37 @@ def test_one_connection_per_listener() -> None:
         TCP,
         Listener(Transport.TCP, "127.0.0.1", 4501),
         UDP,
-        Listener(Transport.UDP, "127.0.0.1", 500),
+        Listener(Transport.UDP, "127.0.0.1", 10500),
     ]
     conf, secrets = libreswan_snippet(listeners, client_view(parse()))
     assert re.findall(r"^conn (\S+)", conf, re.MULTILINE) == ["ikev2-lab-tcp", "ikev2-lab-tcp-2"]
     assert re.findall(r"tcp-remoteport=(\d+)", conf) == ["4500", "4501"]
     assert secrets.count("\n") == 1  # same IDs, same key: one line
     swan = swanctl_snippet(listeners, client_view(parse()))
-    assert re.findall(r"^    (ikev2-lab-udp\S*) \{", swan, re.MULTILINE) == [
-        "ikev2-lab-udp",
-        "ikev2-lab-udp-2",
-    ]
+    assert list(udp_connections(swan)) == ["ikev2-lab-udp", "ikev2-lab-udp-2"]
+    assert child_names(swan) == ["lab", "lab-2"]
+
+
+def test_libreswan_without_a_default_route_or_on_loopback() -> None:
+    view = client_view(parse())
+    conf = lines(libreswan_snippet([Listener(Transport.TCP, "192.0.2.1", 4500)], view)[0])
+    # pluto cannot resolve %defaultroute without a default route (checked against pluto 4.10):
+    # the line after it says what to write instead
+    index = conf.index("left=%defaultroute")
+    assert conf[index + 1] == (
+        "# no default route on the client (a lab namespace)? then left=<the client's own address>"
+    )
+    # pluto refuses an address of its own host: a loopback listener says so
+    for host in ("127.0.0.1", "::1", ALL_IPV4):  # the wildcard's guessed address is loopback too
+        text = libreswan_snippet([Listener(Transport.TCP, host, 4500)], view)[0]
+        assert (
+            '# pluto refuses an address of its own host ("... are not usable"): serve an address it' in text
+        )
+        assert (
+            "# reaches from another machine or network namespace (--tcp ADDRESS:PORT) and put it in right="
+            in text
+        )
+    assert "own host" not in "\n".join(conf)
 
 
 def test_keys_from_the_file_are_not_printed(tmp_path: FilePath) -> None:
@@ -503,12 +620,19 @@ def test_peers_only_use_the_first_peer(tmp_path: FilePath) -> None:
 
 
 def test_tls_note_has_the_fingerprint() -> None:
-    note = tls_note([Listener(Transport.TLS, "127.0.0.1", 443)], FINGERPRINT)
-    assert f"# tls://127.0.0.1:443: RFC 9329 inside TLS, certificate SHA-256 {FINGERPRINT}" in note
+    note = tls_note([Listener(Transport.TLS, "192.0.2.1", 443)], FINGERPRINT)
+    assert f"# tls://192.0.2.1:443: RFC 9329 inside TLS, certificate SHA-256 {FINGERPRINT}" in note
     assert "libreswan has no TLS" in note and "espintcp_standin.py" in note
-    assert f"--connect 127.0.0.1:443 --tls --tls-fingerprint {FINGERPRINT}" in note
+    # the recipe the interop tests use: pluto keeps right= the responder, nftables hands its
+    # connection to the stand-in (pluto refuses an address of its own host)
+    assert "a libreswan connection as printed for --tcp, with right=192.0.2.1 and tcp-remoteport=443;" in note
+    assert "#   nft 'add rule ip standin out meta mark != 0x2a tcp dport 443 redirect to :14500'" in note
+    assert "--listen 127.0.0.1:14500 --mark 0x2a" in note
+    assert f"--connect 192.0.2.1:443 --tls --tls-fingerprint {FINGERPRINT}" in note
     ipv6 = tls_note([Listener(Transport.TLS, "::", 10443)], FINGERPRINT)
     assert f"--connect [::1]:10443 --tls --tls-fingerprint {FINGERPRINT}" in ipv6
+    assert "nft 'add rule ip6 standin out meta mark != 0x2a tcp dport 10443 redirect to :14500'" in ipv6
+    assert "--listen [::1]:14500" in ipv6
 
 
 def test_render_start_has_every_section_once() -> None:
