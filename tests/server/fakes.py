@@ -16,15 +16,24 @@ isolation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 import attrs
 import trio
 import trio.testing
 
-from responder.core.ike_sa import Path
+from responder.config_file import FileConfig
+from responder.core.ike_sa import Path, Transport
+from responder.core.tcp_framing import MAX_LENGTH
+from responder.server.connections import ConnectionTable
 from responder.server.contracts import Sink
+from responder.server.engine import Engine
+from responder.server.streams import serve_stream_listener
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -122,3 +131,55 @@ class RecordingEngine:
         sink = self.sinks[connection]
         path = next(p for k, p, _ in reversed(self.calls) if k == "attach" and p.connection == connection)
         return sink.send_ike(message, path)
+
+
+@attrs.define
+class Server:
+    """A stream listener served over a :class:`MemoryListener`, for the transport tests."""
+
+    listener: MemoryListener
+    engine: Any  # RecordingEngine, or the real Engine
+    table: ConnectionTable
+    settings: FileConfig
+    nursery: trio.Nursery
+
+
+@asynccontextmanager
+async def serving(
+    engine: Any = None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    lockstep: bool = False,
+    max_frame_length: int = MAX_LENGTH,
+    send_queue: int = 32,
+    **limits: Any,
+) -> AsyncIterator[Server]:
+    """``serve_stream_listener`` (TLS when ``ssl_context`` is given) with ``limits`` as FileConfig keys."""
+    settings = FileConfig(**limits)
+    listener = MemoryListener(lockstep=lockstep)
+    engine = engine or RecordingEngine()
+    table = ConnectionTable(settings, send_queue=send_queue)
+    kind = Transport.TCP if ssl_context is None else Transport.TLS
+    async with trio.open_nursery() as nursery:
+        if isinstance(engine, Engine):
+            await nursery.start(engine.run)
+        await nursery.start(
+            partial(
+                serve_stream_listener,
+                listener,
+                kind,
+                engine,
+                table,
+                settings,
+                ssl_context,
+                addresses=listener.addresses,
+                max_frame_length=max_frame_length,
+            )
+        )
+        yield Server(listener, engine, table, settings, nursery)
+        nursery.cancel_scope.cancel()
+
+
+async def settle() -> None:
+    """Let every task run until all are blocked."""
+    await trio.testing.wait_all_tasks_blocked()

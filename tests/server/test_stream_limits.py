@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from ipaddress import ip_address
 from typing import Any
@@ -27,51 +25,14 @@ from responder.config_file import FileConfig
 from responder.core.ike_sa import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, frame_esp, frame_ike
 from responder.server.connections import Phase
-from responder.server.contracts import EngineInput
 from responder.server.engine import Engine
 from responder.server.streams import ConnectionTable, serve_stream_listener
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
-from tests.server.fakes import LOCAL, MemoryListener, RecordingEngine
+from tests.server.fakes import LOCAL, RecordingEngine, Server, serving, settle
 
 PREFIX = b"IKETCP"
 IKE = bytes(28) + b"hello"
 SUITE = "aes256gcm16-prfsha256-x25519"
-
-
-@attrs.define
-class Server:
-    listener: MemoryListener
-    engine: EngineInput
-    table: ConnectionTable
-
-
-@asynccontextmanager
-async def serving(engine: EngineInput | None = None, **limits: Any) -> AsyncIterator[Server]:
-    settings = FileConfig(**limits)
-    listener = MemoryListener()
-    engine = engine or RecordingEngine()
-    table = ConnectionTable(settings)
-    async with trio.open_nursery() as nursery:
-        if isinstance(engine, Engine):
-            await nursery.start(engine.run)
-        await nursery.start(
-            partial(
-                serve_stream_listener,
-                listener,
-                Transport.TCP,
-                engine,
-                table,
-                settings,
-                None,
-                addresses=listener.addresses,
-            )
-        )
-        yield Server(listener, engine, table)
-        nursery.cancel_scope.cancel()
-
-
-async def settle() -> None:
-    await trio.testing.wait_all_tasks_blocked()
 
 
 async def is_closed(stream: trio.abc.Stream) -> bool:

@@ -11,79 +11,26 @@ from __future__ import annotations
 import errno
 import logging
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
-from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
 
 from responder.client import establish_on_stream
 from responder.config import Config
-from responder.config_file import FileConfig
 from responder.core.enums import ExchangeType
 from responder.core.events import ResponseReceived
 from responder.core.ike_sa import IkeSaState, Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, IkeFrame, StreamDeframer, frame_esp, frame_ike
 from responder.server.connections import Phase
 from responder.server.engine import Engine
-from responder.server.streams import ConnectionTable, serve_stream_listener
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
-from tests.server.fakes import LOCAL, PEER, MemoryListener, RecordingEngine
+from tests.server.fakes import LOCAL, PEER, RecordingEngine, serving, settle
 
 IKE = bytes(range(28)) + b"an IKE message"  # the transport does not parse IKE
 ESP = bytes.fromhex("c0ffee01 00000001") + b"ciphertext"
 PREFIX = b"IKETCP"
 SUITE = "aes256gcm16-prfsha256-x25519"
-
-
-@attrs.define
-class Server:
-    listener: MemoryListener
-    engine: Any  # RecordingEngine, or the real Engine
-    table: ConnectionTable
-    settings: FileConfig
-    nursery: trio.Nursery
-
-
-@asynccontextmanager
-async def serving(
-    engine: Any = None,
-    *,
-    lockstep: bool = False,
-    max_frame_length: int = MAX_LENGTH,
-    send_queue: int = 32,
-    **limits: Any,
-) -> AsyncIterator[Server]:
-    settings = FileConfig(**limits)
-    listener = MemoryListener(lockstep=lockstep)
-    engine = engine or RecordingEngine()
-    table = ConnectionTable(settings, send_queue=send_queue)
-    async with trio.open_nursery() as nursery:
-        if isinstance(engine, Engine):
-            await nursery.start(engine.run)
-        await nursery.start(
-            partial(
-                serve_stream_listener,
-                listener,
-                Transport.TCP,
-                engine,
-                table,
-                settings,
-                None,
-                addresses=listener.addresses,
-                max_frame_length=max_frame_length,
-            )
-        )
-        yield Server(listener, engine, table, settings, nursery)
-        nursery.cancel_scope.cancel()
-
-
-async def settle() -> None:
-    await trio.testing.wait_all_tasks_blocked()
 
 
 async def read_until_closed(stream: trio.abc.Stream, limit: float = 5.0) -> bytes:

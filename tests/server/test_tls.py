@@ -13,14 +13,11 @@ import logging
 import ssl
 import tempfile
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
+from contextlib import AbstractAsyncContextManager
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
@@ -30,46 +27,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from responder.config_file import FileConfig
 from responder.core.ike_sa import Transport
 from responder.core.tcp_framing import frame_ike
-from responder.server.streams import ConnectionTable, serve_stream_listener
 from responder.server.tls import SELF_SIGNED_NAME, self_signed_certificate, server_context
-from tests.server.fakes import MemoryListener, RecordingEngine
+from tests.server.fakes import RecordingEngine, Server, serving
 
 PREFIX = b"IKETCP"
 IKE = bytes(28) + b"inside TLS"
 NAME = "responder.example.test"
 
 
-@attrs.define
-class Server:
-    listener: MemoryListener
-    engine: RecordingEngine
-    table: ConnectionTable
-
-
-@asynccontextmanager
-async def tls_serving(context: ssl.SSLContext, **limits: Any) -> AsyncIterator[Server]:
-    settings = FileConfig(**limits)
-    listener = MemoryListener()
-    engine = RecordingEngine(echo=True)
-    table = ConnectionTable(settings)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            partial(
-                serve_stream_listener,
-                listener,
-                Transport.TLS,
-                engine,
-                table,
-                settings,
-                context,
-                addresses=listener.addresses,
-            )
-        )
-        yield Server(listener, engine, table)
-        nursery.cancel_scope.cancel()
+def tls_serving(context: ssl.SSLContext, **limits: Any) -> AbstractAsyncContextManager[Server]:
+    """A TLS listener whose engine echoes every IKE message back."""
+    return serving(RecordingEngine(echo=True), ssl_context=context, **limits)
 
 
 @pytest.fixture
