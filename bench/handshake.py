@@ -42,7 +42,8 @@ from ipaddress import ip_address
 
 import attrs
 
-from responder.config import (
+from responder.core.auth import psk_auth, signed_octets
+from responder.core.config import (
     ChildConfig,
     Config,
     EspProposal,
@@ -53,13 +54,13 @@ from responder.config import (
     Secret,
     TrafficSelectorPolicy,
 )
-from responder.core.auth import psk_auth, signed_octets
 from responder.core.enums import ExchangeType
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.keys import derive_child_sa_keys, derive_ike_sa_keys, skeyseed
 from responder.core.messages import decode_header
+from responder.core.path import Path, Transport
 from responder.core.payloads import IdiPayload, IdrPayload
 from responder.core.sa_table import Endpoint
 from responder.core.selectors import to_selector

@@ -83,7 +83,7 @@ import trio
 from handshake import PSK, RESPONDER_ID, SUITES, Bench, check, crypto_only, per_call  # bench/ is sys.path[0]
 
 from responder.client import FingerprintMismatch, establish
-from responder.config import (
+from responder.core.config import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     Config,
@@ -91,8 +91,8 @@ from responder.config import (
     Identity,
     IkeProposal,
 )
-from responder.core.ike_sa import Transport
 from responder.core.initiator import InitiatorSettings
+from responder.core.path import Transport
 
 PSK_TEXT = "benchmark shared key"  #: the text of bench/handshake.py's PSK, as the CLI's --psk takes it
 RESPONDER_ID_TEXT = "@responder.example"  #: bench/handshake.py's responder ID, as the CLI's --id takes it

@@ -3,7 +3,7 @@
 Strategy: three steps, the first and the last pure functions.
 
 1. :func:`parse_invocation` turns argv into an :class:`Invocation`: the
-   :class:`~responder.config_file.FileConfig` that ``--config FILE`` loads (or
+   :class:`~responder.config_file.ServerSettings` that ``--config FILE`` loads (or
    the defaults), with each flag a shortcut for one of its keys (a contract:
    later issues add flags, never rename them):
 
@@ -73,7 +73,8 @@ import attrs
 import trio
 
 from responder import __version__
-from responder.config import (
+from responder.config_file import load_config_path
+from responder.core.config import (
     LAB_PEER_NAME,
     ChildConfig,
     ConfigError,
@@ -82,11 +83,12 @@ from responder.config import (
     IdPatternKind,
     IkeProposal,
     PeerConfig,
+    PskAuth,
     Secret,
 )
-from responder.config_file import LOG_LEVELS, FileConfig, Listener, load_config_path
 from responder.core.enums import IdType
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
+from responder.server.settings import LOG_LEVELS, Listener, ServerSettings
 
 __all__ = [
     "LAB_CLIENT_ID",
@@ -119,7 +121,7 @@ _LISTEN_FLAGS: Final = {"--tcp": Transport.TCP, "--tls": Transport.TLS, "--udp":
 
 
 # ---------------------------------------------------------------------------
-# argv -> FileConfig
+# argv -> ServerSettings
 # ---------------------------------------------------------------------------
 
 
@@ -133,7 +135,7 @@ class Invocation:
     keys come from the configuration file (``config_file``).
     """
 
-    settings: FileConfig
+    settings: ServerSettings
     shown_psk: Secret | None = None
     psk_generated: bool = False
     config_file: Path | None = None
@@ -231,11 +233,11 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
     """
     args = build_parser().parse_args(list(argv))
     config_file = Path(args.config) if args.config is not None else None
-    settings = load_config_path(config_file) if config_file is not None else FileConfig()
+    settings = load_config_path(config_file) if config_file is not None else ServerSettings()
     config = settings.config
     core: dict[str, Any] = {}
     shell: dict[str, Any] = {}
-    flags = {"tls_cert": "--cert", "tls_key": "--key"}  # FileConfig's cross-checks, by the flag to fix
+    flags = {"tls_cert": "--cert", "tls_key": "--key"}  # ServerSettings's cross-checks, by the flag to fix
 
     if args.listen:
         shell["listeners"] = tuple(_listener(flag, text) for flag, text in args.listen)
@@ -347,7 +349,7 @@ def client_view(invocation: Invocation) -> ClientView:
         children = peer.children
         responder_id = peer.local_id or config.local_id
         if peer.name == LAB_PEER_NAME:
-            if invocation.shown_psk is not None and peer.psk == invocation.shown_psk:
+            if invocation.shown_psk is not None and peer.auth == PskAuth(invocation.shown_psk):
                 secret = invocation.shown_psk
             secret_hint = f"<lab.any_id_psk{where}>"
         else:

@@ -52,7 +52,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
 from responder.core.events import (
@@ -63,9 +63,10 @@ from responder.core.events import (
     IkeSaEstablished,
     ResponseReceived,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.path import Path, Transport
 from responder.core.sa_table import Endpoint
 from responder.core.tcp_framing import (
     NAT_KEEPALIVE,

@@ -20,7 +20,7 @@ from types import ModuleType
 
 import pytest
 
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SMOKE_BUDGET = 20.0  #: seconds: the whole smoke run, responder start and three transports included
@@ -114,7 +114,7 @@ def test_parse_output_waits_for_every_listener_and_the_fingerprint(load: ModuleT
 
 def test_parse_output_reads_what_the_cli_prints(load: ModuleType) -> None:
     from responder.cli import parse_invocation, render_start
-    from responder.config_file import Listener
+    from responder.server.settings import Listener
 
     invocation = parse_invocation(
         ["--tcp", "127.0.0.1:0", "--tls", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--psk", "x", "--id", "@r"]

@@ -1,4 +1,4 @@
-"""Tests of responder.cli: flags to FileConfig, the printed client configurations, the running command."""
+"""Tests of responder.cli: flags to ServerSettings, the printed client configurations, the running command."""
 
 from __future__ import annotations
 
@@ -33,18 +33,19 @@ from responder.cli import (
     tls_note,
 )
 from responder.client import establish
-from responder.config import (
+from responder.core.config import (
     DEFAULT_IKE_PROPOSALS,
     ChildConfig,
     Config,
     ConfigError,
     Identity,
+    PskAuth,
     Secret,
 )
-from responder.config_file import DEFAULT_LISTENERS, Listener
 from responder.core.enums import EncrId, IdType, KeyExchangeId
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
 from responder.server.keylog import ESP_TABLE, IKE_TABLE
+from responder.server.settings import DEFAULT_LISTENERS, Listener
 from tests.fakes.pair import child_request, initiator_settings
 
 ROOT = FilePath(__file__).resolve().parent.parent
@@ -232,10 +233,10 @@ def test_psk_with_peers_in_the_file_is_the_lab_key_beside_them(tmp_path: FilePat
     invocation = parse("--config", write(tmp_path, PEERS), "--psk", "lab key")
     config = invocation.settings.config
     assert [peer.name for peer in config.peers] == ["alice"]
-    assert config.peers[0].psk == Secret(b"alice secret")  # the peer keeps its key
+    assert config.peers[0].auth == PskAuth(Secret(b"alice secret"))  # the peer keeps its key
     assert config.any_id_psk == Secret(b"lab key")
-    assert config.find_peer(Identity.parse("alice@example.org")).psk == Secret(b"alice secret")  # type: ignore[union-attr]
-    assert config.find_peer(Identity.parse("@anyone.else")).psk == Secret(b"lab key")  # type: ignore[union-attr]
+    assert config.find_peer(Identity.parse("alice@example.org")).auth == PskAuth(Secret(b"alice secret"))  # type: ignore[union-attr]
+    assert config.find_peer(Identity.parse("@anyone.else")).auth == PskAuth(Secret(b"lab key"))  # type: ignore[union-attr]
 
 
 def test_file_with_peers_gets_no_random_psk(tmp_path: FilePath) -> None:
@@ -701,7 +702,7 @@ def test_lab_client_id_is_claimed_by_no_peer_in_lab_mode() -> None:
 # ---------------------------------------------------------------------------
 
 END = b"===== end ====="
-SHUTDOWN_TIMEOUT = 5.0  # FileConfig's default
+SHUTDOWN_TIMEOUT = 5.0  # ServerSettings's default
 START_TIMEOUT = 30.0  # a cold interpreter on a loaded two-core machine
 
 

@@ -16,7 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from responder.config import (
+from responder.config_file import (
+    DEFAULT_LISTENERS,
+    KEYS,
+    LOG_LEVELS,
+    Listener,
+    ServerSettings,
+    load_config,
+    load_config_path,
+)
+from responder.core.config import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     AddressPool,
@@ -34,16 +43,7 @@ from responder.config import (
     Secret,
     TrafficSelectorPolicy,
 )
-from responder.config_file import (
-    DEFAULT_LISTENERS,
-    KEYS,
-    LOG_LEVELS,
-    FileConfig,
-    Listener,
-    load_config,
-    load_config_path,
-)
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE = DOCS / "example.toml"
@@ -52,7 +52,7 @@ CHILD = PEER + "[peers.p.children.c]\n"
 ALL_IPV4 = str(ipaddress.IPv4Address(0))  # the wildcard host, as the example file listens
 
 
-def load(text: str) -> FileConfig:
+def load(text: str) -> ServerSettings:
     return load_config(text.encode())
 
 
@@ -70,7 +70,7 @@ def ts(*texts: str) -> tuple[TrafficSelectorPolicy, ...]:
 # The complete example, shipped as docs/example.toml
 # ---------------------------------------------------------------------------
 
-EXPECTED_EXAMPLE = FileConfig(
+EXPECTED_EXAMPLE = ServerSettings(
     config=Config(
         ike_proposals=(
             IkeProposal.parse("aes256gcm16-prfsha256-x25519"),
@@ -86,6 +86,8 @@ EXPECTED_EXAMPLE = FileConfig(
             cookie_threshold=100,
             cookie_secret_lifetime=300.0,
             ike_sa_max=10000,
+            orphan_timeout=10.0,
+            corrupt_messages_max=16,
         ),
         pools=(
             AddressPool(
@@ -150,8 +152,6 @@ EXPECTED_EXAMPLE = FileConfig(
     buffer_per_connection=131072,
     prefix_timeout=5.0,
     first_frame_timeout=10.0,
-    orphan_timeout=10.0,
-    corrupt_messages_max=16,
     shutdown_timeout=5.0,
 )
 
@@ -202,7 +202,7 @@ def test_peer_order_follows_the_file() -> None:
 
 def test_empty_file_is_every_default() -> None:
     loaded = load("")
-    assert loaded == FileConfig()
+    assert loaded == ServerSettings()
     assert loaded.config == Config()
     # RFC 9329 §2 (row A3): TCP 4500; and UDP 4500 beside it (row A6), on loopback only
     assert loaded.listeners == DEFAULT_LISTENERS
@@ -217,8 +217,8 @@ def test_empty_file_is_every_default() -> None:
     assert loaded.buffer_per_connection == 131072
     assert loaded.prefix_timeout == 5.0
     assert loaded.first_frame_timeout == 10.0
-    assert loaded.orphan_timeout == 10.0  # RFC 9329 §6.1 "a few seconds" (row A25)
-    assert loaded.corrupt_messages_max == 16  # rows A32, A33
+    assert loaded.config.limits.orphan_timeout == 10.0  # RFC 9329 §6.1 "a few seconds" (row A25)
+    assert loaded.config.limits.corrupt_messages_max == 16  # rows A32, A33
     assert loaded.shutdown_timeout == 5.0
 
 
@@ -304,14 +304,16 @@ def test_listeners_in_code_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"^kind: expected a Transport"):
         Listener("tcp", "1.2.3.4", 1)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^listeners: needs at least one listener"):
-        FileConfig(listeners=())
+        ServerSettings(listeners=())
 
 
 def test_listener_hosts_are_canonical() -> None:
     assert Listener(Transport.TCP, "::0001", 1).host == "::1"
     assert Listener(Transport.TCP, "2001:DB8::1", 1) == Listener(Transport.TCP, "2001:db8::1", 1)
     with pytest.raises(ConfigError, match=r"^listeners\[1\]: tcp://\[::1\]:4500 repeats"):
-        FileConfig(listeners=(Listener(Transport.TCP, "::1", 4500), Listener(Transport.TCP, "0:0::1", 4500)))
+        ServerSettings(
+            listeners=(Listener(Transport.TCP, "::1", 4500), Listener(Transport.TCP, "0:0::1", 4500))
+        )
 
 
 def test_tls_listener_without_a_certificate_is_self_signed() -> None:
@@ -362,9 +364,9 @@ def test_log_levels(level: str) -> None:
 def test_connection_rules_are_read() -> None:
     """RFC 9329 §6.1 (rows A25, A32): the orphan grace and the corruption threshold are settings."""
     loaded = load("[responder.limits]\norphan_timeout = 3\ncorrupt_messages_max = 4\n")
-    assert loaded.orphan_timeout == 3.0 and isinstance(loaded.orphan_timeout, float)
-    assert loaded.corrupt_messages_max == 4
-    assert loaded.config.limits == Limits()  # the server's, not the core's
+    assert loaded.config.limits.orphan_timeout == 3.0
+    assert loaded.config.limits.corrupt_messages_max == 4
+    assert loaded.config.limits == Limits(orphan_timeout=3.0, corrupt_messages_max=4)  # the core applies them
 
 
 def test_integers_are_accepted_for_seconds() -> None:
@@ -548,7 +550,7 @@ ERRORS = [
     (
         "[responder.limits]\ncorrupt_messages_max = 0",
         "responder.limits.corrupt_messages_max",
-        "must be at least 1, got 0",
+        "must be positive, got 0",
     ),
     (
         "[responder.limits]\ncorrupt_messages_max = 1.5",
@@ -676,15 +678,15 @@ def test_syntax_errors(data: bytes, message: str) -> None:
 
 def test_model_errors_keep_model_paths_in_code() -> None:
     with pytest.raises(ConfigError, match=r"^listeners\[1\]: tls://\[::1\]:443 needs the same TCP port"):
-        FileConfig(listeners=(Listener(Transport.TCP, "::1", 443), Listener(Transport.TLS, "::1", 443)))
+        ServerSettings(listeners=(Listener(Transport.TCP, "::1", 443), Listener(Transport.TLS, "::1", 443)))
     with pytest.raises(ConfigError, match=r"^tls_cert: missing"):
-        FileConfig(tls_key=Path("k"))
+        ServerSettings(tls_key=Path("k"))
     with pytest.raises(ConfigError, match=r"^log_level: expected one of"):
-        FileConfig(log_level="INFO")
+        ServerSettings(log_level="INFO")
     with pytest.raises(ConfigError, match=r"^prefix_timeout: expected a float, got int"):
-        FileConfig(prefix_timeout=5)
+        ServerSettings(prefix_timeout=5)
     with pytest.raises(ConfigError, match=r"^keylog_dir: expected a Path, got str"):
-        FileConfig(keylog_dir="/tmp")  # type: ignore[arg-type]
+        ServerSettings(keylog_dir="/tmp")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------

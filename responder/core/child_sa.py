@@ -8,22 +8,14 @@ so that INFORMATIONAL DELETE can find them (RFC 7296 §1.4.1).
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
+from responder.core.config import Mode
 from responder.core.keys import ChildSaKeys
 from responder.core.payloads import TrafficSelector
 from responder.core.proposals import ChosenProposal
 
-__all__ = ["ChildMode", "ChildSa"]
-
-
-class ChildMode(enum.Enum):
-    """IPsec mode of a Child SA (RFC 7296 §1.3.1, USE_TRANSPORT_MODE)."""
-
-    TUNNEL = "tunnel"
-    TRANSPORT = "transport"
+__all__ = ["ChildSa"]
 
 
 @attrs.frozen
@@ -41,5 +33,5 @@ class ChildSa:
     outbound_spi: bytes
     local_ts: tuple[TrafficSelector, ...]
     remote_ts: tuple[TrafficSelector, ...]
-    mode: ChildMode
+    mode: Mode
     keys: ChildSaKeys = attrs.field(repr=False)

@@ -11,11 +11,14 @@ it is never caught by that boundary.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import ClassVar
 
 from responder.core.enums import NotifyType, PayloadType
 
 __all__ = [
+    "ConfigError",
     "DecodeError",
     "IntegrityCheckFailed",
     "InvalidKeyExchangeValue",
@@ -23,6 +26,7 @@ __all__ = [
     "LocalError",
     "ProtocolError",
     "UnsupportedCriticalPayload",
+    "config_path",
 ]
 
 
@@ -163,3 +167,40 @@ class ChildSaError(ProtocolError):
     @property
     def answer(self) -> NotifyType | None:
         return self.child_notify
+
+
+class ConfigError(ValueError):
+    """A configuration value is not acceptable.
+
+    ``field`` is the path of the offending field (``"peers[0].psk"``), empty
+    when the error concerns a whole value (a text that does not parse);
+    ``message`` says what is wrong with it.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
+        self.field = field
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same error seen from a container: ``prefix`` is put in front of the path."""
+        if not self.field:
+            path = prefix
+        elif self.field.startswith("["):
+            path = prefix + self.field
+        else:
+            path = f"{prefix}.{self.field}"
+        return ConfigError(self.message, path)
+
+
+@contextlib.contextmanager
+def config_path(prefix: str) -> Iterator[None]:
+    """Prefix the field path of any :class:`ConfigError` raised inside the block.
+
+    ``with config_path("peers[0].psk"): Secret.parse(text)`` turns
+    ``empty secret`` into ``peers[0].psk: empty secret``.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        raise exc.within(prefix) from None

@@ -46,12 +46,13 @@ from responder.core.events import (
     RetransmissionAnswered,
 )
 from responder.core.messages import EncryptedPayload, Header, Message, decode_message
+from responder.core.path import Outgoing, Path, Transport
 from responder.core.payloads import NotifyPayload, Payload
 from responder.core.sk_payload import SkProtection, protect, unprotect
 
 if TYPE_CHECKING:
-    from responder.config import Config
     from responder.core.child_sa import ChildSa
+    from responder.core.config import Config
     from responder.core.initiator import InitiatorSettings
     from responder.core.key_exchange import KeyExchange, KeyExchangeFactory
     from responder.core.keys import IkeSaKeys
@@ -75,45 +76,6 @@ IPAddress = IPv4Address | IPv6Address
 RETRANSMIT_BASE = 1.0  # seconds before the first retransmission (RFC 7296 §2.1)
 RETRANSMIT_TRIES = 5  # sends in all: 1 + 4 retransmissions, doubling each time
 TCP_RESPONSE_TIMEOUT = 31.0  # what the UDP schedule takes, 1+2+4+8+16 s; then RFC 9329 §6.2 ends the SA
-
-
-class Transport(enum.Enum):
-    """How a message travelled; the shell reports it, the core never guesses."""
-
-    UDP = "udp"  #: UDP 500 (plain) or 4500 and others (non-ESP marker, RFC 3948)
-    TCP = "tcp"  #: RFC 9329 TCP encapsulation
-    TLS = "tls"  #: RFC 9329 inside TLS (Appendix A)
-
-    @property
-    def is_stream(self) -> bool:
-        return self is not Transport.UDP
-
-
-@attrs.frozen
-class Path:
-    """Where a message came from or goes to.
-
-    ``connection`` identifies the TCP/TLS connection (an opaque number the
-    shell chooses); it is ``None`` for UDP.
-    """
-
-    transport: Transport
-    local_address: IPAddress
-    local_port: int
-    remote_address: IPAddress
-    remote_port: int
-    connection: int | None = None
-
-    def describe(self) -> str:
-        return f"{self.transport.value} {self.remote_address}:{self.remote_port}"
-
-
-@attrs.frozen
-class Outgoing:
-    """An IKE message to send, unframed (no non-ESP marker, no RFC 9329 length)."""
-
-    path: Path
-    data: bytes
 
 
 class IkeSaState(enum.Enum):

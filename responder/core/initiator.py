@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from responder.config import EspProposal, Identity, IkeProposal, Secret
-from responder.core.child_sa import ChildMode
+from responder.core.config import EspProposal, Identity, IkeProposal, Mode, Secret
 from responder.core.enums import KeyExchangeId
 from responder.core.payloads import TrafficSelector
 
@@ -25,7 +24,7 @@ class ChildRequest:
     esp_proposals: tuple[EspProposal, ...]
     tsi: tuple[TrafficSelector, ...]
     tsr: tuple[TrafficSelector, ...]
-    mode: ChildMode = ChildMode.TUNNEL
+    mode: Mode = Mode.TUNNEL
     request_ipv4: bool = False  #: ask for INTERNAL_IP4_ADDRESS and DNS in a CP request
     request_ipv6: bool = False  #: ask for INTERNAL_IP6_ADDRESS and DNS in a CP request
 

@@ -21,7 +21,7 @@ from typing import TypeAlias
 
 import attrs
 
-from responder.config import AddressPool
+from responder.core.config import AddressPool
 from responder.core.errors import LocalError
 
 __all__ = ["PoolAllocator"]

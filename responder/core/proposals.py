@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from responder.config import EncryptionAlgorithm, EspProposal, IkeProposal, algorithm_name
+from responder.core.config import EncryptionAlgorithm, EspProposal, IkeProposal, algorithm_name
 from responder.core.enums import (
     EncrId,
     EsnId,

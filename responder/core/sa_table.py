@@ -29,17 +29,18 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.cookies import CookieJar
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion
 from responder.core.events import Event, IkeSaInitRefused, MessageDropped, RetransmissionAnswered
 from responder.core.exchanges import ike_sa_init, informational
 from responder.core.exchanges.common import ike_spi
-from responder.core.ike_sa import IkeSa, IkeSaState, Outgoing, Path
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Header, Message, decode_header, decode_message, encode_message
+from responder.core.path import Outgoing, Path
 from responder.core.payloads import NotifyPayload
 from responder.core.pool import PoolAllocator
 

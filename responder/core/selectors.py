@@ -29,7 +29,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from responder.config import TrafficSelectorPolicy
+from responder.core.config import TrafficSelectorPolicy
 from responder.core.enums import IpProtocol
 from responder.core.errors import LocalError
 from responder.core.payloads import AnyTrafficSelector, TrafficSelector

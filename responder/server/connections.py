@@ -38,11 +38,11 @@ from ipaddress import IPv4Address, IPv6Address
 import attrs
 import trio
 
-from responder.config_file import FileConfig
 from responder.core.errors import LocalError
-from responder.core.ike_sa import Path, Transport
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import frame_ike
 from responder.server.logs import RateLimiter
+from responder.server.settings import ServerSettings
 
 __all__ = [
     "SEND_QUEUE_MESSAGES",
@@ -225,7 +225,7 @@ class ConnectionTable:
     (``ike_frames``, ``esp_frames``).
     """
 
-    def __init__(self, settings: FileConfig, *, send_queue: int = SEND_QUEUE_MESSAGES) -> None:
+    def __init__(self, settings: ServerSettings, *, send_queue: int = SEND_QUEUE_MESSAGES) -> None:
         self.settings = settings
         self.send_queue = send_queue
         self.stats: Counter[str] = Counter()

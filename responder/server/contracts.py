@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from responder.core.events import Event
-from responder.core.ike_sa import Path
+from responder.core.path import Path
 
 __all__ = ["EngineInput", "EventObserver", "Sink"]
 

@@ -83,7 +83,7 @@ from types import MappingProxyType
 import attrs
 import trio
 
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import LocalError
 from responder.core.events import (
@@ -98,9 +98,10 @@ from responder.core.events import (
     ResponseReceived,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Outgoing, Path
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.path import Outgoing, Path
 from responder.core.sa_table import Endpoint
 from responder.core.sk_payload import IKE_HEADER_SIZE
 from responder.server.contracts import EventObserver, Sink

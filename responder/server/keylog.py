@@ -59,7 +59,7 @@ from types import MappingProxyType, TracebackType
 from typing import Final
 
 from responder.core.events import ChildSaEstablished, Event, IkeSaEstablished
-from responder.core.ike_sa import Path
+from responder.core.path import Path
 
 __all__ = [
     "ESP_ENCRYPTION",

@@ -42,7 +42,7 @@ from responder.core.events import (
     ResponseReceived,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import Path
+from responder.core.path import Path
 
 __all__ = ["RateLimiter", "address_port", "describe_event", "describe_path", "event_level", "spis", "where"]
 

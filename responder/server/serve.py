@@ -38,13 +38,13 @@ from pathlib import Path as FilePath
 import attrs
 import trio
 
-from responder.config_file import FileConfig, Listener
-from responder.core.ike_sa import Transport
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.path import Transport
 from responder.server.connections import ConnectionTable
 from responder.server.contracts import EventObserver
 from responder.server.engine import Engine
 from responder.server.keylog import KeyLog
+from responder.server.settings import Listener, ServerSettings
 from responder.server.streams import serve_stream_listener
 from responder.server.tls import server_context
 from responder.server.udp import UdpListener
@@ -66,7 +66,7 @@ class ServerInfo:
 
 
 async def serve(
-    settings: FileConfig,
+    settings: ServerSettings,
     *,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
     random_bytes: Callable[[int], bytes] = os.urandom,
@@ -82,8 +82,8 @@ async def serve(
             random_bytes,
             ke_factory,
             (*observers, keylog) if keylog is not None else tuple(observers),
-            orphan_timeout=settings.orphan_timeout,
-            corrupt_messages_max=settings.corrupt_messages_max,
+            orphan_timeout=settings.config.limits.orphan_timeout,
+            corrupt_messages_max=settings.config.limits.corrupt_messages_max,
         )
         ssl_context, fingerprint = _tls(settings)
         table = ConnectionTable(settings)
@@ -134,7 +134,7 @@ async def _open_stream_listener(listener: Listener) -> list[trio.SocketListener]
     return sockets
 
 
-def _tls(settings: FileConfig) -> tuple[ssl.SSLContext | None, str | None]:
+def _tls(settings: ServerSettings) -> tuple[ssl.SSLContext | None, str | None]:
     """The TLS context and certificate fingerprint, if any listener needs TLS."""
     if not any(listener.kind is Transport.TLS for listener in settings.listeners):
         return None, None

@@ -52,12 +52,12 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import trio
 
-from responder.config_file import FileConfig
 from responder.core.errors import LocalError
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
 from responder.core.tcp_framing import MAX_LENGTH, FramingError, IkeFrame, StreamDeframer
 from responder.server.connections import Connection, ConnectionTable, Phase
 from responder.server.contracts import EngineInput
+from responder.server.settings import ServerSettings
 
 __all__ = [
     "ACCEPT_RETRY_DELAY",
@@ -120,7 +120,7 @@ async def serve_stream_listener(
     kind: Transport,
     engine: EngineInput,
     table: ConnectionTable,
-    settings: FileConfig,
+    settings: ServerSettings,
     ssl_context: ssl.SSLContext | None,
     *,
     addresses: AddressFinder = stream_addresses,
@@ -163,7 +163,7 @@ async def _accept_loop(
     kind: Transport,
     engine: EngineInput,
     table: ConnectionTable,
-    settings: FileConfig,
+    settings: ServerSettings,
     ssl_context: ssl.SSLContext | None,
     addresses: AddressFinder,
     max_frame_length: int,
@@ -209,7 +209,7 @@ async def _serve_connection(
     stream: trio.abc.Stream,
     engine: EngineInput,
     table: ConnectionTable,
-    settings: FileConfig,
+    settings: ServerSettings,
     ssl_context: ssl.SSLContext | None,
     max_frame_length: int,
 ) -> None:
@@ -284,7 +284,7 @@ async def _read_loop(
     stream: trio.abc.Stream,
     engine: EngineInput,
     table: ConnectionTable,
-    settings: FileConfig,
+    settings: ServerSettings,
     max_frame_length: int,
 ) -> tuple[str, str]:
     """Read, deframe and deliver until the stream ends; returns ``(reason, outcome)``."""

@@ -38,7 +38,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import attrs
 import trio
 
-from responder.core.ike_sa import Path, Transport
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import NAT_KEEPALIVE, NON_ESP_MARKER
 from responder.server.contracts import EngineInput
 from responder.server.logs import RateLimiter, address_port, where

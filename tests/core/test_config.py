@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from responder.config import (
+from responder.core.config import (
     ANY_IPV4,
     ANY_IPV6,
     DEFAULT_ESP_PROPOSALS,
@@ -28,6 +28,7 @@ from responder.config import (
     Limits,
     Mode,
     PeerConfig,
+    PskAuth,
     Secret,
     TrafficSelectorPolicy,
     algorithm_name,
@@ -725,7 +726,7 @@ def test_peer_config_validation() -> None:
         PeerConfig("p", IdPattern.any(), Secret(b"k"), children=(ChildConfig("a"), ChildConfig("a")))
     with pytest.raises(ConfigError, match=r"^children: needs at least 1 ChildConfig$"):
         PeerConfig("p", IdPattern.any(), Secret(b"k"), children=())
-    with pytest.raises(ConfigError, match=r"^psk: expected a Secret, got bytes$"):
+    with pytest.raises(ConfigError, match=r"^auth: expected a PskAuth, got bytes$"):
         PeerConfig("p", IdPattern.any(), b"k")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^remote_id: expected an IdPattern"):
         PeerConfig("p", "%any", Secret(b"k"))  # type: ignore[arg-type]
@@ -817,7 +818,7 @@ def test_find_peer_falls_back_to_the_lab_peer() -> None:
     peer = config.find_peer(Identity.parse("@anything"))
     assert peer is not None and peer == config.lab_peer
     assert peer.name == "%lab"
-    assert peer.psk == Secret(b"lab")
+    assert peer.auth == PskAuth(Secret(b"lab"))
     assert peer.children == (lab_child,)
     assert peer.local_id is None
     assert peer.remote_id.kind is IdPatternKind.ANY

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, ip_address, ip_network
 
 import pytest
 
-from responder.config import (
+from responder.core.config import (
     AddressPool,
     ChildConfig,
     ChildlessPolicy,
@@ -22,7 +22,6 @@ from responder.config import (
     Secret,
     TrafficSelectorPolicy,
 )
-from responder.core.child_sa import ChildMode
 from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
 from responder.core.events import (
     AuthenticationFailed,
@@ -35,8 +34,9 @@ from responder.core.events import (
     RequestAnswered,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import IkeSaState, Transport
+from responder.core.ike_sa import IkeSaState
 from responder.core.messages import decode_header, decode_message
+from responder.core.path import Transport
 from responder.core.payloads import NotifyPayload
 from responder.core.selectors import to_selector
 from tests.fakes.pair import (
@@ -419,7 +419,7 @@ def test_transport_mode_rfc7296_1_3_1() -> None:
     child = ChildConfig("host", mode=Mode.TRANSPORT)
     peers = (PeerConfig("alice", IdPattern.parse("alice@example.org"), PSK, children=(child,)),)
     pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519", peers=peers))
-    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request(mode=ChildMode.TRANSPORT)))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request(mode=Mode.TRANSPORT)))
     pair.pump()
     assert pair.events(ChildSaEstablished)[0].mode == "transport"
     assert pair.events(ChildSaEstablished, "initiator")[0].mode == "transport"
@@ -500,7 +500,7 @@ def test_nat_detection_hashes_rfc7296_2_23(transport: Transport) -> None:
 
 def test_nat_detected_when_the_port_changes() -> None:
     """A rewritten source port (as a NAT or the espintcp stand-in does) is detected, and harmless."""
-    from responder.core.ike_sa import Path
+    from responder.core.path import Path
     from tests.fakes.pair import reverse
 
     pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"), transport=Transport.TCP)

@@ -38,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from responder.config import (
+from responder.core.config import (
     AddressPool,
     ChildConfig,
     Config,
@@ -68,7 +68,7 @@ from responder.core.events import (
     MessageDropped,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Path
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.messages import (
     AuthPayload,
@@ -99,6 +99,7 @@ from responder.core.messages import (
     encode_message,
     encode_payloads,
 )
+from responder.core.path import Path
 from responder.core.sa_table import Endpoint
 from responder.core.sk_payload import SkProtection, protect_bytes, unprotect
 from tests.fakes.pair import (

@@ -20,8 +20,9 @@ from responder.core.events import (
     ResponseReceived,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import RETRANSMIT_TRIES, TCP_RESPONSE_TIMEOUT, IkeSa, IkeSaState, Transport
+from responder.core.ike_sa import RETRANSMIT_TRIES, TCP_RESPONSE_TIMEOUT, IkeSa, IkeSaState
 from responder.core.messages import decode_header, decode_message, encode_message
+from responder.core.path import Transport
 from responder.core.payloads import NotifyPayload
 from responder.core.sk_payload import protect
 from tests.fakes.pair import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from responder.config import ChildConfig, EspProposal, IdPattern, PeerConfig
+from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig
 from responder.core.enums import (
     EncrId,
     EsnId,
@@ -27,8 +27,9 @@ from responder.core.events import (
     RequestAnswered,
     ResponseReceived,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.messages import Header, Message, decode_message, encode_message, encode_payloads
+from responder.core.path import Transport
 from responder.core.payloads import (
     DeletePayload,
     NoncePayload,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from responder.config import AddressPool
+from responder.core.config import AddressPool
 from responder.core.errors import LocalError
 from responder.core.pool import PoolAllocator
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from responder.core.events import IkeSaClosed
-from responder.core.ike_sa import IkeSaState, Transport
+from responder.core.ike_sa import IkeSaState
+from responder.core.path import Transport
 from tests.fakes.pair import Pair, initiator_settings, responder_config
 
 IKE = "aes256gcm16-prfsha256-x25519"

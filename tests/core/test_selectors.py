@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from responder.config import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
+from responder.core.config import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
 from responder.core.enums import IpProtocol, TsType
 from responder.core.errors import LocalError
 from responder.core.payloads import AnyTrafficSelector, OpaqueTrafficSelector, TrafficSelector

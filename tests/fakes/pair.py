@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import attrs
 
-from responder.config import (
+from responder.core.config import (
     Config,
     EspProposal,
     Identity,
@@ -28,10 +28,11 @@ from responder.config import (
 )
 from responder.core.enums import ExchangeType
 from responder.core.events import Event
-from responder.core.ike_sa import IkeSa, Outgoing, Path, Transport
+from responder.core.ike_sa import IkeSa
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Header, Message
+from responder.core.path import Outgoing, Path, Transport
 from responder.core.payloads import Payload, TrafficSelector
 from responder.core.sa_table import Endpoint
 from responder.core.selectors import to_selector

@@ -21,15 +21,15 @@ import trio.testing
 import trustme
 
 from responder.client import Client, FingerprintMismatch, establish
-from responder.config import Config, Limits
-from responder.config_file import FileConfig, Listener
+from responder.core.config import Config, Limits
 from responder.core.enums import NotifyType
 from responder.core.errors import LocalError
 from responder.core.events import IkeSaInitRefused
-from responder.core.ike_sa import Transport
 from responder.core.initiator import InitiatorSettings
+from responder.core.path import Transport
 from responder.core.tcp_framing import STREAM_PREFIX
 from responder.server import ServerInfo, serve
+from responder.server.settings import Listener, ServerSettings
 from tests.fakes.pair import child_request, initiator_settings, responder_config
 
 SUITE = "aes256gcm16-prfsha256-x25519"
@@ -48,7 +48,7 @@ async def running_server(ca: trustme.CA, tmp_path: Path, **config: Any) -> Async
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     key.write_bytes(leaf.private_key_pem.bytes())
-    settings = FileConfig(
+    settings = ServerSettings(
         config=responder_config(SUITE, **config),
         listeners=tuple(Listener(kind, HOST, 0) for kind in (Transport.TCP, Transport.TLS, Transport.UDP)),
         tls_cert=cert,
@@ -157,7 +157,7 @@ async def test_cookie_is_followed_over_udp(ca: trustme.CA, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("transport", [Transport.TCP, Transport.UDP])
 async def test_wrong_psk_is_an_outcome(transport: Transport, ca: trustme.CA, tmp_path: Path) -> None:
-    from responder.config import Secret
+    from responder.core.config import Secret
 
     async with running_server(ca, tmp_path) as info:
         with trio.fail_after(10):

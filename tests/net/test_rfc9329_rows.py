@@ -19,13 +19,14 @@ import pytest
 import trio
 
 from responder.client import Client, establish, establish_on_stream, pinned_context
-from responder.config import Config
-from responder.config_file import DEFAULT_LISTENERS, FileConfig, Listener
+from responder.core.config import Config, Limits
 from responder.core.enums import ExchangeType
 from responder.core.events import ResponseReceived
-from responder.core.ike_sa import IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSaState
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import STREAM_PREFIX, IkeFrame, StreamDeframer, frame_ike
 from responder.server import ServerInfo, serve
+from responder.server.settings import DEFAULT_LISTENERS, Listener, ServerSettings
 from tests.fakes.pair import child_request, forge, initiator_settings, responder_config, seeded
 
 SUITE = "aes256gcm16-prfsha256-x25519"
@@ -34,7 +35,7 @@ HOST = "127.0.0.1"
 
 @asynccontextmanager
 async def serving(listeners: tuple[Listener, ...]) -> AsyncIterator[ServerInfo]:
-    settings = FileConfig(config=responder_config(SUITE), listeners=listeners)
+    settings = ServerSettings(config=responder_config(SUITE), listeners=listeners)
     async with trio.open_nursery() as nursery:
         with trio.fail_after(10):
             info: ServerInfo = await nursery.start(partial(serve, settings))
@@ -65,7 +66,7 @@ async def handshake(info: ServerInfo, listener: Listener, seed: int) -> Client:
 async def test_a3_a7_default_listeners_are_tcp_4500_with_udp_beside_it() -> None:
     """Rows A3, A7 (and A6): without a ``listen`` key the server listens on TCP port 4500, with UDP
     4500 beside it; the same listeners, on free ports here, serve a handshake each."""
-    assert FileConfig().listeners == DEFAULT_LISTENERS
+    assert ServerSettings().listeners == DEFAULT_LISTENERS
     assert [(listener.kind, listener.port) for listener in DEFAULT_LISTENERS] == [
         (Transport.TCP, 4500),
         (Transport.UDP, 4500),
@@ -187,11 +188,9 @@ async def test_a32_corrupt_stream_is_closed_and_the_sa_answers_on_the_next(kind:
 
 async def test_connection_rules_reach_the_engine_from_the_configuration() -> None:
     """``responder.limits.orphan_timeout`` and ``corrupt_messages_max`` of the file rule the server."""
-    settings = FileConfig(
-        config=responder_config(SUITE),
+    settings = ServerSettings(
+        config=responder_config(SUITE, limits=Limits(orphan_timeout=0.25, corrupt_messages_max=3)),
         listeners=(Listener(Transport.TCP, HOST, 0),),
-        orphan_timeout=0.25,
-        corrupt_messages_max=3,
     )
     async with trio.open_nursery() as nursery:
         with trio.fail_after(10):

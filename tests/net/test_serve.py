@@ -21,14 +21,15 @@ import trio
 import trustme
 
 from responder.client import establish
-from responder.config import Config
-from responder.config_file import FileConfig, Listener
+from responder.core.config import Config
 from responder.core.events import Event, IkeSaEstablished, ResponseReceived
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.path import Path, Transport
 from responder.core.sa_table import Endpoint
 from responder.core.tcp_framing import NON_ESP_MARKER, STREAM_PREFIX, frame_ike
 from responder.server import ServerInfo, serve
+from responder.server.settings import Listener, ServerSettings
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
 
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -56,13 +57,13 @@ def certificate(tmp_path: FilePath) -> tuple[trustme.CA, FilePath, FilePath]:
     return ca, cert, key
 
 
-def settings_for(cert: FilePath, key: FilePath, **kwargs: object) -> FileConfig:
+def settings_for(cert: FilePath, key: FilePath, **kwargs: object) -> ServerSettings:
     listeners = (
         Listener(Transport.TCP, HOST, 0),
         Listener(Transport.TLS, HOST, 0),
         Listener(Transport.UDP, HOST, 0),
     )
-    return FileConfig(  # type: ignore[misc]
+    return ServerSettings(  # type: ignore[misc]
         config=responder_config(IKE), listeners=listeners, tls_cert=cert, tls_key=key, **kwargs
     )
 
@@ -173,7 +174,7 @@ async def test_serve_reports_bound_ports_and_handshakes_over_tcp_tls_and_udp(
 
 
 async def start_with_shutdown(
-    nursery: trio.Nursery, settings: FileConfig
+    nursery: trio.Nursery, settings: ServerSettings
 ) -> tuple[ServerInfo, trio.Event, trio.Event]:
     """serve() with a shutdown event: (info, shutdown, done); ``done`` is set once serve returns."""
     shutdown, done = trio.Event(), trio.Event()
@@ -313,7 +314,7 @@ async def test_our_liveness_check_is_answered_through_responder_client(
 
 
 async def test_tls_without_certificate_reports_the_self_signed_fingerprint(nursery: trio.Nursery) -> None:
-    settings = FileConfig(config=responder_config(IKE), listeners=(Listener(Transport.TLS, HOST, 0),))
+    settings = ServerSettings(config=responder_config(IKE), listeners=(Listener(Transport.TLS, HOST, 0),))
     with trio.fail_after(20):
         info: ServerInfo = await nursery.start(functools.partial(serve, settings))
         assert info.tls_fingerprint is not None and len(info.tls_fingerprint.split(":")) == 32

@@ -16,10 +16,11 @@ import attrs
 import pytest
 import trio
 
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.events import Event, IkeSaEstablished
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.path import Path, Transport
 from responder.core.sa_table import Endpoint
 from responder.server.engine import Engine
 from responder.server.udp import UdpListener

@@ -27,12 +27,12 @@ import attrs
 import trio
 import trio.testing
 
-from responder.config_file import FileConfig
-from responder.core.ike_sa import Path, Transport
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH
 from responder.server.connections import ConnectionTable
 from responder.server.contracts import Sink
 from responder.server.engine import Engine
+from responder.server.settings import ServerSettings
 from responder.server.streams import serve_stream_listener
 
 IPAddress = IPv4Address | IPv6Address
@@ -140,7 +140,7 @@ class Server:
     listener: MemoryListener
     engine: Any  # RecordingEngine, or the real Engine
     table: ConnectionTable
-    settings: FileConfig
+    settings: ServerSettings
     nursery: trio.Nursery
 
 
@@ -154,8 +154,8 @@ async def serving(
     send_queue: int = 32,
     **limits: Any,
 ) -> AsyncIterator[Server]:
-    """``serve_stream_listener`` (TLS when ``ssl_context`` is given) with ``limits`` as FileConfig keys."""
-    settings = FileConfig(**limits)
+    """``serve_stream_listener`` (TLS when ``ssl_context`` is given); ``limits`` are ServerSettings keys."""
+    settings = ServerSettings(**limits)
     listener = MemoryListener(lockstep=lockstep)
     engine = engine or RecordingEngine()
     table = ConnectionTable(settings, send_queue=send_queue)

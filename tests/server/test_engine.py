@@ -17,7 +17,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import LocalError
 from responder.core.events import (
@@ -29,9 +29,10 @@ from responder.core.events import (
     MessageDropped,
     RequestAnswered,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import decode_header, decode_message
+from responder.core.path import Path, Transport
 from responder.core.payloads import NotifyPayload
 from responder.core.sa_table import Endpoint
 from responder.server.engine import Engine

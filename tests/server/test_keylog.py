@@ -25,8 +25,8 @@ from responder.core.events import (
     IkeSaEstablished,
     MessageAccepted,
 )
-from responder.core.ike_sa import Path, Transport
 from responder.core.keys import ChildSaKeys, IkeSaKeys
+from responder.core.path import Path, Transport
 from responder.core.transforms import encryption, supported_integrity
 from responder.server.keylog import (
     ESP_ENCRYPTION,

@@ -24,8 +24,8 @@ from responder.core.events import (
     ResponseReceived,
     RetransmissionAnswered,
 )
-from responder.core.ike_sa import Path, Transport
 from responder.core.keys import ChildSaKeys, IkeSaKeys
+from responder.core.path import Path, Transport
 from responder.server.logs import RateLimiter, describe_event, describe_path, event_level, where
 
 SPI_I = bytes.fromhex("0123456789abcdef")

@@ -28,8 +28,7 @@ import pytest
 import trio
 import trio.testing
 
-from responder.config import Config, Limits
-from responder.config_file import FileConfig
+from responder.core.config import Config, Limits
 from responder.core.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
 from responder.core.events import (
     ChildSaEstablished,
@@ -38,15 +37,17 @@ from responder.core.events import (
     IkeSaInitRefused,
     ResponseReceived,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Header, Message, decode_message, encode_message, encode_payloads
+from responder.core.path import Path, Transport
 from responder.core.payloads import DeletePayload, NotifyPayload
 from responder.core.sa_table import Endpoint
 from responder.core.sk_payload import protect_bytes, unprotect
 from responder.core.tcp_framing import STREAM_PREFIX, IkeFrame, StreamDeframer, frame_esp, frame_ike
 from responder.server.connections import Connection, ConnectionTable
 from responder.server.engine import Engine
+from responder.server.settings import ServerSettings
 from responder.server.streams import serve_stream_listener
 from tests.fakes.pair import (
     child_request,
@@ -109,7 +110,7 @@ class Server:
 
 @asynccontextmanager
 async def serving(config: Config | None = None, **engine_options: Any) -> AsyncIterator[Server]:
-    settings = FileConfig()
+    settings = ServerSettings()
     engine = Engine(
         config or responder_config(SUITE), seeded(1), KeyExchangeFactory(seeded(2)), **engine_options
     )
@@ -830,10 +831,3 @@ def test_a63_random_bytes_and_splits_never_crash_the_stream_server(
     connection is closed or left open, no exception escapes the connection's task or the engine,
     and another connection, its IKE SA and new connections go on working."""
     trio.run(fuzz, prefix, pieces, cuts, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def test_engine_defaults_are_the_configuration_file_defaults() -> None:
-    engine = Engine(Config())
-    defaults = FileConfig()
-    assert engine.orphan_timeout == defaults.orphan_timeout == 10.0
-    assert engine.corrupt_messages_max == defaults.corrupt_messages_max == 16

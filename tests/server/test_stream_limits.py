@@ -20,12 +20,12 @@ import trio
 import trio.testing
 
 from responder.client import establish_on_stream
-from responder.config import Config
-from responder.config_file import FileConfig
-from responder.core.ike_sa import Path, Transport
+from responder.core.config import Config
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, frame_esp, frame_ike
 from responder.server.connections import Phase
 from responder.server.engine import Engine
+from responder.server.settings import ServerSettings
 from responder.server.streams import ConnectionTable, serve_stream_listener
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
 from tests.server.fakes import LOCAL, RecordingEngine, Server, serving, settle
@@ -225,7 +225,7 @@ class GreedyStream(trio.abc.Stream):
 
 async def test_buffer_exceeded_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "responder.server.streams")
-    settings = FileConfig(buffer_per_connection=MAX_LENGTH)
+    settings = ServerSettings(buffer_per_connection=MAX_LENGTH)
     engine = RecordingEngine()
     table = ConnectionTable(settings)
     client, server_end = trio.testing.memory_stream_pair()

@@ -17,10 +17,11 @@ import trio
 import trio.testing
 
 from responder.client import establish_on_stream
-from responder.config import Config
+from responder.core.config import Config
 from responder.core.enums import ExchangeType
 from responder.core.events import ResponseReceived
-from responder.core.ike_sa import IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSaState
+from responder.core.path import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, IkeFrame, StreamDeframer, frame_esp, frame_ike
 from responder.server.connections import Phase
 from responder.server.engine import Engine

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from responder.core.ike_sa import Transport
+from responder.core.path import Transport
 from responder.core.tcp_framing import frame_ike
 from responder.server.tls import SELF_SIGNED_NAME, self_signed_certificate, server_context
 from tests.server.fakes import RecordingEngine, Server, serving

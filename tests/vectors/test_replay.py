@@ -55,7 +55,9 @@ from typing import Any, TypeVar
 import attrs
 import pytest
 
-from responder.config import (
+from responder.core import transforms
+from responder.core.auth import psk_auth, signed_octets
+from responder.core.config import (
     ChildConfig,
     Config,
     EspProposal,
@@ -66,8 +68,6 @@ from responder.config import (
     Secret,
     TrafficSelectorPolicy,
 )
-from responder.core import transforms
-from responder.core.auth import psk_auth, signed_octets
 from responder.core.enums import (
     EncrId,
     ExchangeType,
@@ -79,9 +79,10 @@ from responder.core.enums import (
     TransformType,
 )
 from responder.core.events import ChildSaEstablished, Event, IkeSaEstablished, RequestAnswered
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, Transport
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Message, decode_message
+from responder.core.path import Path, Transport
 from responder.core.payloads import (
     AuthPayload,
     EncryptedPayload,

@@ -22,8 +22,9 @@ from responder.core.exchanges.ike_auth import respond as respond_ike_auth
 from responder.core.exchanges.ike_sa_init import initiator_handle_ike_sa_init_response
 from responder.core.exchanges.informational import refuse_create_child_sa
 from responder.core.exchanges.informational import respond as respond_informational
-from responder.core.ike_sa import IkeSa, IkeSaState, Path
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.messages import Message
+from responder.core.path import Path
 from responder.core.payloads import Payload
 
 __all__ = ["REQUEST_HANDLERS", "RequestHandler", "initiator_handle_ike_sa_init_response"]

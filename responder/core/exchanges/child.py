@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
-from responder.config import ChildConfig, EspProposal, Mode, TrafficSelectorPolicy
-from responder.core.child_sa import ChildMode, ChildSa
+from responder.core.child_sa import ChildSa
+from responder.core.config import ChildConfig, EspProposal, Mode, TrafficSelectorPolicy
 from responder.core.enums import (
     ConfigAttributeType,
     ConfigType,
@@ -111,7 +111,7 @@ def respond_first_child(
         transport_asked = bool(notifies(message, NotifyType.USE_TRANSPORT_MODE))
         if child.mode is Mode.TRANSPORT and not transport_asked:
             raise ChildSaError(f"child '{child.name}' requires transport mode", NotifyType.NO_PROPOSAL_CHOSEN)
-        mode = ChildMode.TRANSPORT if transport_asked and child.mode is Mode.TRANSPORT else ChildMode.TUNNEL
+        mode = Mode.TRANSPORT if transport_asked and child.mode is Mode.TRANSPORT else Mode.TUNNEL
     except ChildSaError:
         if pool is not None:
             pool.release(owner)
@@ -125,7 +125,7 @@ def respond_first_child(
         TsiPayload(remote_ts),
         TsrPayload(local_ts),
     ]
-    if mode is ChildMode.TRANSPORT:
+    if mode is Mode.TRANSPORT:
         payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
     return tuple(payloads), record
 
@@ -194,7 +194,7 @@ def install_child(
     outbound_spi: bytes,
     local_ts: tuple[TrafficSelector, ...],
     remote_ts: tuple[TrafficSelector, ...],
-    mode: ChildMode,
+    mode: Mode,
 ) -> ChildSa:
     """Derive KEYMAT (RFC 7296 §2.17), record the Child SA, announce it."""
     assert sa.prf is not None and sa.keys is not None  # IKE_AUTH runs with keys

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from responder.config import ChildConfig, ChildlessPolicy, Identity
 from responder.core.auth import PskAuthenticator, signed_octets
-from responder.core.child_sa import ChildMode
+from responder.core.config import ChildConfig, ChildlessPolicy, Identity, Mode
 from responder.core.enums import (
     ConfigAttributeType,
     ConfigType,
@@ -41,8 +40,9 @@ from responder.core.exchanges.child import (
     respond_first_child,
 )
 from responder.core.exchanges.common import error_notify, esp_spi, find, notifies, require
-from responder.core.ike_sa import IkeSa, IkeSaState, Path
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.messages import Message
+from responder.core.path import Path
 from responder.core.payloads import (
     AuthPayload,
     ConfigAttribute,
@@ -120,7 +120,7 @@ def respond(sa: IkeSa, message: Message, path: Path, now: float) -> tuple[tuple[
     sa.peer_name = peer.name
     children: Sequence[ChildConfig] = peer.children
     local = peer.local_id or config.local_id
-    authenticator = PskAuthenticator(peer.psk.value)
+    authenticator = PskAuthenticator(peer.auth.secret.value)
     octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
     if not authenticator.verify(sa.prf, octets, auth):
         raise AuthenticationFailedError(
@@ -194,7 +194,7 @@ def initiator_start(sa: IkeSa, now: float) -> None:
             TsiPayload(child.tsi),
             TsrPayload(child.tsr),
         ]
-        if child.mode is ChildMode.TRANSPORT:
+        if child.mode is Mode.TRANSPORT:
             payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
     sa.start_request(ExchangeType.IKE_AUTH, tuple(payloads), _on_response, now)
 
@@ -241,7 +241,7 @@ def _install_first_child(sa: IkeSa, message: Message, refusal: NotifyPayload | N
     if isinstance(chosen, NoProposalChosen) or len(sa_payload.proposals) != 1:
         sa.emit(ChildSaRefused(sa.spi_i, sa.spi_r, NotifyType.NO_PROPOSAL_CHOSEN, "responder chose badly"))
         return "Child SA: responder chose an ESP proposal we did not offer"
-    mode = ChildMode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else ChildMode.TUNNEL
+    mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
     local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
     remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
     record = install_child(sa, "initiator", chosen, sa.child_spi, chosen.spi, local_ts, remote_ts, mode)

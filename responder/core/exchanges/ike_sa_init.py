@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import attrs
 
-from responder.config import ChildlessPolicy, Config, IkeProposal
+from responder.core.config import ChildlessPolicy, Config, IkeProposal
 from responder.core.cookies import CookieJar
 from responder.core.enums import (
     ExchangeType,
@@ -36,10 +36,11 @@ from responder.core.exchanges.common import (
     notifies,
     require,
 )
-from responder.core.ike_sa import IkeSa, IkeSaState, Path, PendingRequest
+from responder.core.ike_sa import IkeSa, IkeSaState, PendingRequest
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.keys import derive_ike_sa_keys, skeyseed
 from responder.core.messages import Header, Message, decode_message, encode_message
+from responder.core.path import Path
 from responder.core.payloads import (
     KePayload,
     NoncePayload,

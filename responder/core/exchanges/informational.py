@@ -22,8 +22,9 @@ from responder.core.enums import ExchangeType, NotifyType, ProtocolId
 from responder.core.errors import ChildSaError, DecodeError
 from responder.core.events import ChildSaDeleted, ResponseReceived
 from responder.core.exchanges.common import find_all
-from responder.core.ike_sa import IkeSa, Path
+from responder.core.ike_sa import IkeSa
 from responder.core.messages import Message
+from responder.core.path import Path
 from responder.core.payloads import DeletePayload, NotifyPayload, Payload
 
 __all__ = ["refuse_create_child_sa", "request_delete", "request_liveness_check", "respond"]

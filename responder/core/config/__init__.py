@@ -1,0 +1,69 @@
+"""The configuration the sans-IO core reads, as frozen values that check themselves.
+
+Strategy: one module per concern, all re-exported here:
+
+* :mod:`~responder.core.config.credentials`: :class:`Secret`, and how a peer
+  authenticates (:class:`PskAuth`, the :data:`PeerAuth` choice);
+* :mod:`~responder.core.config.algorithms`: IKE and ESP proposals in
+  strongSwan's keywords;
+* :mod:`~responder.core.config.traffic_selectors`: selectors in strongSwan's
+  notation;
+* :mod:`~responder.core.config.model`: children, peers, pools, limits and the
+  whole :class:`Config`.
+
+Identities and their patterns live in :mod:`responder.core.identity` (the
+protocol uses them too) and are re-exported here for convenience.  Nothing in
+this package imports anything outside :mod:`responder.core`; the TOML loader
+(:mod:`responder.config_file`) and the command line build these values.
+"""
+
+from responder.core.config.algorithms import (
+    DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+    EncryptionAlgorithm,
+    EspProposal,
+    IkeProposal,
+    algorithm_name,
+)
+from responder.core.config.credentials import PeerAuth, PskAuth, Secret
+from responder.core.config.model import (
+    LAB_PEER_NAME,
+    AddressPool,
+    ChildConfig,
+    ChildlessPolicy,
+    Config,
+    Limits,
+    Mode,
+    PeerConfig,
+)
+from responder.core.config.traffic_selectors import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
+from responder.core.errors import ConfigError, config_path
+from responder.core.identity import Identity, IdPattern, IdPatternKind
+
+__all__ = [
+    "ANY_IPV4",
+    "ANY_IPV6",
+    "DEFAULT_ESP_PROPOSALS",
+    "DEFAULT_IKE_PROPOSALS",
+    "LAB_PEER_NAME",
+    "AddressPool",
+    "ChildConfig",
+    "ChildlessPolicy",
+    "Config",
+    "ConfigError",
+    "EncryptionAlgorithm",
+    "EspProposal",
+    "IdPattern",
+    "IdPatternKind",
+    "Identity",
+    "IkeProposal",
+    "Limits",
+    "Mode",
+    "PeerAuth",
+    "PeerConfig",
+    "PskAuth",
+    "Secret",
+    "TrafficSelectorPolicy",
+    "algorithm_name",
+    "config_path",
+]

@@ -1,0 +1,292 @@
+"""What the sans-IO core reads: peers, their children, address pools, limits, the whole configuration.
+
+Strategy: every piece of configuration is an ``@attrs.frozen`` value that
+checks itself when built, so a :class:`Config` that exists is a valid one and
+the core never re-checks it.  Errors are :class:`ConfigError` (a
+``ValueError``) whose ``field`` names the offending field relative to the
+object being built (``"children[1].name"``); containers prefix the paths they
+know, and the TOML loader (:mod:`responder.config_file`) and the command line
+build these same values, translating paths back to the names they use.
+
+What only the Trio shell reads (listeners, TLS files, the key log, logging,
+stream connection limits) is not here: see :mod:`responder.server.settings`.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from typing import Any, Final
+
+import attrs
+
+from responder.core.config.algorithms import (
+    DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+    EspProposal,
+    IkeProposal,
+)
+from responder.core.config.credentials import PeerAuth, PskAuth, Secret, as_peer_auth
+from responder.core.config.traffic_selectors import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
+from responder.core.errors import ConfigError
+from responder.core.identity import Identity, IdPattern
+from responder.core.validation import (
+    check_name,
+    duplicates,
+    instance_of,
+    is_int,
+    optional_instance_of,
+    positive,
+    positive_int,
+    seconds,
+    tuple_of,
+)
+
+__all__ = [
+    "LAB_PEER_NAME",
+    "AddressPool",
+    "ChildConfig",
+    "ChildlessPolicy",
+    "Config",
+    "Limits",
+    "Mode",
+    "PeerConfig",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# ---------------------------------------------------------------------------
+# Address pools (RFC 7296 §2.19, §3.15)
+# ---------------------------------------------------------------------------
+
+
+def _check_pool_networks(instance: AddressPool, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, ipaddress.IPv6Network):
+        raise ConfigError(f"expected an IPv6Network, got {type(value).__name__}", attribute.name)
+    if instance.ipv4 is None and value is None:
+        raise ConfigError("a pool needs an IPv4 or an IPv6 network", "ipv4")
+
+
+@attrs.frozen
+class AddressPool:
+    """Virtual addresses leased through the Configuration payload (RFC 7296 §2.19).
+
+    IPv4 pools skip the network and broadcast addresses (except /31 and
+    /32), IPv6 pools the subnet-router anycast address (except /127 and /128);
+    see :class:`responder.core.pool.PoolAllocator`.  ``dns`` servers are
+    returned as INTERNAL_IP4_DNS / INTERNAL_IP6_DNS.
+    """
+
+    name: str = attrs.field(validator=check_name)
+    ipv4: ipaddress.IPv4Network | None = attrs.field(
+        validator=optional_instance_of(ipaddress.IPv4Network, "an IPv4Network")
+    )
+    ipv6: ipaddress.IPv6Network | None = attrs.field(validator=_check_pool_networks)
+    dns: tuple[IPAddress, ...] = attrs.field(
+        default=(), validator=tuple_of((ipaddress.IPv4Address, ipaddress.IPv6Address), "IP addresses")
+    )
+
+
+# ---------------------------------------------------------------------------
+# Children, peers, limits, the whole configuration
+# ---------------------------------------------------------------------------
+
+
+class Mode(enum.Enum):
+    """Child SA encapsulation mode (RFC 7296 §1.3.1: tunnel unless USE_TRANSPORT_MODE is agreed)."""
+
+    #: Tunnel mode (the default).
+    TUNNEL = "tunnel"
+    #: Transport mode, accepted when the initiator sends USE_TRANSPORT_MODE.
+    TRANSPORT = "transport"
+
+
+class ChildlessPolicy(enum.Enum):
+    """Childless IKE SA initiation (RFC 6023), as the responder sees it (strongSwan's ``childless``)."""
+
+    #: Announce CHILDLESS_IKEV2_SUPPORTED; accept IKE_AUTH with or without a Child SA.
+    ALLOW = "allow"
+    #: Announce it and accept only childless IKE_AUTH (a Child SA comes by CREATE_CHILD_SA).
+    FORCE = "force"
+    #: Do not announce it; an IKE_AUTH without SA/TS payloads is refused.
+    NEVER = "never"
+
+
+def _check_selectors(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    tuple_of(TrafficSelectorPolicy, "TrafficSelectorPolicy", min_size=1)(_instance, attribute, value)
+
+
+@attrs.frozen
+class ChildConfig:
+    """A Child SA the responder agrees to (RFC 7296 §1.3, §2.9).
+
+    ``local_ts`` narrows TSr and ``remote_ts`` narrows TSi.  ``pool`` names an
+    :class:`AddressPool` to lease virtual addresses from.  ``refuse=True``
+    makes the responder refuse this child with TS_UNACCEPTABLE while keeping
+    the IKE SA (a lab switch to exercise that error path).
+    """
+
+    name: str = attrs.field(validator=check_name)
+    mode: Mode = attrs.field(default=Mode.TUNNEL, validator=instance_of(Mode, "a Mode"))
+    local_ts: tuple[TrafficSelectorPolicy, ...] = attrs.field(
+        default=(ANY_IPV4, ANY_IPV6), validator=_check_selectors
+    )
+    remote_ts: tuple[TrafficSelectorPolicy, ...] = attrs.field(
+        default=(ANY_IPV4, ANY_IPV6), validator=_check_selectors
+    )
+    esp_proposals: tuple[EspProposal, ...] = attrs.field(
+        default=DEFAULT_ESP_PROPOSALS, validator=tuple_of(EspProposal, "EspProposal", min_size=1)
+    )
+    pool: str | None = attrs.field(default=None)
+    refuse: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+
+    @pool.validator
+    def _check_pool(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check_name(self, attribute, value)
+
+
+def _check_children(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    tuple_of(ChildConfig, "ChildConfig", min_size=1)(_instance, attribute, value)
+    assert isinstance(value, tuple)
+    for index in duplicates(child.name for child in value):
+        raise ConfigError(f"duplicate child name {value[index].name!r}", f"{attribute.name}[{index}].name")
+
+
+@attrs.frozen
+class PeerConfig:
+    """A peer (or a family of peers): whom it covers, how it authenticates, what it may have.
+
+    ``auth`` is how the peer proves its identity (:class:`PskAuth` today; a
+    bare :class:`Secret` is taken as ``PskAuth(secret)``).  ``local_id``
+    overrides :attr:`Config.local_id` for this peer.
+    """
+
+    name: str = attrs.field(validator=check_name)
+    remote_id: IdPattern = attrs.field(validator=instance_of(IdPattern, "an IdPattern"))
+    auth: PeerAuth = attrs.field(converter=as_peer_auth, validator=instance_of(PskAuth, "a PskAuth"))
+    local_id: Identity | None = attrs.field(
+        default=None, validator=optional_instance_of(Identity, "an Identity")
+    )
+    children: tuple[ChildConfig, ...] = attrs.field(
+        default=(ChildConfig("default"),), validator=_check_children
+    )
+
+    def child(self, name: str) -> ChildConfig | None:
+        """The child named ``name``, if any."""
+        return next((child for child in self.children if child.name == name), None)
+
+
+@attrs.frozen
+class Limits:
+    """Resource limits the core enforces (RFC 7296 §2.6 for cookies, RFC 9329 §6.1 for streams).
+
+    ``cookie_threshold`` is the number of half-open IKE SAs from which
+    IKE_SA_INIT is answered with a COOKIE over UDP; 0 demands a cookie always.
+    ``orphan_timeout`` is how long a stream connection may carry no live IKE
+    SA before the core closes it (RFC 9329 §6.1 "a few seconds", row A25);
+    ``corrupt_messages_max`` consecutive corrupt messages close a stream
+    connection (rows A32, A33).  Times are in seconds.
+    """
+
+    half_open_max: int = attrs.field(default=1000, validator=positive_int)
+    half_open_timeout: float = attrs.field(default=30.0, validator=positive)
+    cookie_threshold: int = attrs.field(default=100)
+    cookie_secret_lifetime: float = attrs.field(default=300.0, validator=positive)
+    ike_sa_max: int = attrs.field(default=10000, validator=positive_int)
+    orphan_timeout: float = attrs.field(default=10.0, validator=seconds)
+    corrupt_messages_max: int = attrs.field(default=16, validator=positive_int)
+
+    @cookie_threshold.validator
+    def _check_cookie_threshold(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not is_int(value) or value < 0:  # type: ignore[operator]
+            raise ConfigError(f"must be an integer >= 0, got {value!r}", attribute.name)
+
+
+#: Name of the synthetic peer :meth:`Config.find_peer` returns in lab mode.
+LAB_PEER_NAME: Final = "%lab"
+
+
+def _check_window(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not is_int(value) or not 1 <= value <= 2**31:  # type: ignore[operator]
+        raise ConfigError(f"must be an integer in 1..2^31, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class Config:
+    """Everything the responder's core needs to decide (RFC 7296 §3.3.4: the suites it accepts).
+
+    Peers are looked up by their IDi in configuration order: the first pattern
+    that matches wins, so put exact identities before wildcards.  With
+    ``any_id_psk`` set (lab mode) every identity no peer claims authenticates
+    with that key and gets ``lab_children``.  With neither peers nor
+    ``any_id_psk`` the responder answers IKE_SA_INIT but authenticates nobody.
+    ``local_id`` ``None`` means: the address the request arrived on.
+    ``prefer_initiator_order`` switches proposal selection from our order to
+    the initiator's (see :mod:`responder.core.proposals`).
+    """
+
+    ike_proposals: tuple[IkeProposal, ...] = attrs.field(
+        default=DEFAULT_IKE_PROPOSALS, validator=tuple_of(IkeProposal, "IkeProposal", min_size=1)
+    )
+    peers: tuple[PeerConfig, ...] = attrs.field(default=(), validator=tuple_of(PeerConfig, "PeerConfig"))
+    any_id_psk: Secret | None = attrs.field(default=None, validator=optional_instance_of(Secret, "a Secret"))
+    lab_children: tuple[ChildConfig, ...] = attrs.field(
+        default=(ChildConfig("default"),), validator=_check_children
+    )
+    local_id: Identity | None = attrs.field(
+        default=None, validator=optional_instance_of(Identity, "an Identity")
+    )
+    pools: tuple[AddressPool, ...] = attrs.field(default=(), validator=tuple_of(AddressPool, "AddressPool"))
+    prefer_initiator_order: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+    window_size: int = attrs.field(default=1, validator=_check_window)
+    limits: Limits = attrs.field(factory=Limits, validator=instance_of(Limits, "a Limits"))
+    childless: ChildlessPolicy = attrs.field(
+        default=ChildlessPolicy.ALLOW, validator=instance_of(ChildlessPolicy, "a ChildlessPolicy")
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for index, peer in enumerate(self.peers):
+            if peer.name.startswith("%"):
+                raise ConfigError(
+                    f"peer names starting with '%' are reserved: {peer.name!r}", f"peers[{index}].name"
+                )
+        for index in duplicates(peer.name for peer in self.peers):
+            raise ConfigError(f"duplicate peer name {self.peers[index].name!r}", f"peers[{index}].name")
+        for index in duplicates(pool.name for pool in self.pools):
+            raise ConfigError(f"duplicate pool name {self.pools[index].name!r}", f"pools[{index}].name")
+        pool_names = {pool.name for pool in self.pools}
+        groups = [(f"peers[{i}].children", peer.children) for i, peer in enumerate(self.peers)]
+        groups.append(("lab_children", self.lab_children))
+        for path, children in groups:
+            for index, child in enumerate(children):
+                if child.pool is not None and child.pool not in pool_names:
+                    raise ConfigError(f"no pool named {child.pool!r}", f"{path}[{index}].pool")
+
+    @property
+    def lab_peer(self) -> PeerConfig | None:
+        """The catch-all peer of lab mode (``any_id_psk`` set), named ``%lab``."""
+        if self.any_id_psk is None:
+            return None
+        return PeerConfig(
+            LAB_PEER_NAME, IdPattern.any(), PskAuth(self.any_id_psk), children=self.lab_children
+        )
+
+    def find_peer(self, identity: Identity) -> PeerConfig | None:
+        """The peer configuration for a peer's IDi.
+
+        The first of :attr:`peers` whose ``remote_id`` matches, in
+        configuration order; failing that, :attr:`lab_peer` (``None`` outside
+        lab mode).
+        """
+        for peer in self.peers:
+            if peer.remote_id.matches(identity):
+                return peer
+        return self.lab_peer
+
+    def pool(self, name: str) -> AddressPool:
+        """The pool named ``name``; ``KeyError`` if there is none (children's references are checked)."""
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)

@@ -1,0 +1,242 @@
+"""What only the Trio shell reads: listeners, TLS files, the key log, logging, stream limits.
+
+Strategy: :class:`ServerSettings` wraps the core's
+:class:`~responder.core.config.Config` (everything the protocol decides with)
+and adds what only the shell uses to run it.  Like the core's values it
+checks itself when built; errors are
+:class:`~responder.core.errors.ConfigError` naming the field, which the TOML
+loader (:mod:`responder.config_file`) and the command line translate into
+their own key or flag names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from responder.core.config import Config, ConfigError
+from responder.core.path import Transport
+from responder.core.tcp_framing import MAX_LENGTH
+
+__all__ = ["DEFAULT_LISTENERS", "LOG_LEVELS", "Listener", "ServerSettings"]
+
+#: Accepted ``log_level`` values (the :mod:`logging` level names, lower case).
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+
+# ---------------------------------------------------------------------------
+# Listeners
+# ---------------------------------------------------------------------------
+
+
+def _check_kind(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Transport):
+        raise ConfigError(f"expected a Transport, got {type(value).__name__}", attribute.name)
+
+
+def _check_host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {type(value).__name__}", attribute.name)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not an IP address", attribute.name) from None
+
+
+def _normal_host(value: object) -> object:
+    """An address literal in its one canonical spelling (``::0001`` is ``::1``), so duplicates show."""
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass  # _check_host reports it
+    return value
+
+
+def _check_port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+        raise ConfigError(f"must be an integer in 0..65535, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class Listener:
+    """One socket the server listens on: ``kind://host:port``.
+
+    ``host`` is an IP address literal (IPv6 without brackets here, with them
+    in the text form); port 0 lets the system pick a free port (tests).  A
+    ``udp`` listener takes IKE on UDP (non-ESP marker on ports other than
+    500, RFC 3948); ``tcp`` RFC 9329 TCP encapsulation; ``tls`` the same
+    inside TLS (RFC 9329 Appendix A).
+    """
+
+    kind: Transport = attrs.field(validator=_check_kind)
+    host: str = attrs.field(converter=_normal_host, validator=_check_host)
+    port: int = attrs.field(validator=_check_port)
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """``tcp://127.0.0.1:4500``, ``udp://0.0.0.0:500``, ``tls://[::1]:443``."""
+        if not isinstance(text, str):
+            raise ConfigError(f"expected a string, got {type(text).__name__}")
+        scheme, sep, rest = text.partition("://")
+        kinds = ", ".join(kind.value for kind in Transport)
+        if not sep:
+            raise ConfigError(f"{text!r} is not KIND://HOST:PORT (KIND is one of {kinds})")
+        try:
+            kind = Transport(scheme.lower())
+        except ValueError:
+            raise ConfigError(f"{text!r}: unknown kind {scheme!r} (expected one of {kinds})") from None
+        if rest.startswith("["):
+            host, bracket, after = rest[1:].partition("]")
+            if not bracket:
+                raise ConfigError(f"{text!r}: '[' without ']'")
+            if not after.startswith(":"):
+                raise ConfigError(f"{text!r} has no port")
+            port_text = after[1:]
+            try:
+                address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ConfigError(f"{text!r}: {host!r} in brackets is not an IPv6 address") from None
+        else:
+            host, colon, port_text = rest.rpartition(":")
+            if not colon:
+                raise ConfigError(f"{text!r} has no port")
+            if ":" in host:
+                raise ConfigError(
+                    f"{text!r}: an IPv6 address needs brackets ({scheme}://[{host}]:{port_text})"
+                )
+            try:
+                address = ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ConfigError(
+                    f"{text!r}: host {host!r} is not an IPv4 address or a bracketed IPv6 address"
+                ) from None
+        if not (
+            port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 0xFFFF
+        ):
+            raise ConfigError(f"{text!r}: port {port_text!r} is not a number in 0..65535")
+        return cls(kind, str(address), int(port_text))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.kind.value}://{host}:{self.port}"
+
+
+#: Listeners of a file without ``responder.listen`` (and of ``ikev2-responder`` with no
+#: arguments): RFC 9329 TCP and UDP with the non-ESP marker on port 4500 (RFC 9329 §2, row A3;
+#: RFC 3948), loopback only, so nothing is exposed and no privilege is needed.
+DEFAULT_LISTENERS: Final = (
+    Listener(Transport.TCP, "127.0.0.1", 4500),
+    Listener(Transport.UDP, "127.0.0.1", 4500),
+)
+
+
+# ---------------------------------------------------------------------------
+# The file's settings
+# ---------------------------------------------------------------------------
+
+
+def _check_listeners(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(item, Listener) for item in value):
+        raise ConfigError("expected a tuple of Listener", attribute.name)
+    if not value:
+        raise ConfigError("needs at least one listener", attribute.name)
+    seen: dict[tuple[bool, str, int], Listener] = {}
+    for index, listener in enumerate(value):
+        key = (listener.kind.is_stream, listener.host, listener.port)
+        earlier = seen.get(key)
+        if earlier is not None and listener.port != 0:
+            what = "repeats" if earlier == listener else "needs the same TCP port as"
+            raise ConfigError(f"{listener} {what} {earlier}", f"{attribute.name}[{index}]")
+        if listener.kind.is_stream and listener.port != 0:
+            # A listening TCP socket on the wildcard address holds the port for every
+            # address of its family: binding another one fails (EADDRINUSE), so say so now.
+            address = ipaddress.ip_address(listener.host)
+            for other in seen.values():
+                other_address = ipaddress.ip_address(other.host)
+                if (
+                    other.kind.is_stream
+                    and other.port == listener.port
+                    and other_address.version == address.version
+                    and address.is_unspecified != other_address.is_unspecified
+                ):
+                    raise ConfigError(
+                        f"{listener} overlaps {other}: a TCP port on the wildcard address "
+                        "covers every address of its family",
+                        f"{attribute.name}[{index}]",
+                    )
+        seen[key] = listener
+
+
+def _optional_path(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Path):
+        raise ConfigError(f"expected a Path, got {type(value).__name__}", attribute.name)
+
+
+def _count(minimum: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"expected an integer, got {type(value).__name__}", attribute.name)
+        if value < minimum:
+            raise ConfigError(f"must be at least {minimum}, got {value}", attribute.name)
+
+    return check
+
+
+def _seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, float):
+        raise ConfigError(f"expected a float, got {type(value).__name__}", attribute.name)
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"must be a finite number of seconds > 0, got {value}", attribute.name)
+
+
+def _check_log_level(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class ServerSettings:
+    """What the server runs with: the core's :class:`Config` plus what only the Trio shell reads.
+
+    ``tls_cert``/``tls_key`` (PEM files, both or neither) serve the ``tls``
+    listeners; without them a ``tls`` listener presents a self-signed
+    certificate made at start (its fingerprint is logged and printed).
+    ``keylog_dir`` set makes the server write Wireshark key tables there.
+    Connection limits: ``connections_max`` streams in all,
+    ``connections_per_source`` per remote address, ``buffer_per_connection``
+    octets buffered per stream (at least one maximal RFC 9329 frame);
+    ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
+    to receive the first whole frame after it, ``shutdown_timeout`` for
+    graceful shutdown before streams are cut; all in seconds.  The RFC 9329
+    §6.1 rules for connections that carry no live IKE SA or corrupt input are
+    the core's (:class:`~responder.core.config.Limits`).
+    """
+
+    config: Config = attrs.field(factory=Config, validator=attrs.validators.instance_of(Config))
+    listeners: tuple[Listener, ...] = attrs.field(default=DEFAULT_LISTENERS, validator=_check_listeners)
+    tls_cert: Path | None = attrs.field(default=None, validator=_optional_path)
+    tls_key: Path | None = attrs.field(default=None, validator=_optional_path)
+    keylog_dir: Path | None = attrs.field(default=None, validator=_optional_path)
+    log_level: str = attrs.field(default="info", validator=_check_log_level)
+    connections_max: int = attrs.field(default=1000, validator=_count(1))
+    connections_per_source: int = attrs.field(default=20, validator=_count(1))
+    buffer_per_connection: int = attrs.field(default=131072, validator=_count(MAX_LENGTH))
+    prefix_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
+
+    def __attrs_post_init__(self) -> None:
+        if self.connections_per_source > self.connections_max:
+            raise ConfigError(
+                f"{self.connections_per_source} exceeds connections_max ({self.connections_max})",
+                "connections_per_source",
+            )
+        if self.tls_key is None and self.tls_cert is not None:
+            raise ConfigError("missing: a TLS certificate needs its private key", "tls_key")
+        if self.tls_cert is None and self.tls_key is not None:
+            raise ConfigError("missing: a TLS private key needs its certificate", "tls_cert")
