@@ -54,6 +54,7 @@ from responder.core.config import (
     Secret,
     TrafficSelectorPolicy,
 )
+from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest, InitiatorSettings
@@ -62,7 +63,6 @@ from responder.core.keys import derive_child_sa_keys, derive_ike_sa_keys, skeyse
 from responder.core.messages import decode_header
 from responder.core.path import Path, Transport
 from responder.core.payloads import IdiPayload, IdrPayload
-from responder.core.sa_table import Endpoint
 from responder.core.selectors import to_selector
 
 SUITES = {
@@ -161,8 +161,9 @@ def check(sample: Handshake) -> None:
     assert i.state is r.state is IkeSaState.ESTABLISHED
     assert i.keys == r.keys and i.keys is not None
     assert len(i.children) == len(r.children) == 1
-    assert i.children[0].keys == r.children[0].keys
-    assert i.children[0].inbound_spi == r.children[0].outbound_spi
+    [ic], [rc] = i.children.values(), r.children.values()
+    assert ic.params.keys == rc.params.keys
+    assert ic.inbound_spi == rc.outbound_spi
     exchanges = [decode_header(m)[0].exchange_type for m in sample.wire]
     assert exchanges == [ExchangeType.IKE_SA_INIT] * 2 + [ExchangeType.IKE_AUTH] * 2
 
@@ -171,11 +172,11 @@ def crypto_only(sample: Handshake, seed: int) -> Callable[[], object]:
     """The cryptography of ``sample``'s handshake, as a function to time (see the module docstring)."""
     i = sample.initiator
     assert i.proposal is not None and i.prf is not None and i.encryption is not None
-    assert i.key_exchange is None and i.children
+    assert i.children
     prf, encr, integ = i.prf, i.encryption, i.integrity
     method = i.proposal.key_exchange
     assert method is not None
-    child = i.children[0].proposal
+    child = next(iter(i.children.values())).params.proposal
     esp_encr, esp_integ = child.encryption_transform(), child.integrity_transform()
     nonce_i, nonce_r, spi_i, spi_r = i.nonce_i, i.nonce_r, i.spi_i, i.spi_r
     init_request, init_response, auth_request, auth_response = sample.wire

@@ -1,6 +1,6 @@
 """A small Trio IKEv2 initiator over RFC 9329 TCP, TLS or UDP, built on the core's own initiator.
 
-Strategy: the same sans-IO :class:`~responder.core.sa_table.Endpoint` that
+Strategy: the same sans-IO :class:`~responder.core.endpoint.Endpoint` that
 answers in the server also initiates (:meth:`Endpoint.initiate`); this module
 only moves its messages and feeds it the clock, like the server's engine does,
 for one IKE SA.  A :class:`Client` owns one transport (a "wire"):
@@ -53,6 +53,7 @@ import attrs
 import trio
 
 from responder.core.config import Config
+from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
 from responder.core.events import (
@@ -67,7 +68,6 @@ from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
-from responder.core.sa_table import Endpoint
 from responder.core.tcp_framing import (
     NAT_KEEPALIVE,
     NON_ESP_MARKER,
@@ -248,7 +248,7 @@ class Client:
         """An empty INFORMATIONAL request (RFC 7296 §2.4); True once its response arrived."""
         self._require_established()
         mark = len(self.events)
-        self.endpoint.request_liveness_check(self.sa, trio.current_time())
+        self.endpoint.request_liveness_check(self.sa.local_spi, trio.current_time())
 
         def answered() -> bool:
             return any(
@@ -265,7 +265,7 @@ class Client:
         it, or reuses it); call :meth:`aclose`.
         """
         self._require_established()
-        self.endpoint.request_delete(self.sa, trio.current_time())
+        self.endpoint.request_delete(self.sa.local_spi, trio.current_time())
         mark = len(self.events)
 
         def deleted() -> bool:

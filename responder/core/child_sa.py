@@ -1,12 +1,23 @@
-"""Child SA records (RFC 7296 §1.3, §2.17).
+"""Child SAs: what was negotiated, and where each pair is in its life (RFC 7296 §1.3, §2.8, §2.17).
 
-A Child SA pair is a value here: the negotiated ESP transforms, the SPIs of
-both directions, the narrowed traffic selectors, the mode and the keys.  The
-ESP data plane (a later issue) will consume these; the IKE SA only keeps them
-so that INFORMATIONAL DELETE can find them (RFC 7296 §1.4.1).
+Strategy: a :class:`ChildSa` pairs a frozen :class:`ChildSaParams` (the
+negotiated ESP transforms, both SPIs, the narrowed traffic selectors, the mode
+and the keys) with a :class:`ChildSaState`.  The IKE SA keeps its Child SAs by
+our inbound SPI, the SPI the peer sends ESP to and names in a Delete or a
+REKEY_SA notify of its own (RFC 7296 §1.4.1, §3.10.1).
+
+The states are the ones RFC 7296 §2.25.1 reasons with: an exchange that
+creates a Child SA holds it ``INSTALLING`` until its response is sent (or
+received), a rekey in flight marks the old pair ``REKEYING`` and, once the
+new pair is installed, ``REKEYED`` until the old one is deleted, and our own
+Delete in flight marks it ``DELETING``.  A peer's request about a pair in one
+of those states is a collision, answered as §2.25.1 says (see
+:mod:`responder.core.exchanges.base`).
 """
 
 from __future__ import annotations
+
+import enum
 
 import attrs
 
@@ -15,12 +26,22 @@ from responder.core.keys import ChildSaKeys
 from responder.core.payloads import TrafficSelector
 from responder.core.proposals import ChosenProposal
 
-__all__ = ["ChildSa"]
+__all__ = ["ChildSa", "ChildSaParams", "ChildSaState"]
 
 
-@attrs.frozen
-class ChildSa:
-    """One Child SA pair.
+class ChildSaState(enum.Enum):
+    """Where a Child SA pair is in its life (RFC 7296 §1.3, §2.8, §2.25.1)."""
+
+    INSTALLING = "installing"  #: negotiated; its exchange has not completed yet
+    INSTALLED = "installed"  #: carries traffic
+    REKEYING = "rekeying"  #: a rekey of it is in flight (ours or the peer's)
+    REKEYED = "rekeyed"  #: replaced by a newer pair; kept until its Delete completes (§2.8)
+    DELETING = "deleting"  #: our Delete of it is in flight (§1.4.1)
+
+
+@attrs.frozen(slots=True)
+class ChildSaParams:
+    """What one Child SA pair was negotiated with.
 
     ``inbound_spi`` is the SPI we chose (the peer sends to it);
     ``outbound_spi`` the one the peer chose.  ``local_ts``/``remote_ts`` are
@@ -35,3 +56,19 @@ class ChildSa:
     remote_ts: tuple[TrafficSelector, ...]
     mode: Mode
     keys: ChildSaKeys = attrs.field(repr=False)
+
+
+@attrs.define(eq=False, slots=True)
+class ChildSa:
+    """One Child SA pair of an IKE SA and its state."""
+
+    params: ChildSaParams
+    state: ChildSaState = ChildSaState.INSTALLING
+
+    @property
+    def inbound_spi(self) -> bytes:
+        return self.params.inbound_spi
+
+    @property
+    def outbound_spi(self) -> bytes:
+        return self.params.outbound_spi

@@ -4,7 +4,7 @@ Strategy (after h2's ``exceptions.py`` and h11's ``_util.py``): every check on
 peer input raises, at the place the check is made, a subclass of
 :class:`ProtocolError`.  Each class names the Notify Message Type the responder
 answers with (``notify``), or ``None`` where the RFC's answer is silence.  One
-boundary in the state machine turns them into responses and events.
+boundary (:mod:`responder.core.dispatch`) turns them into responses and events.
 :class:`LocalError` is different: it means the calling code misused the API and
 it is never caught by that boundary.
 """
@@ -18,6 +18,8 @@ from typing import ClassVar
 from responder.core.enums import NotifyType, PayloadType
 
 __all__ = [
+    "AuthenticationFailedError",
+    "ChildSaError",
     "ConfigError",
     "DecodeError",
     "IntegrityCheckFailed",
@@ -25,6 +27,7 @@ __all__ = [
     "InvalidMajorVersion",
     "LocalError",
     "ProtocolError",
+    "TemporaryFailure",
     "UnsupportedCriticalPayload",
     "config_path",
 ]
@@ -124,33 +127,19 @@ class LocalError(Exception):
     """The caller misused the core's API (a bug in our code, never peer input)."""
 
 
-class NoProposalChosenError(ProtocolError):
-    """No offered proposal is acceptable (RFC 7296 §2.7, §3.10.1)."""
-
-    notify: ClassVar[NotifyType | None] = NotifyType.NO_PROPOSAL_CHOSEN
-
-
-class InvalidKePayloadError(ProtocolError):
-    """KEi uses another group than the one selected (RFC 7296 §1.2, §3.10.1).
-
-    The Notification Data is the two-octet group the responder prefers.
-    """
-
-    notify: ClassVar[NotifyType | None] = NotifyType.INVALID_KE_PAYLOAD
-
-    def __init__(self, reason: str, preferred: int) -> None:
-        super().__init__(reason)
-        self.preferred = preferred
-
-    @property
-    def notify_data(self) -> bytes:
-        return self.preferred.to_bytes(2, "big")
-
-
 class AuthenticationFailedError(ProtocolError):
     """The peer's AUTH does not verify or its ID is not allowed (RFC 7296 §2.21.2)."""
 
     notify: ClassVar[NotifyType | None] = NotifyType.AUTHENTICATION_FAILED
+
+
+class TemporaryFailure(ProtocolError):
+    """The request cannot be done now: an exchange of ours about the same SA is in flight (RFC 7296 §2.25).
+
+    The peer waits and may retry later; the IKE SA stays.
+    """
+
+    notify: ClassVar[NotifyType | None] = NotifyType.TEMPORARY_FAILURE
 
 
 class ChildSaError(ProtocolError):

@@ -2,8 +2,12 @@
 
 Strategy (after aioquic's ``events.py`` and wsproto): the core never logs.
 Every outcome a person or the Trio layer cares about leaves the core as one of
-these frozen values, in order, through ``next_event()``.  Events that carry
-keys (for the opt-in Wireshark key log) keep them in ``repr=False`` fields.
+these frozen values, in order, through ``next_event()``.  Every event about an
+IKE SA names it by ``local_spi``, our own SPI of that SA (the key the endpoint
+finds it by), beside both SPIs for the log; events about no SA (a refused
+IKE_SA_INIT, junk, a stream connection the core closes) have an empty
+``local_spi``.  Events that carry keys (for the opt-in Wireshark key log) keep
+them in ``repr=False`` fields.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ import attrs
 
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.keys import ChildSaKeys, IkeSaKeys
+from responder.core.path import Path
 
 __all__ = [
+    "AnswerDeferred",
     "AuthenticationFailed",
     "ChildSaDeleted",
     "ChildSaEstablished",
     "ChildSaRefused",
+    "ConnectionClosing",
     "Event",
     "IkeSaClosed",
     "IkeSaEstablished",
     "IkeSaInitRefused",
     "MessageAccepted",
     "MessageDropped",
+    "PathChanged",
     "RequestAnswered",
     "ResponseReceived",
     "RetransmissionAnswered",
@@ -32,30 +40,42 @@ __all__ = [
 
 @attrs.frozen
 class MessageDropped:
-    """A message was discarded without an answer (junk, unknown SPI, replay, ...)."""
+    """A message was discarded without an answer (junk, unknown SPI, replay, ...).
+
+    ``authenticated`` says whether the message had passed its integrity check
+    (or was a bitwise copy of one that had): such a message is no sign of
+    corruption on its connection (RFC 9329 §6.1).
+    """
 
     reason: str
+    local_spi: bytes = b""
     spi_i: bytes = b""
     spi_r: bytes = b""
+    authenticated: bool = False
 
 
 @attrs.frozen
 class IkeSaInitRefused:
-    """IKE_SA_INIT answered with an error or a COOKIE; no SA was kept (RFC 7296 §1.2, §2.6)."""
+    """IKE_SA_INIT answered with an error or a COOKIE; no SA was kept (RFC 7296 §1.2, §2.6).
+
+    As initiator, the event says the responder asked for a retry (``local_spi`` set).
+    """
 
     spi_i: bytes
     notify: NotifyType
     reason: str
+    local_spi: bytes = b""
 
 
 @attrs.frozen
 class MessageAccepted:
     """A request or response of this IKE SA passed every check (RFC 9329 §6.1 "valid").
 
-    Decrypted, authenticated, not a retransmission, inside the window: the shell
-    answers on the path this message came from from now on.
+    Decrypted, authenticated, not a retransmission, inside the window: the
+    SA answers on the path this message came from from now on.
     """
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     exchange: ExchangeType
@@ -64,9 +84,21 @@ class MessageAccepted:
 
 
 @attrs.frozen
+class PathChanged:
+    """A valid message arrived on another path: the SA's requests go there now (RFC 9329 §6.1, A36)."""
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    path: Path
+    previous: Path
+
+
+@attrs.frozen
 class RequestAnswered:
     """One exchange, as responder: the request's exchange and what was answered."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     exchange: ExchangeType
@@ -75,9 +107,29 @@ class RequestAnswered:
 
 
 @attrs.frozen
+class AnswerDeferred:
+    """A request was accepted and its answer waits for work outside the core (RFC 7296 §2.1 allows
+    a responder to take its time).
+
+    ``work`` says what is needed (an EAP backend's answer, an OCSP response);
+    the embedding program does it and hands the result back with
+    ``Endpoint.resume(local_spi, message_id, result, now)``.  Copies of the
+    request that arrive meanwhile are ignored.
+    """
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    exchange: ExchangeType
+    message_id: int
+    work: object
+
+
+@attrs.frozen
 class ResponseReceived:
     """One exchange, as initiator: the response to a request of ours arrived."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     exchange: ExchangeType
@@ -87,8 +139,9 @@ class ResponseReceived:
 
 @attrs.frozen
 class RetransmissionAnswered:
-    """A retransmitted request got the cached response again (RFC 7296 §2.1)."""
+    """A retransmitted request got the stored response again (RFC 7296 §2.1)."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     message_id: int
@@ -96,11 +149,12 @@ class RetransmissionAnswered:
 
 @attrs.frozen
 class IkeSaEstablished:
-    """IKE_AUTH completed: the IKE SA is up (RFC 7296 §1.2).
+    """IKE_AUTH completed and its response is on its way: the IKE SA is up (RFC 7296 §1.2).
 
     ``keys`` and the transform names are there for the Wireshark key log.
     """
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     local_id: str
@@ -115,6 +169,7 @@ class IkeSaEstablished:
 class AuthenticationFailed:
     """IKE_AUTH failed; AUTHENTICATION_FAILED was sent or received and the SA is gone."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     reason: str
@@ -124,6 +179,7 @@ class AuthenticationFailed:
 class ChildSaEstablished:
     """A Child SA pair is installed.  SPIs are the inbound and outbound ESP SPIs."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     inbound_spi: bytes
@@ -143,6 +199,7 @@ class ChildSaEstablished:
 class ChildSaRefused:
     """A Child SA was refused (by us or the peer); the IKE SA stays up (RFC 7296 §1.3.1)."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     notify: NotifyType
@@ -153,6 +210,7 @@ class ChildSaRefused:
 class ChildSaDeleted:
     """A Child SA pair was deleted by an INFORMATIONAL exchange (RFC 7296 §1.4.1)."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     inbound_spi: bytes
@@ -163,16 +221,34 @@ class ChildSaDeleted:
 class IkeSaClosed:
     """The IKE SA is gone, with all of its Child SAs; ``reason`` says why."""
 
+    local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     reason: str
+
+
+@attrs.frozen
+class ConnectionClosing:
+    """The core ends a stream connection (RFC 9329 §6.1): the shell closes it, its IKE SAs stay.
+
+    ``kind`` is ``"corrupt"`` (too many corrupt messages in a row, rows A32,
+    A33) or ``"orphan"`` (it carried no live IKE SA for ``orphan_timeout``,
+    row A25).
+    """
+
+    connection: int
+    kind: str
+    reason: str
+    local_spi: bytes = b""
 
 
 Event = (
     MessageDropped
     | IkeSaInitRefused
     | MessageAccepted
+    | PathChanged
     | RequestAnswered
+    | AnswerDeferred
     | ResponseReceived
     | RetransmissionAnswered
     | IkeSaEstablished
@@ -181,4 +257,5 @@ Event = (
     | ChildSaRefused
     | ChildSaDeleted
     | IkeSaClosed
+    | ConnectionClosing
 )

@@ -61,6 +61,7 @@ __all__ = [
     "NoProposalChosen",
     "ProposalRejection",
     "acceptable_ke",
+    "offer",
     "preferred_ke_methods",
     "select_esp_proposal",
     "select_ike_proposal",
@@ -657,3 +658,30 @@ def acceptable_ke(
             if isinstance(match, _Match) and method in match.key_exchange:
                 return True
     return False
+
+
+def offer(proposals: Sequence[IkeProposal | EspProposal], spi: bytes = b"") -> SaPayload:
+    """The SA payload offering our proposals, numbered from 1 (RFC 7296 §3.3).
+
+    IKE proposals (IKE_SA_INIT) carry no SPI; ESP proposals carry our inbound
+    SPI (RFC 7296 §3.3.1).  Transforms go in RFC 7296 §3.3.2's type order.
+    """
+    offered = []
+    for number, proposal in enumerate(proposals, start=1):
+        transforms = [
+            Transform(
+                TransformType.ENCR,
+                encr,
+                (TransformAttribute.key_length(bits),) if bits is not None else (),
+            )
+            for encr, bits in proposal.encryption
+        ]
+        if isinstance(proposal, IkeProposal):
+            transforms += [Transform(TransformType.PRF, p) for p in proposal.prf]
+        transforms += [Transform(TransformType.INTEG, i) for i in proposal.integrity]
+        transforms += [Transform(TransformType.KE, k) for k in proposal.key_exchange]
+        if isinstance(proposal, EspProposal):
+            transforms += [Transform(TransformType.ESN, e) for e in proposal.esn]
+        protocol = ProtocolId.IKE if isinstance(proposal, IkeProposal) else ProtocolId.ESP
+        offered.append(Proposal(number, protocol, tuple(transforms), spi=spi))
+    return SaPayload(tuple(offered))

@@ -36,6 +36,7 @@ from responder.core.payloads import AnyTrafficSelector, TrafficSelector
 
 __all__ = [
     "contains",
+    "describe_selector",
     "intersect",
     "is_packet_selector",
     "narrow",
@@ -178,3 +179,19 @@ def narrow_with_packet(
         if covered and (not result or result[0] != packet):
             raise LocalError("narrowing lost the packet selector")  # pragma: no cover - invariant
     return result
+
+
+def describe_selector(selector: TrafficSelector) -> str:
+    """A selector as text, in policy notation where policy can express it (for logs and events).
+
+    A peer may send what policy cannot: OPAQUE ports (start 65535, end 0) and
+    ports with IP protocol 0 (RFC 7296 §3.13.1 asks for 0-65535 there, but the
+    selector is still narrowed as offered); those are spelled out instead of
+    raising from :func:`to_policy`.
+    """
+    try:
+        return str(to_policy(selector))
+    except (LocalError, ValueError):
+        ports = (selector.start_port, selector.end_port)
+        port_text = "opaque" if ports == _OPAQUE else f"{ports[0]}-{ports[1]}"
+        return f"{selector.start_address}-{selector.end_address}[{int(selector.ip_protocol)}/{port_text}]"

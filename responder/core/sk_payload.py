@@ -2,9 +2,9 @@
 
 Strategy: an :class:`SkProtection` is one direction of an IKE SA's
 protection (encryption transform and key, integrity transform and key), keyed
-once.  :func:`protect` turns a header and the inner payloads into the octets
-of a whole message; :func:`unprotect` does the reverse, checking in this order
-and raising where each check is made:
+once.  :func:`protect_bytes` turns a header and the encoded inner payloads into the
+octets of a whole message; :func:`unprotect` does the reverse, checking in
+this order and raising where each check is made:
 
 1. the message structure up to the SK payload (the codec, :class:`DecodeError`);
 2. that the SK payload is long enough for its IV and ICV
@@ -29,8 +29,6 @@ one-octet Pad Length.  The IV is handed in (the core receives its randomness).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 
 from responder.core.enums import PayloadType
@@ -40,23 +38,21 @@ from responder.core.messages import (
     EncryptedPayload,
     Header,
     Message,
-    Payload,
     decode_message,
     decode_payloads,
     encode_header,
-    encode_payloads,
 )
 from responder.core.transforms import Encryption, Integrity, KeyedEncryption, KeyedIntegrity
 
 __all__ = [
     "IKE_HEADER_SIZE",
     "SK_HEADER_SIZE",
+    "Decrypted",
     "SkProtection",
-    "protect",
+    "decrypt",
     "protect_bytes",
     "sk_protections",
     "unprotect",
-    "unprotect_bytes",
 ]
 
 IKE_HEADER_SIZE = 28  # RFC 7296 §3.1
@@ -116,12 +112,6 @@ def sk_protections(
     return (initiator, responder) if is_original_initiator else (responder, initiator)
 
 
-def protect(protection: SkProtection, header: Header, payloads: Sequence[Payload], iv: bytes) -> bytes:
-    """Encode ``payloads`` inside an SK payload, the only payload of the message."""
-    first_inner, inner = encode_payloads(tuple(payloads))
-    return protect_bytes(protection, header, first_inner, inner, iv)
-
-
 def protect_bytes(
     protection: SkProtection, header: Header, first_inner: PayloadType, inner: bytes, iv: bytes
 ) -> bytes:
@@ -144,27 +134,49 @@ def protect_bytes(
     return unsigned + protection._mac.compute(unsigned)
 
 
-def unprotect(protection: SkProtection, data: bytes) -> Message:
-    """Decode a protected message; the SK payload is replaced by its inner payloads.
+@attrs.frozen(slots=True)
+class Decrypted:
+    """An authenticated, decrypted SK payload: the outer message, and the inner chain's octets.
 
-    Payloads sent in the clear before the SK payload (rare, but allowed by
-    RFC 7296 §3.14) are kept in front.  Raises :class:`IntegrityCheckFailed`
-    for anything that cannot be authenticated and :class:`DecodeError` for
-    authenticated content that does not decode.
+    ``plaintext`` is the inner payload chain without padding; ``offset`` is where
+    it starts in the message (error offsets count from the IKE header).
     """
-    message, first_inner, plaintext, plaintext_offset = _open(protection, data)
-    inner = decode_payloads(first_inner, plaintext, offset=plaintext_offset)
-    return Message(message.header, message.payloads[:-1] + inner)
+
+    outer: Message
+    first_inner: PayloadType
+    plaintext: bytes
+    offset: int
 
 
-def unprotect_bytes(protection: SkProtection, data: bytes) -> tuple[Header, PayloadType, bytes]:
-    """Authenticate and decrypt; return the header, first inner type and inner octets."""
-    message, first_inner, plaintext, _ = _open(protection, data)
-    return message.header, first_inner, plaintext
+def decrypt(protection: SkProtection, data: bytes, outer: Message | None = None) -> Decrypted:
+    """Authenticate and decrypt the SK payload of ``data`` without decoding what is inside.
+
+    ``outer`` is ``decode_message(data)`` when the caller has it already.
+    Raises :class:`IntegrityCheckFailed` for anything that cannot be
+    authenticated and :class:`DecodeError` for the structure around the SK
+    payload and for authenticated padding that is wrong.
+    """
+    message = decode_message(data) if outer is None else outer
+    first_inner, plaintext, offset = _open(protection, data, message)
+    return Decrypted(message, first_inner, plaintext, offset)
 
 
-def _open(protection: SkProtection, data: bytes) -> tuple[Message, PayloadType, bytes, int]:
-    message = decode_message(data)
+def unprotect(protection: SkProtection, data: bytes, outer: Message | None = None) -> tuple[Message, bytes]:
+    """Decode a protected message: the message with its inner payloads, and their plaintext.
+
+    The SK payload is replaced by its inner payloads; payloads sent in the
+    clear before it (rare, but allowed by RFC 7296 §3.14) are kept in front.
+    The plaintext is the inner payload chain as decrypted, without padding
+    (RFC 9242 §3.3.2 signs it).  Raises as :func:`decrypt` does, and
+    :class:`DecodeError` for authenticated content that does not decode.
+    """
+    opened = decrypt(protection, data, outer)
+    inner = decode_payloads(opened.first_inner, opened.plaintext, offset=opened.offset)
+    message = Message(opened.outer.header, opened.outer.payloads[:-1] + inner)
+    return message, opened.plaintext
+
+
+def _open(protection: SkProtection, data: bytes, message: Message) -> tuple[PayloadType, bytes, int]:
     sk = message.payloads[-1] if message.payloads else None
     if not isinstance(sk, EncryptedPayload):
         raise DecodeError("message has no Encrypted payload", offset=IKE_HEADER_SIZE)
@@ -207,4 +219,4 @@ def _open(protection: SkProtection, data: bytes) -> tuple[Message, PayloadType, 
             offset=ciphertext_offset + len(plaintext) - 1,
             payload_type=PayloadType.SK,
         )
-    return message, sk.first_inner_payload, plaintext[: len(plaintext) - pad_length - 1], ciphertext_offset
+    return sk.first_inner_payload, plaintext[: len(plaintext) - pad_length - 1], ciphertext_offset

@@ -40,7 +40,7 @@ import trio
 
 from responder.core.errors import LocalError
 from responder.core.path import Path, Transport
-from responder.core.tcp_framing import frame_ike
+from responder.core.tcp_framing import frame_esp, frame_ike
 from responder.server.logs import RateLimiter
 from responder.server.settings import ServerSettings
 
@@ -159,6 +159,9 @@ class Connection:
         except LocalError as error:
             log.error("%s: %s; dropped", self.describe(), error)
             return False
+        return self._queue(frame)
+
+    def _queue(self, frame: bytes) -> bool:
         try:
             self._send.send_nowait(frame)
         except trio.WouldBlock:
@@ -167,6 +170,18 @@ class Connection:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
+
+    def send_esp(self, packet: bytes, path: Path) -> bool:
+        """Frame an ESP packet (RFC 9329 §3.2: Length, no marker) and queue it, like :meth:`send_ike`."""
+        if path.connection != self.id:
+            log.error("%s: ESP packet for conn %s sent here; dropped", self.describe(), path.connection)
+            return False
+        try:
+            frame = frame_esp(packet)
+        except LocalError as error:
+            log.error("%s: %s; dropped", self.describe(), error)
+            return False
+        return self._queue(frame)
 
     def outgoing(self) -> trio.MemoryReceiveChannel[bytes]:
         """What the writer task writes, in order (it is the only writer)."""

@@ -5,13 +5,15 @@ Strategy: the Trio shell has three kinds of part, written and tested apart:
 * **transports** (:mod:`~responder.server.streams` for TCP and TLS,
   :mod:`~responder.server.udp` for UDP) own sockets and streams.  They
   deframe what arrives and hand each IKE message to the engine with the
-  :class:`~responder.core.ike_sa.Path` it came on; ESP goes to the engine's
+  :class:`~responder.core.path.Path` it came on; ESP goes to the engine's
   ESP handler.  Each open stream or UDP socket registers a :class:`Sink`
-  through which the engine sends.
+  through which the engine sends IKE messages and ESP packets.
 * the **engine** (:mod:`~responder.server.engine`) owns the sans-IO
-  :class:`~responder.core.sa_table.Endpoint`, the clock and one task per IKE
-  SA; it routes every outgoing message to the sink of its path (RFC 9329 §6.1:
-  the connection that last carried a valid message) and logs every event.
+  :class:`~responder.core.endpoint.Endpoint`, the clock, one task per IKE SA
+  (:mod:`~responder.server.sa_runner`) and the router
+  (:mod:`~responder.server.router`), which sends every outgoing message to
+  the sink of its path (RFC 9329 §6.1: the connection that last carried a
+  valid message); it logs every event.
 * **observers** (the Wireshark key log, :mod:`~responder.server.keylog`)
   see the core's events beside the path of the SA they concern.
 
@@ -19,10 +21,10 @@ Every call across these lines is synchronous and never blocks: a sink queues
 what it is given and a task of its own writes it, so the engine can run the
 core's transitions without awaiting anything in between (no lock needed).
 
-The engine may also end a stream connection through its sink
-(:meth:`Sink.close`): after too many consecutive corrupt inputs on it
-(RFC 9329 §6.1, rows A32, A33) or once it has carried no live IKE SA for a
-grace period (RFC 9329 §6.1, row A25).  It never ends an IKE SA that way.
+The core may also decide to end a stream connection (after too many
+consecutive corrupt inputs on it, RFC 9329 §6.1, rows A32, A33, or once it
+has carried no live IKE SA for a grace period, row A25); the engine does it
+through the sink (:meth:`Sink.close`).  That never ends an IKE SA.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class Sink(Protocol):
         500 (RFC 3948 §2.2).  Returns ``False`` when the message cannot be
         queued (the connection is closing, or its send queue is full, in
         which case the sink closes the connection); never raises, never blocks.
+        """
+        ...
+
+    def send_esp(self, packet: bytes, path: Path) -> bool:
+        """Queue an ESP packet (RFC 4303) towards ``path``, framed as the transport needs.
+
+        On a stream it becomes an RFC 9329 §3.2 ESP frame (Length, no
+        marker); on UDP it is sent as it is, which only a socket with the
+        non-ESP marker may do (RFC 3948 §2.1: port 4500, never 500).  Returns
+        ``False`` when it cannot be queued; never raises, never blocks.
         """
         ...
 
@@ -81,7 +93,7 @@ class EngineInput(Protocol):
         ...
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
-        """One ESP packet (counted and dropped until the data-plane issue)."""
+        """One ESP packet (its SPI is looked up and counted; the data plane is a later issue)."""
         ...
 
 

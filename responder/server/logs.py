@@ -28,16 +28,19 @@ import attrs
 
 from responder.core.enums import NotifyType
 from responder.core.events import (
+    AnswerDeferred,
     AuthenticationFailed,
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSaRefused,
+    ConnectionClosing,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaInitRefused,
     MessageAccepted,
     MessageDropped,
+    PathChanged,
     RequestAnswered,
     ResponseReceived,
     RetransmissionAnswered,
@@ -83,14 +86,24 @@ def describe_event(event: Event, path: Path | None) -> str:
     """One log line for ``event``; never includes key material."""
     peer = where(path)
     match event:
-        case RequestAnswered(spi_i, spi_r, exchange, message_id, result):
-            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} answered: {result}"
-        case ResponseReceived(spi_i, spi_r, exchange, message_id, result):
-            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} response received: {result}"
-        case IkeSaInitRefused(spi_i, notify, reason):
-            return f"{peer} {spis(spi_i)} IKE_SA_INIT #0 refused with {notify.name}: {reason}"
-        case AuthenticationFailed(spi_i, spi_r, reason):
-            return f"{peer} {spis(spi_i, spi_r)} IKE_AUTH failed (AUTHENTICATION_FAILED): {reason}"
+        case RequestAnswered():
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} {event.exchange.name} #{event.message_id} answered: {event.result}"
+        case AnswerDeferred():
+            ids = spis(event.spi_i, event.spi_r)
+            what = type(event.work).__name__
+            exchange = f"{event.exchange.name} #{event.message_id}"
+            return f"{peer} {ids} {exchange} answer deferred: waiting for {what}"
+        case ResponseReceived():
+            ids = spis(event.spi_i, event.spi_r)
+            exchange = f"{event.exchange.name} #{event.message_id}"
+            return f"{peer} {ids} {exchange} response received: {event.result}"
+        case IkeSaInitRefused():
+            refused = f"refused with {event.notify.name}: {event.reason}"
+            return f"{peer} {spis(event.spi_i)} IKE_SA_INIT #0 {refused}"
+        case AuthenticationFailed():
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} IKE_AUTH failed (AUTHENTICATION_FAILED): {event.reason}"
         case IkeSaEstablished():
             integrity = f" integrity {event.integrity_name}" if event.integrity_name else ""
             return (
@@ -105,23 +118,32 @@ def describe_event(event: Event, path: Path | None) -> str:
                 f"proposal {event.proposal} local {','.join(event.local_ts)} "
                 f"remote {','.join(event.remote_ts)}"
             )
-        case ChildSaRefused(spi_i, spi_r, notify, reason):
-            return f"{peer} {spis(spi_i, spi_r)} Child SA refused with {notify.name}: {reason}"
-        case ChildSaDeleted(spi_i, spi_r, inbound_spi, outbound_spi):
+        case ChildSaRefused():
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} Child SA refused with {event.notify.name}: {event.reason}"
+        case ChildSaDeleted():
             return (
-                f"{peer} {spis(spi_i, spi_r)} Child SA deleted: ESP in {inbound_spi.hex()} "
-                f"out {outbound_spi.hex()}"
+                f"{peer} {spis(event.spi_i, event.spi_r)} Child SA deleted: ESP in {event.inbound_spi.hex()} "
+                f"out {event.outbound_spi.hex()}"
             )
-        case IkeSaClosed(spi_i, spi_r, reason):
-            return f"{peer} {spis(spi_i, spi_r)} IKE SA closed: {reason}"
-        case MessageAccepted(spi_i, spi_r, exchange, message_id, is_response):
-            kind = "response" if is_response else "request"
-            return f"{peer} {spis(spi_i, spi_r)} {exchange.name} #{message_id} {kind} accepted"
-        case RetransmissionAnswered(spi_i, spi_r, message_id):
-            return f"{peer} {spis(spi_i, spi_r)} #{message_id} retransmitted request answered from the cache"
-        case MessageDropped(reason, spi_i, spi_r):
-            ids = f" {spis(spi_i, spi_r)}" if spi_i else ""
-            return f"{peer}{ids} message dropped: {reason}"
+        case IkeSaClosed():
+            return f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA closed: {event.reason}"
+        case MessageAccepted():
+            kind = "response" if event.is_response else "request"
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} {event.exchange.name} #{event.message_id} {kind} accepted"
+        case PathChanged():
+            # RFC 9329 §6.1 (rows A28, A36): answer on the path of the last valid message.
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} now sent on {where(event.path)} (was {where(event.previous)})"
+        case RetransmissionAnswered():
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} #{event.message_id} retransmitted request answered from the cache"
+        case MessageDropped():
+            ids = f" {spis(event.spi_i, event.spi_r)}" if event.spi_i else ""
+            return f"{peer}{ids} message dropped: {event.reason}"
+        case ConnectionClosing():
+            return f"{peer} closed: {event.reason}"
     return f"{peer} {type(event).__name__}"  # pragma: no cover - every Event kind is matched above
 
 
@@ -131,6 +153,8 @@ def event_level(event: Event) -> int:
         return logging.DEBUG
     if isinstance(event, AuthenticationFailed):
         return logging.WARNING
+    if isinstance(event, ConnectionClosing):
+        return logging.WARNING if event.kind == "corrupt" else logging.INFO
     if isinstance(event, IkeSaInitRefused) and event.notify not in _ROUTINE_REFUSALS:
         return logging.WARNING
     return logging.INFO

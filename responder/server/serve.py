@@ -82,8 +82,6 @@ async def serve(
             random_bytes,
             ke_factory,
             (*observers, keylog) if keylog is not None else tuple(observers),
-            orphan_timeout=settings.config.limits.orphan_timeout,
-            corrupt_messages_max=settings.config.limits.corrupt_messages_max,
         )
         ssl_context, fingerprint = _tls(settings)
         table = ConnectionTable(settings)

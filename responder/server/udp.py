@@ -82,10 +82,23 @@ class UdpSink:
     channel: trio.MemorySendChannel[tuple[bytes, Path]]
     stats: UdpStats
     limiter: RateLimiter
+    marker: bool  #: the socket's IKE messages carry the non-ESP marker (RFC 3948 §2.2)
 
     def send_ike(self, message: bytes, path: Path) -> bool:
+        return self._queue(NON_ESP_MARKER + message if self.marker else message, path)
+
+    def send_esp(self, packet: bytes, path: Path) -> bool:
+        """ESP-in-UDP as it is (RFC 3948 §2.1), only on a socket with the non-ESP marker."""
+        if not self.marker:
+            self.limiter.log(
+                logger, logging.WARNING, "esp-500", trio.current_time(), "%s no ESP on port 500", where(path)
+            )
+            return False
+        return self._queue(packet, path)
+
+    def _queue(self, data: bytes, path: Path) -> bool:
         try:
-            self.channel.send_nowait((message, path))
+            self.channel.send_nowait((data, path))
         except trio.WouldBlock:
             self.stats.queue_full += 1
             self.limiter.log(
@@ -152,7 +165,7 @@ class UdpListener:
         address, port = self.local
         attach_path = Path(Transport.UDP, address, port, address, 0)
         send, receive = trio.open_memory_channel[tuple[bytes, Path]](self.queue_size)
-        engine.attach(attach_path, UdpSink(send, self.stats, self._limiter))
+        engine.attach(attach_path, UdpSink(send, self.stats, self._limiter, self.marker))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._send_loop, receive, address)
@@ -239,8 +252,7 @@ class UdpListener:
         self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path]], bound: IPAddress
     ) -> None:
         async with receive:
-            async for message, path in receive:
-                data = NON_ESP_MARKER + message if self.marker else message
+            async for data, path in receive:  # framed by the sink already
                 destination = (str(path.remote_address), path.remote_port)
                 try:
                     if bound.is_unspecified and not path.local_address.is_unspecified:

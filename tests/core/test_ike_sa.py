@@ -299,7 +299,7 @@ def test_refused_child_keeps_ike_sa_and_answers_liveness() -> None:
     sa = pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request()))
     pair.pump()
     assert pair.events(ChildSaRefused)[0].notify is NotifyType.TS_UNACCEPTABLE
-    pair.initiator.request_liveness_check(sa, pair.now)
+    pair.initiator.request_liveness_check(sa.local_spi, pair.now)
     pair.pump()
     assert pair.events(RequestAnswered)[-1].result == "liveness check"
 
@@ -342,7 +342,7 @@ def test_cp_reply_from_pool_rfc7296_2_19() -> None:
     _, inbound = sk_protections(
         responder_sa.keys, responder_sa.encryption, responder_sa.integrity, is_original_initiator=True
     )
-    reply = unprotect(inbound, pair.wire[3][1])
+    reply, _ = unprotect(inbound, pair.wire[3][1])
     [cp] = [p for p in reply.payloads if isinstance(p, ConfigPayload)]
     assert [(int(a.attribute_type), a.value) for a in cp.attributes] == [
         (1, IPv4Address("10.9.0.1").packed),
@@ -351,18 +351,22 @@ def test_cp_reply_from_pool_rfc7296_2_19() -> None:
 
 
 def test_retransmitted_requests_get_identical_responses_rfc7296_2_1() -> None:
-    """Row B4, B5: IKE_SA_INIT and IKE_AUTH retransmissions get the cached responses byte for byte."""
+    """Rows B4, B5 (RFC 7296 §2.1): a copy of IKE_SA_INIT while the SA is half-open, and a copy of
+    IKE_AUTH, get the stored responses byte for byte; a copy of IKE_SA_INIT that arrives once the
+    IKE_AUTH request was received "belongs to an existing IKE SA ... (the responder ignores it)"."""
     pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
     pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request()))
-    pair.pump()
-    path = pair.path
-    from tests.fakes.pair import reverse
-
-    for request, response in ((pair.wire[0][1], pair.wire[1][1]), (pair.wire[2][1], pair.wire[3][1])):
-        pair.responder.receive(request, reverse(reverse(path)), pair.now)
-        [again] = pair.responder.messages_to_send()
-        assert again.data == response
-    pair.drain()
+    [init_request] = [o.data for o in pair.initiator.messages_to_send()]
+    [init_response] = pair.to_responder(init_request)
+    assert pair.to_responder(init_request) == [init_response]  # half-open: answered again
+    [auth_request] = pair.to_initiator(init_response)
+    [auth_response] = pair.to_responder(auth_request)
+    assert pair.to_initiator(auth_response) == []
+    assert len(pair.events(IkeSaEstablished)) == 1
+    assert pair.to_responder(auth_request) == [auth_response]
+    assert pair.to_responder(init_request) == []  # ignored now
+    dropped = pair.events(MessageDropped)[-1]
+    assert "after IKE_AUTH began" in dropped.reason and dropped.authenticated
     assert len(pair.events(RetransmissionAnswered)) == 2
     assert len(pair.events(IkeSaEstablished)) == 1
 

@@ -38,6 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from responder.core import dispatch
 from responder.core.config import (
     AddressPool,
     ChildConfig,
@@ -48,6 +49,7 @@ from responder.core.config import (
     PeerConfig,
     Secret,
 )
+from responder.core.endpoint import Endpoint
 from responder.core.enums import (
     ConfigAttributeType,
     ConfigType,
@@ -70,6 +72,7 @@ from responder.core.events import (
 )
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
+from responder.core.instant import Instant
 from responder.core.messages import (
     AuthPayload,
     ConfigAttribute,
@@ -100,7 +103,6 @@ from responder.core.messages import (
     encode_payloads,
 )
 from responder.core.path import Path
-from responder.core.sa_table import Endpoint
 from responder.core.sk_payload import SkProtection, protect_bytes, unprotect
 from tests.fakes.pair import (
     PSK,
@@ -225,7 +227,7 @@ def corpus(suite: str) -> tuple[tuple[Template, ...], SkProtection, SkProtection
             templates.append(Template(name, message, True, from_initiator))
 
     def forged(name: str, exchange: ExchangeType, *payloads: Payload) -> None:
-        request = forge(responder_sa, exchange, payloads, message_id=responder_sa.next_request_id)
+        request = forge(responder_sa, exchange, payloads, message_id=responder_sa.layer.next_expected)
         [response] = pair.to_responder(request)
         add(f"{name} request", request, from_initiator=True)
         add(f"{name} response", response, from_initiator=False)
@@ -233,15 +235,15 @@ def corpus(suite: str) -> tuple[tuple[Template, ...], SkProtection, SkProtection
     for index, name in enumerate(("IKE_SA_INIT request", "IKE_SA_INIT response", "IKE_AUTH request")):
         add(name, pair.wire[index][1], from_initiator=index != 1)
     add("IKE_AUTH response", pair.wire[3][1], from_initiator=False)
-    pair.initiator.request_liveness_check(initiator_sa, pair.now)
+    pair.initiator.request_liveness_check(initiator_sa.local_spi, pair.now)
     pair.pump()
     add("liveness request", pair.wire[-2][1], from_initiator=True)
     add("liveness response", pair.wire[-1][1], from_initiator=False)
-    pair.responder.request_liveness_check(responder_sa, pair.now)
+    pair.responder.request_liveness_check(responder_sa.local_spi, pair.now)
     pair.pump()
     add("responder's liveness request", pair.wire[-2][1], from_initiator=False)
     add("responder's liveness response", pair.wire[-1][1], from_initiator=True)
-    [theirs] = [c.outbound_spi for c in responder_sa.children]
+    [theirs] = [c.outbound_spi for c in responder_sa.children.values()]
     forged("Delete Child SA", ExchangeType.INFORMATIONAL, DeletePayload(ProtocolId.ESP, 4, (theirs,)))
     forged(
         "CREATE_CHILD_SA",
@@ -340,15 +342,15 @@ def build(suite: str, state: str, variant: int) -> World:
             else World(pair, pair.responder, responder_sa, True, set())
         )
         if state == "responder CLOSED":
-            pair.initiator.request_delete(initiator_sa, pair.now)
+            pair.initiator.request_delete(initiator_sa.local_spi, pair.now)
             pair.pump()
             assert responder_sa.state is IkeSaState.CLOSED
         elif variant:
             # A request of our own is outstanding (its responses are then expected), RFC 7296 §2.3.
             if variant == 2 and not world.is_responder:
-                world.endpoint.request_delete(world.sa, pair.now)
+                world.endpoint.request_delete(world.sa.local_spi, pair.now)
             else:
-                world.endpoint.request_liveness_check(world.sa, pair.now)
+                world.endpoint.request_liveness_check(world.sa.local_spi, pair.now)
             world.sent |= {o.data for o in world.endpoint.messages_to_send()}
     world.sent |= {data for _, data in pair.wire}
     pair.drain()
@@ -451,7 +453,9 @@ def mutate_header(data: st.DataObject, header: Header, sa: IkeSa) -> Header:
     if op == "initiator":
         return attrs.evolve(header, is_initiator=not header.is_initiator)
     if op == "message_id":
-        ids = [0, 1, 2, 3, sa.next_request_id, sa.next_request_id + 1, sa.next_send_id, sa.next_send_id - 1]
+        layer = sa.layer
+        ids = [0, 1, 2, 3, layer.next_expected, layer.next_expected + 1, layer.next_send_id]
+        ids.append(layer.next_send_id - 1)
         drawn = data.draw(st.sampled_from([i for i in ids if i >= 0]) | st.integers(0, 0xFFFFFFFF))
         return attrs.evolve(header, message_id=drawn)
     if op == "version":
@@ -530,7 +534,7 @@ def draw_message(data: st.DataObject, world: World, suite: str) -> bytes:
     )
     if header.exchange_type is not ExchangeType.IKE_SA_INIT and data.draw(st.booleans(), label="aim"):
         # The Message ID the SA expects next, or that of its oldest outstanding request.
-        wanted = min(sa.pending, default=0) if header.is_response else sa.next_request_id
+        wanted = min(sa.layer.pending, default=0) if header.is_response else sa.layer.next_expected
         header = attrs.evolve(header, message_id=wanted)
     payloads = template.message.payloads
     pool = [p for t in every for p in t.message.payloads] + list(EXTRA_PAYLOADS)
@@ -593,7 +597,7 @@ def opened(world: World, data: bytes, suite: str) -> Message:
     header = message.header
     assert (header.spi_i, header.spi_r) == world.sa.spis, "only the SA under test has keys"
     initiator_keys, responder_keys = world.keys(suite)
-    return unprotect(responder_keys if world.is_responder else initiator_keys, data)
+    return unprotect(responder_keys if world.is_responder else initiator_keys, data)[0]
 
 
 def check(world: World, suite: str, wire: bytes) -> str:
@@ -624,10 +628,9 @@ def check(world: World, suite: str, wire: bytes) -> str:
             (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL),
             (IkeSaState.ESTABLISHED, ExchangeType.CREATE_CHILD_SA),
         }
-        and message_id not in sa.responses  # fresh: not (maybe) a retransmission
-        and sa.next_request_id <= message_id < sa.next_request_id + sa.window_size
+        and sa.layer.request_status(message_id) is None  # fresh and in the window (no retransmission)
     )
-    next_request_id, window = sa.next_request_id, sa.window_size
+    next_request_id, window = sa.layer.next_expected, sa.layer.window_size
 
     endpoint.receive(wire, world.path, world.pair.now)  # nothing may escape
 
@@ -636,7 +639,7 @@ def check(world: World, suite: str, wire: bytes) -> str:
     while (event := endpoint.next_event()) is not None:
         events.append(event)
     if before is IkeSaState.CLOSED and fed is not None:
-        sa.receive(wire, fed, world.path, world.pair.now)  # the closed SA itself, not only the endpoint
+        dispatch.receive(sa, wire, fed, world.path, Instant(world.pair.now))  # the closed SA itself
         assert sa.messages_to_send() == []
         while (event := sa.next_event()) is not None:
             events.append(event)
@@ -656,7 +659,7 @@ def check(world: World, suite: str, wire: bytes) -> str:
     # Unauthenticated junk changes nothing and is not answered (only INVALID_MAJOR_VERSION may be).
     if has_keys and exchange != ExchangeType.IKE_SA_INIT and not genuine:
         assert sa.state is before
-        assert (sa.next_request_id, sa.window_size) == (next_request_id, window)
+        assert (sa.layer.next_expected, sa.layer.window_size) == (next_request_id, window)
         assert any(isinstance(e, MessageDropped) for e in events)
         for _, message in messages:
             assert message.payloads == (NotifyPayload(NotifyType.INVALID_MAJOR_VERSION),), message

@@ -7,6 +7,7 @@ the SA's own keys (:func:`tests.fakes.pair.forge`), so they pass the ICV and rea
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig
@@ -19,6 +20,7 @@ from responder.core.enums import (
     ProtocolId,
     TransformType,
 )
+from responder.core.errors import DecodeError
 from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
@@ -27,7 +29,11 @@ from responder.core.events import (
     RequestAnswered,
     ResponseReceived,
 )
+from responder.core.exchanges.base import Done, NextRound
+from responder.core.exchanges.informational import LivenessCheck
 from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.instant import Instant
+from responder.core.message_layer import Received
 from responder.core.messages import Header, Message, decode_message, encode_message, encode_payloads
 from responder.core.path import Transport
 from responder.core.payloads import (
@@ -79,7 +85,7 @@ def established(transport: Transport = Transport.UDP) -> tuple[Pair, IkeSa, IkeS
 
 def ask(pair: Pair, sa: IkeSa, exchange: ExchangeType, *payloads: Payload) -> Message:
     """Send a forged request with the next Message ID; return the one (protected) response, opened."""
-    request = forge(sa, exchange, payloads, message_id=sa.next_request_id)
+    request = forge(sa, exchange, payloads, message_id=sa.layer.next_expected)
     [response] = pair.to_responder(request)
     message = read(sa, response, from_initiator=False)
     header = message.header
@@ -91,7 +97,7 @@ def ask(pair: Pair, sa: IkeSa, exchange: ExchangeType, *payloads: Payload) -> Me
 def test_liveness_check_gets_empty_response() -> None:
     """RFC 7296 §1.4, §2.4 (row B8, B1): an empty INFORMATIONAL request gets an empty, protected response."""
     pair, initiator_sa, responder_sa = established()
-    pair.initiator.request_liveness_check(initiator_sa, pair.now)
+    pair.initiator.request_liveness_check(initiator_sa.local_spi, pair.now)
     pair.pump()
     request, response = pair.wire[-2][1], pair.wire[-1][1]
     assert read(responder_sa, request, from_initiator=True).payloads == ()
@@ -117,7 +123,7 @@ def test_delete_child_sa_answers_with_our_inbound_spi() -> None:
     assert response.payloads == (DeletePayload(ProtocolId.ESP, 4, (ours.inbound_spi,)),)
     [deleted] = pair.events(ChildSaDeleted)
     assert (deleted.inbound_spi, deleted.outbound_spi) == (ours.inbound_spi, ours.outbound_spi)
-    assert responder_sa.children == [] and responder_sa.state is IkeSaState.ESTABLISHED
+    assert responder_sa.children == {} and responder_sa.state is IkeSaState.ESTABLISHED
 
 
 def test_delete_of_known_and_unknown_spis_lists_only_known() -> None:
@@ -149,7 +155,7 @@ def test_delete_of_ike_sa_closes_it() -> None:
     """RFC 7296 §1.4.1 (row B25): Delete of the IKE SA gets an empty response; the SA and its Child SAs
     are gone (IkeSaClosed, no longer in the endpoint), and a retransmitted Delete is dropped."""
     pair, initiator_sa, responder_sa = established()
-    pair.initiator.request_delete(initiator_sa, pair.now)
+    pair.initiator.request_delete(initiator_sa.local_spi, pair.now)
     pair.pump()
     request, response = pair.wire[-2][1], pair.wire[-1][1]
     assert read(responder_sa, request, from_initiator=True).payloads == (DeletePayload(ProtocolId.IKE, 0),)
@@ -302,15 +308,15 @@ def test_create_child_sa_is_refused_with_no_additional_sas() -> None:
 
 def test_unacceptable_response_to_our_request_ends_the_sa_without_raising() -> None:
     """RFC 7296 §2.21: a response our handler cannot accept ends the SA; nothing escapes the core."""
-    from responder.core.errors import DecodeError
-
     pair, initiator_sa, responder_sa = established()
 
-    def on_response(sa: IkeSa, message: Message, now: float) -> None:
-        raise DecodeError("a response this request cannot use", offset=28)
+    @attrs.define(eq=False)
+    class Unusable(LivenessCheck):
+        def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
+            raise DecodeError("a response this request cannot use", offset=28)
 
-    initiator_sa.start_request(ExchangeType.INFORMATIONAL, (), on_response, pair.now)
-    [request] = initiator_sa.messages_to_send()
+    pair.initiator.start(initiator_sa.local_spi, Unusable(), pair.now)
+    [request] = pair.initiator.messages_to_send()
     [response] = pair.to_responder(request.data)
     assert pair.to_initiator(response) == []
     assert initiator_sa.state is IkeSaState.CLOSED

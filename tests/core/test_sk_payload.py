@@ -20,10 +20,10 @@ from responder.core.keys import derive_ike_sa_keys
 from responder.core.messages import Header, encode_header
 from responder.core.sk_payload import (
     SkProtection,
+    decrypt,
     protect_bytes,
     sk_protections,
     unprotect,
-    unprotect_bytes,
 )
 from responder.core.transforms import Encryption, Integrity, encryption, integrity, prf
 
@@ -58,11 +58,12 @@ def test_rfc7634_appendix_b_whole_protected_message() -> None:
 
 def test_rfc7634_appendix_b_unprotect() -> None:
     """The same message decrypts to the Notify payload, and decodes to it."""
-    header, first, inner = unprotect_bytes(chacha(), B_MESSAGE)
-    assert header == B_HEADER
-    assert first is PayloadType.NOTIFY
-    assert inner == B_NOTIFY
-    message = unprotect(chacha(), B_MESSAGE)
+    opened = decrypt(chacha(), B_MESSAGE)
+    assert opened.outer.header == B_HEADER
+    assert opened.first_inner is PayloadType.NOTIFY
+    assert opened.plaintext == B_NOTIFY
+    message, plaintext = unprotect(chacha(), B_MESSAGE)
+    assert plaintext == B_NOTIFY
     assert message.header == B_HEADER
     [notify] = message.payloads
     assert notify.payload_type is PayloadType.NOTIFY
@@ -117,7 +118,8 @@ def test_round_trip_and_layout(encr: Encryption, integ: Integrity | None, inner_
         mac_key = bytes((1 * 7 + n) % 256 for n in range(integ.key_size))  # type: ignore[union-attr]
         expected = hmac.digest(mac_key, data[: -protection.icv_size], integ.hash_name)  # type: ignore[union-attr]
         assert data[-protection.icv_size :] == expected[: protection.icv_size]
-    assert unprotect_bytes(protection, data) == (HEADER, PayloadType.IDi, inner)
+    opened = decrypt(protection, data)
+    assert (opened.outer.header, opened.first_inner, opened.plaintext) == (HEADER, PayloadType.IDi, inner)
 
 
 @pytest.mark.parametrize(("encr", "integ"), SUITES, ids=SUITE_IDS)
@@ -129,13 +131,13 @@ def test_every_flipped_octet_is_refused(encr: Encryption, integ: Integrity | Non
         tampered = bytearray(data)
         tampered[position] ^= 0x01
         with pytest.raises(DecodeError):
-            unprotect_bytes(protection, bytes(tampered))
+            decrypt(protection, bytes(tampered))
     # Past the header and the SK generic header, every change fails authentication.
     for position in range(32, len(data)):
         tampered = bytearray(data)
         tampered[position] ^= 0x80
         with pytest.raises(IntegrityCheckFailed) as failure:
-            unprotect_bytes(protection, bytes(tampered))
+            decrypt(protection, bytes(tampered))
         assert failure.value.notify is None
 
 
@@ -143,7 +145,7 @@ def test_every_flipped_octet_is_refused(encr: Encryption, integ: Integrity | Non
 def test_wrong_key_fails_integrity(encr: Encryption, integ: Integrity | None) -> None:
     data = protect_bytes(make_protection(encr, integ, 1), HEADER, PayloadType.IDi, b"x", bytes(encr.iv_size))
     with pytest.raises(IntegrityCheckFailed):
-        unprotect_bytes(make_protection(encr, integ, 2), data)
+        decrypt(make_protection(encr, integ, 2), data)
 
 
 def _cbc_message_with_plaintext(protection: SkProtection, plaintext: bytes, integ: Integrity) -> bytes:
@@ -165,7 +167,7 @@ def test_authenticated_pad_length_overflow_is_invalid_syntax() -> None:
     protection = make_protection(encr, integ)
     data = _cbc_message_with_plaintext(protection, bytes(15) + b"\x20", integ)
     with pytest.raises(DecodeError) as failure:
-        unprotect_bytes(protection, data)
+        decrypt(protection, data)
     assert type(failure.value) is DecodeError
     assert failure.value.notify is NotifyType.INVALID_SYNTAX
     assert failure.value.offset == 28 + 4 + 16 + 15
@@ -178,7 +180,7 @@ def test_authenticated_misaligned_ciphertext_is_invalid_syntax() -> None:
     protection = make_protection(encr, integ)
     data = _cbc_message_with_plaintext(protection, bytes(20), integ)
     with pytest.raises(DecodeError) as failure:
-        unprotect_bytes(protection, data)
+        decrypt(protection, data)
     assert type(failure.value) is DecodeError
     assert failure.value.offset == 28 + 4 + 16
 
@@ -189,14 +191,14 @@ def test_too_short_encrypted_payload_is_dropped() -> None:
     sk_body = bytes(8 + 16)  # IV and ICV but no Pad Length octet
     data = encode_header(HEADER, PayloadType.SK, 28 + 4 + len(sk_body)) + bytes([0, 0, 0, 28]) + sk_body
     with pytest.raises(IntegrityCheckFailed) as failure:
-        unprotect_bytes(protection, data)
+        decrypt(protection, data)
     assert failure.value.offset == 32
 
 
 def test_message_without_sk_payload_is_refused() -> None:
     data = encode_header(HEADER, PayloadType.NONE, 28)
     with pytest.raises(DecodeError) as failure:
-        unprotect_bytes(make_protection(encryption(EncrId.AES_GCM_16, 128), None), data)
+        decrypt(make_protection(encryption(EncrId.AES_GCM_16, 128), None), data)
     assert failure.value.offset == 28
 
 
@@ -214,11 +216,11 @@ def test_sk_protections_pair_the_directions() -> None:
     i_out, i_in = sk_protections(keys, encr, integ, is_original_initiator=True)
     r_out, r_in = sk_protections(keys, encr, integ, is_original_initiator=False)
     request = protect_bytes(i_out, HEADER, PayloadType.IDi, b"hello", bytes(16))
-    assert unprotect_bytes(r_in, request)[2] == b"hello"
+    assert decrypt(r_in, request).plaintext == b"hello"
     response = protect_bytes(r_out, HEADER, PayloadType.IDr, b"world", bytes(16))
-    assert unprotect_bytes(i_in, response)[2] == b"world"
+    assert decrypt(i_in, response).plaintext == b"world"
     with pytest.raises(IntegrityCheckFailed):
-        unprotect_bytes(r_in, response)
+        decrypt(r_in, response)
 
 
 @pytest.mark.parametrize(("encr", "integ"), SUITES, ids=SUITE_IDS)

@@ -26,17 +26,17 @@ from responder.core.config import (
     Secret,
     TrafficSelectorPolicy,
 )
+from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.events import Event
 from responder.core.ike_sa import IkeSa
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
-from responder.core.messages import Header, Message
+from responder.core.messages import Header, Message, encode_payloads
 from responder.core.path import Outgoing, Path, Transport
 from responder.core.payloads import Payload, TrafficSelector
-from responder.core.sa_table import Endpoint
 from responder.core.selectors import to_selector
-from responder.core.sk_payload import SkProtection, protect, sk_protections, unprotect
+from responder.core.sk_payload import SkProtection, protect_bytes, sk_protections, unprotect
 
 E = TypeVar("E")
 
@@ -89,6 +89,12 @@ def sk_keys(sa: IkeSa) -> tuple[SkProtection, SkProtection]:
     return sk_protections(sa.keys, sa.encryption, sa.integrity, is_original_initiator=True)
 
 
+def protect(protection: SkProtection, header: Header, payloads: tuple[Payload, ...], iv: bytes) -> bytes:
+    """A whole protected message: ``payloads`` encoded inside an SK payload (RFC 7296 §3.14)."""
+    first_inner, inner = encode_payloads(payloads)
+    return protect_bytes(protection, header, first_inner, inner, iv)
+
+
 def forge(
     sa: IkeSa,
     exchange: ExchangeType,
@@ -114,7 +120,7 @@ def forge(
 
 def read(sa: IkeSa, data: bytes, *, from_initiator: bool) -> Message:
     """Open a protected message of ``sa`` sent by the original initiator (or responder)."""
-    return unprotect(sk_keys(sa)[0 if from_initiator else 1], data)
+    return unprotect(sk_keys(sa)[0 if from_initiator else 1], data)[0]
 
 
 @attrs.define(eq=False)

@@ -183,9 +183,9 @@ async def test_process_answers_the_responders_requests(
             responder_sa = info.engine.sa(client.spi_r)
             assert responder_sa is not None
             info.engine.request_liveness_check(client.spi_r)
-            assert responder_sa.pending
+            assert responder_sa.layer.pending
             await client.process(0.5)
-            assert not responder_sa.pending
+            assert not responder_sa.layer.pending
             assert client.established and client.reason is None
 
 

@@ -20,9 +20,10 @@ import trio
 
 from responder.client import Client, establish, establish_on_stream, pinned_context
 from responder.core.config import Config, Limits
-from responder.core.enums import ExchangeType
+from responder.core.enums import ExchangeType, PayloadType
 from responder.core.events import ResponseReceived
 from responder.core.ike_sa import IkeSaState
+from responder.core.messages import Header, encode_header
 from responder.core.path import Path, Transport
 from responder.core.tcp_framing import STREAM_PREFIX, IkeFrame, StreamDeframer, frame_ike
 from responder.server import ServerInfo, serve
@@ -173,7 +174,7 @@ async def test_a32_corrupt_stream_is_closed_and_the_sa_answers_on_the_next(kind:
         assert responder is not None and responder.state is IkeSaState.ESTABLISHED
         second = await open_stream(info, kind)
         async with second:
-            client.endpoint.request_liveness_check(sa, trio.current_time())
+            client.endpoint.request_liveness_check(sa.local_spi, trio.current_time())
             [request] = client.endpoint.messages_to_send()
             await second.send_all(STREAM_PREFIX + frame_ike(request.data))
             deframer = StreamDeframer()
@@ -186,14 +187,36 @@ async def test_a32_corrupt_stream_is_closed_and_the_sa_answers_on_the_next(kind:
         assert answered.exchange is ExchangeType.INFORMATIONAL and answered.result == "alive"
 
 
-async def test_connection_rules_reach_the_engine_from_the_configuration() -> None:
-    """``responder.limits.orphan_timeout`` and ``corrupt_messages_max`` of the file rule the server."""
+async def test_connection_rules_reach_the_core_from_the_configuration() -> None:
+    """``responder.limits.orphan_timeout`` and ``corrupt_messages_max`` rule the server's streams
+    (RFC 9329 §6.1, rows A25, A32): three messages for unknown SPIs in a row close a connection at
+    once; one such message leaves it open for the 0.25 s grace period only."""
     settings = ServerSettings(
         config=responder_config(SUITE, limits=Limits(orphan_timeout=0.25, corrupt_messages_max=3)),
         listeners=(Listener(Transport.TCP, HOST, 0),),
     )
+    unknown = Header(
+        spi_i=b"\x01" * 8,
+        spi_r=b"\x02" * 8,
+        exchange_type=ExchangeType.INFORMATIONAL,
+        is_initiator=True,
+        is_response=False,
+        message_id=1,
+    )
+    junk = frame_ike(encode_header(unknown, PayloadType.NONE, 28))
     async with trio.open_nursery() as nursery:
         with trio.fail_after(10):
             info: ServerInfo = await nursery.start(partial(serve, settings))
-            assert (info.engine.orphan_timeout, info.engine.corrupt_messages_max) == (0.25, 3)
+            port = info.listeners[0].port
+            for frames, closed_within in ((3, 0.2), (1, 5.0)):
+                stream = await trio.open_tcp_stream(HOST, port)
+                started = trio.current_time()
+                await stream.send_all(STREAM_PREFIX + junk * frames)
+                assert await stream.receive_some() == b""  # the responder closed it
+                elapsed = trio.current_time() - started
+                assert elapsed < closed_within, (frames, elapsed)
+                if frames == 1:
+                    assert elapsed >= 0.25  # not before the grace period ran out
+                await stream.aclose()
+            assert (info.engine.stats.closed_corrupt, info.engine.stats.closed_orphan) == (1, 1)
         nursery.cancel_scope.cancel()

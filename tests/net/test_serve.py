@@ -22,11 +22,11 @@ import trustme
 
 from responder.client import establish
 from responder.core.config import Config
+from responder.core.endpoint import Endpoint
 from responder.core.events import Event, IkeSaEstablished, ResponseReceived
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
-from responder.core.sa_table import Endpoint
 from responder.core.tcp_framing import NON_ESP_MARKER, STREAM_PREFIX, frame_ike
 from responder.server import ServerInfo, serve
 from responder.server.settings import Listener, ServerSettings
@@ -274,7 +274,7 @@ async def test_a26_a28_a36_sa_survives_reconnection_over_real_tcp(
         second = await trio.open_tcp_stream(HOST, port)
         async with second:
             path = Path(Transport.TCP, ip_address(HOST), 40001, ip_address(HOST), port, 2)
-            initiator.request_liveness_check(sa, trio.current_time())
+            initiator.request_liveness_check(sa.local_spi, trio.current_time())
             [request] = initiator.messages_to_send()
             await second.send_all(STREAM_PREFIX + frame_ike(request.data))
             buffer = bytearray()

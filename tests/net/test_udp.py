@@ -17,11 +17,11 @@ import pytest
 import trio
 
 from responder.core.config import Config
+from responder.core.endpoint import Endpoint
 from responder.core.events import Event, IkeSaEstablished
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
-from responder.core.sa_table import Endpoint
 from responder.server.engine import Engine
 from responder.server.udp import UdpListener
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
@@ -148,7 +148,7 @@ async def test_wildcard_socket_learns_the_local_address_and_answers_from_it(nurs
     sa = await client.handshake()
     [path] = [p for e, p in server.recorder.seen if isinstance(e, IkeSaEstablished)]
     assert path is not None and path.local_address == ip_address("127.0.0.1")
-    client.initiator.request_liveness_check(sa, trio.current_time())
+    client.initiator.request_liveness_check(sa.local_spi, trio.current_time())
     [out] = client.initiator.messages_to_send()
     await client.send_raw(MARKER + out.data)
     with trio.fail_after(5):

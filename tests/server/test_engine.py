@@ -18,6 +18,7 @@ import trio
 from trio.testing import MockClock
 
 from responder.core.config import Config
+from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import LocalError
 from responder.core.events import (
@@ -34,7 +35,6 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import decode_header, decode_message
 from responder.core.path import Path, Transport
 from responder.core.payloads import NotifyPayload
-from responder.core.sa_table import Endpoint
 from responder.server.engine import Engine
 from tests.fakes.pair import child_request, initiator_settings, responder_config, reverse, seeded
 
@@ -133,7 +133,7 @@ class Peer:
 
     def informational(self, sa: IkeSa) -> bytes:
         """An empty INFORMATIONAL request of the initiator (not yet delivered)."""
-        self.initiator.request_liveness_check(sa, trio.current_time())
+        self.initiator.request_liveness_check(sa.local_spi, trio.current_time())
         [message] = self.initiator.messages_to_send()
         return message.data
 
@@ -174,7 +174,7 @@ async def test_full_handshake_routed_through_the_connection_sink(
     assert (stats.ike_sas, stats.half_open, stats.sa_tasks) == (1, 0, 1)
     assert (stats.messages_in, stats.messages_out, stats.sends_dropped) == (2, 2, 0)
     assert other.sent == [] and sink.sent == []  # all delivered by pump()
-    assert peer.engine.connection_sas(1) == (sa.spi_r,)
+    assert peer.engine.carried(1) == (sa.spi_r,)
 
 
 async def test_responses_go_to_the_connection_the_request_came_on(
@@ -202,11 +202,11 @@ async def test_a28_a36_reconnection_moves_responses_and_our_requests(
     peer.engine.receive_ike(peer.informational(sa), two)
     assert exchanges(sink_two) == [(ExchangeType.INFORMATIONAL, True)]
     peer.answer()
-    assert peer.engine.connection_sas(2) == (sa.spi_r,)
+    assert peer.engine.carried(2) == (sa.spi_r,)  # a valid message of the SA came on it
     peer.engine.request_liveness_check(sa.spi_r)
     assert exchanges(sink_two) == [(ExchangeType.INFORMATIONAL, False)]
     assert peer.engine.sa(sa.spi_r).path == two  # type: ignore[union-attr]
-    assert "now sent on connection 2 (was 1)" in caplog.text
+    assert "now sent on tcp 192.0.2.1:40002 conn 2 (was tcp 192.0.2.1:40001 conn 1)" in caplog.text
     peer.answer()
     peer.send(two)  # the initiator's response to our liveness check
     assert sink_one.sent == [] and peer.engine.stats.sends_dropped == 0
@@ -258,7 +258,7 @@ async def test_a26_closing_the_connection_keeps_the_sa(peer: Peer, autojump_cloc
     assert peer.engine.sa(sa.spi_r) is not None
     assert peer.engine.stats.ike_sas == 1 and peer.engine.stats.sa_tasks == 1
     assert peer.observer.of(IkeSaClosed) == []
-    assert peer.engine.connection_sas(1) == ()
+    assert peer.engine.carried(1) == ()
 
 
 async def test_a30_new_ike_sa_init_on_a_connection_with_a_live_sa_is_processed(
@@ -271,9 +271,9 @@ async def test_a30_new_ike_sa_init_on_a_connection_with_a_live_sa_is_processed(
     first = peer.establish(one)
     second = peer.establish(one)
     assert first.spi_r != second.spi_r
-    assert peer.engine.connection_sas(1) == (first.spi_r, second.spi_r)
+    assert set(peer.engine.carried(1)) == {first.spi_r, second.spi_r}
     assert peer.engine.stats.ike_sas == 2
-    assert f"live IKE SA {first.spi_r.hex()}" in caplog.text and "newest SA" in caplog.text
+    assert f"live IKE SA {first.spi_r.hex()}: processed" in caplog.text
 
 
 async def test_a30_retransmitted_ike_sa_init_is_not_a_second_sa(

@@ -152,6 +152,7 @@ def test_every_aes_suite_of_the_core_has_tshark_names() -> None:
 
 def child_event(**changes: Any) -> ChildSaEstablished:
     event = ChildSaEstablished(
+        local_spi=bytes.fromhex("1112131415161718"),
         spi_i=bytes.fromhex("0102030405060708"),
         spi_r=bytes.fromhex("1112131415161718"),
         inbound_spi=bytes.fromhex("c0000001"),
@@ -327,8 +328,8 @@ def test_symbolic_links_are_refused(tmp_path: FilePath) -> None:
 def test_other_events_write_nothing(tmp_path: FilePath) -> None:
     path = stream_path("192.0.2.2", "192.0.2.1")
     with KeyLog(tmp_path) as keylog:
-        keylog.observe(IkeSaClosed(b"\x01" * 8, b"\x02" * 8, "deleted"), path)
-        keylog.observe(MessageAccepted(b"\x01" * 8, b"\x02" * 8, 37, 1, False), path)  # type: ignore[arg-type]
+        keylog.observe(IkeSaClosed(b"\x02" * 8, b"\x01" * 8, b"\x02" * 8, "deleted"), path)
+        keylog.observe(MessageAccepted(b"\x02" * 8, b"\x01" * 8, b"\x02" * 8, 37, 1, False), path)  # type: ignore[arg-type]
         assert keylog.lines_written == 0
     assert (tmp_path / IKE_TABLE).read_bytes() == (tmp_path / ESP_TABLE).read_bytes() == b""
 
@@ -402,9 +403,8 @@ def write_vector_tables(name: str, directory: FilePath) -> dict[str, Any]:
             keys = IkeSaKeys(
                 *(octets(sa, k) for k in ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr"))
             )
-            event = IkeSaEstablished(
-                octets(sa, "spi_i"), octets(sa, "spi_r"), "", "", "", encryption_name, integrity_name, keys
-            )
+            spi_i, spi_r = octets(sa, "spi_i"), octets(sa, "spi_r")
+            event = IkeSaEstablished(spi_r, spi_i, spi_r, "", "", "", encryption_name, integrity_name, keys)
             keylog.observe(event, path)
         for child in vector["child_sas"]:
             keylog.observe(

@@ -10,16 +10,19 @@ import pytest
 
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.events import (
+    AnswerDeferred,
     AuthenticationFailed,
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSaRefused,
+    ConnectionClosing,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaInitRefused,
     MessageAccepted,
     MessageDropped,
+    PathChanged,
     RequestAnswered,
     ResponseReceived,
     RetransmissionAnswered,
@@ -43,37 +46,51 @@ def test_path_descriptions() -> None:
     assert where(None) == "(no path)"
 
 
+IDS = (SPI_R, SPI_I, SPI_R)  # local SPI (the responder's), SPIi, SPIr
+
+
+class Backend:
+    """Stands for outside work an answer waits for (an EAP server, say)."""
+
+
 EVENTS: list[tuple[Event, list[str]]] = [
     (
-        RequestAnswered(SPI_I, SPI_R, ExchangeType.IKE_AUTH, 1, "IKE SA established"),
+        PathChanged(*IDS, TCP, UDP6),
+        ["now sent on tcp 192.0.2.1:40001 conn 7 (was udp [2001:db8::1]:4500)"],
+    ),
+    (
+        AnswerDeferred(*IDS, ExchangeType.IKE_AUTH, 3, Backend()),
+        ["IKE_AUTH #3 answer deferred: waiting for Backend"],
+    ),
+    (
+        RequestAnswered(*IDS, ExchangeType.IKE_AUTH, 1, "IKE SA established"),
         ["IKE_AUTH #1 answered: IKE SA established"],
     ),
     (
-        ResponseReceived(SPI_I, SPI_R, ExchangeType.INFORMATIONAL, 4, "alive"),
+        ResponseReceived(*IDS, ExchangeType.INFORMATIONAL, 4, "alive"),
         ["INFORMATIONAL #4 response received: alive"],
     ),
     (
         IkeSaInitRefused(SPI_I, NotifyType.NO_PROPOSAL_CHOSEN, "no ENCR matched"),
         ["IKE_SA_INIT #0 refused with NO_PROPOSAL_CHOSEN: no ENCR matched", "0000000000000000"],
     ),
-    (AuthenticationFailed(SPI_I, SPI_R, "AUTH does not verify"), ["AUTHENTICATION_FAILED", "AUTH does not"]),
+    (AuthenticationFailed(*IDS, "AUTH does not verify"), ["AUTHENTICATION_FAILED", "AUTH does not"]),
     (
-        ChildSaRefused(SPI_I, SPI_R, NotifyType.TS_UNACCEPTABLE, "no selector"),
+        ChildSaRefused(*IDS, NotifyType.TS_UNACCEPTABLE, "no selector"),
         ["TS_UNACCEPTABLE: no selector"],
     ),
-    (ChildSaDeleted(SPI_I, SPI_R, b"\x11" * 4, b"\x22" * 4), ["in 11111111 out 22222222"]),
-    (IkeSaClosed(SPI_I, SPI_R, "deleted by the peer"), ["IKE SA closed: deleted by the peer"]),
-    (MessageAccepted(SPI_I, SPI_R, ExchangeType.INFORMATIONAL, 2, False), ["INFORMATIONAL #2 request"]),
-    (RetransmissionAnswered(SPI_I, SPI_R, 3), ["#3 retransmitted"]),
-    (MessageDropped("junk", SPI_I, SPI_R), ["message dropped: junk"]),
+    (ChildSaDeleted(*IDS, b"\x11" * 4, b"\x22" * 4), ["in 11111111 out 22222222"]),
+    (IkeSaClosed(*IDS, "deleted by the peer"), ["IKE SA closed: deleted by the peer"]),
+    (MessageAccepted(*IDS, ExchangeType.INFORMATIONAL, 2, False), ["INFORMATIONAL #2 request"]),
+    (RetransmissionAnswered(*IDS, 3), ["#3 retransmitted"]),
+    (MessageDropped("junk", *IDS), ["message dropped: junk"]),
     (
-        IkeSaEstablished(SPI_I, SPI_R, "responder", "alice", "aes", "AES_GCM_16-256", None, IKE_KEYS),
+        IkeSaEstablished(*IDS, "responder", "alice", "aes", "AES_GCM_16-256", None, IKE_KEYS),
         ["IKE SA established: 'alice'", "AES_GCM_16-256"],
     ),
     (
         ChildSaEstablished(
-            SPI_I,
-            SPI_R,
+            *IDS,
             b"\x11" * 4,
             b"\x22" * 4,
             "esp",
@@ -103,12 +120,19 @@ def test_every_event_has_a_line_with_peer_and_spis(event: Event, expected: list[
         assert secret.hex()[:8] not in line and repr(secret)[2:10] not in line
 
 
+def test_connection_closing_names_the_connection_and_why() -> None:
+    event = ConnectionClosing(7, "corrupt", "16 consecutive corrupt messages")
+    assert describe_event(event, TCP) == "tcp 192.0.2.1:40001 conn 7 closed: 16 consecutive corrupt messages"
+    assert event_level(event) == logging.WARNING
+    assert event_level(ConnectionClosing(7, "orphan", "carried no live IKE SA")) == logging.INFO
+
+
 def test_levels() -> None:
-    assert event_level(MessageAccepted(SPI_I, SPI_R, ExchangeType.IKE_AUTH, 1, False)) == logging.DEBUG
-    assert event_level(AuthenticationFailed(SPI_I, SPI_R, "x")) == logging.WARNING
+    assert event_level(MessageAccepted(*IDS, ExchangeType.IKE_AUTH, 1, False)) == logging.DEBUG
+    assert event_level(AuthenticationFailed(*IDS, "x")) == logging.WARNING
     assert event_level(IkeSaInitRefused(SPI_I, NotifyType.NO_PROPOSAL_CHOSEN, "x")) == logging.WARNING
     assert event_level(IkeSaInitRefused(SPI_I, NotifyType.INVALID_KE_PAYLOAD, "x")) == logging.INFO
-    assert event_level(IkeSaClosed(SPI_I, SPI_R, "x")) == logging.INFO
+    assert event_level(IkeSaClosed(*IDS, "x")) == logging.INFO
 
 
 def test_rate_limiter_lets_one_line_per_key_per_interval_and_counts_the_rest() -> None:

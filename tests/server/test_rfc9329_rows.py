@@ -29,6 +29,7 @@ import trio
 import trio.testing
 
 from responder.core.config import Config, Limits
+from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
 from responder.core.events import (
     ChildSaEstablished,
@@ -42,7 +43,6 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Header, Message, decode_message, encode_message, encode_payloads
 from responder.core.path import Path, Transport
 from responder.core.payloads import DeletePayload, NotifyPayload
-from responder.core.sa_table import Endpoint
 from responder.core.sk_payload import protect_bytes, unprotect
 from responder.core.tcp_framing import STREAM_PREFIX, IkeFrame, StreamDeframer, frame_esp, frame_ike
 from responder.server.connections import Connection, ConnectionTable
@@ -109,11 +109,11 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(config: Config | None = None, **engine_options: Any) -> AsyncIterator[Server]:
+async def serving(config: Config | None = None, **limits: Any) -> AsyncIterator[Server]:
+    """A server of ``config``, or of the usual responder with these ``Limits`` (orphan_timeout=...)."""
     settings = ServerSettings()
-    engine = Engine(
-        config or responder_config(SUITE), seeded(1), KeyExchangeFactory(seeded(2)), **engine_options
-    )
+    config = config or responder_config(SUITE, limits=Limits(**limits))
+    engine = Engine(config, seeded(1), KeyExchangeFactory(seeded(2)))
     listener = MemoryListener()
     table = ConnectionTable(settings)
     udp = UdpRecorder()
@@ -225,7 +225,7 @@ class Originator:
     async def liveness(self, sa: IkeSa, conn: Stream) -> None:
         """An empty INFORMATIONAL exchange on ``conn`` (also the RFC 9329 §6.1 "switch" signal, A31)."""
         mark = len(self.events)
-        self.endpoint.request_liveness_check(sa, trio.current_time())
+        self.endpoint.request_liveness_check(sa.local_spi, trio.current_time())
         await self.run(conn)
         assert any(
             isinstance(e, ResponseReceived) and e.exchange is ExchangeType.INFORMATIONAL
@@ -246,8 +246,8 @@ class Originator:
 
 
 @asynccontextmanager
-async def originator(config: Config | None = None, **engine_options: Any) -> AsyncIterator[Originator]:
-    async with serving(config, **engine_options) as server:
+async def originator(config: Config | None = None, **limits: Any) -> AsyncIterator[Originator]:
+    async with serving(config, **limits) as server:
         yield Originator(server)
 
 
@@ -307,18 +307,18 @@ async def test_a13_message_for_an_existing_sa_without_the_prefix_is_refused(
         first = await peer.connect()
         sa = await peer.establish(first)
         responder = peer.responder_sa(sa)
-        expected = responder.next_request_id
+        expected = responder.layer.next_expected
         sneaky = await peer.connect(prefix=False)
-        peer.endpoint.request_liveness_check(sa, trio.current_time())
+        peer.endpoint.request_liveness_check(sa.local_spi, trio.current_time())
         [request] = peer.endpoint.messages_to_send()
         await sneaky.send(request.data)
         assert await sneaky.closed_by_server() == []
-        assert responder.next_request_id == expected
+        assert responder.layer.next_expected == expected
         assert responder.path.connection == peer.server.connection(first.port).id  # type: ignore[union-attr]
         honest = await peer.connect()
         await honest.send(request.data)  # the same request behind the prefix: answered
         peer.endpoint.receive(await honest.receive(), honest.path, trio.current_time())
-        assert responder.next_request_id == expected + 1
+        assert responder.layer.next_expected == expected + 1
 
 
 async def test_a31_empty_informational_on_a_fresh_connection_moves_the_path(
@@ -353,7 +353,7 @@ async def test_a25_connection_closed_a_grace_period_after_its_last_sa_is_deleted
     async with originator() as peer:
         conn = await peer.connect()
         sa = await peer.establish(conn)
-        peer.endpoint.request_delete(sa, trio.current_time())
+        peer.endpoint.request_delete(sa.local_spi, trio.current_time())
         await peer.run(conn)
         assert peer.server.engine.sa(sa.spi_r) is None
         start = trio.current_time()
@@ -390,7 +390,7 @@ async def test_a25_a30_new_ike_sa_within_the_grace_keeps_the_connection(
     async with originator() as peer:
         conn = await peer.connect()
         first = await peer.establish(conn)
-        peer.endpoint.request_delete(first, trio.current_time())
+        peer.endpoint.request_delete(first.local_spi, trio.current_time())
         await peer.run(conn)
         await trio.sleep(8)
         second = await peer.establish(conn)
@@ -478,14 +478,14 @@ async def test_a32_consecutive_corrupt_ike_closes_the_connection_not_the_sa(
         await settle()
         assert peer.server.is_open(conn.port)
         responder = peer.responder_sa(sa)
-        expected = responder.next_request_id
-        peer.endpoint.request_liveness_check(sa, trio.current_time())
+        expected = responder.layer.next_expected
+        peer.endpoint.request_liveness_check(sa.local_spi, trio.current_time())
         [pending] = peer.endpoint.messages_to_send()
         await conn.send(corrupt(sa), pending.data)  # the 16th, and a valid request in the same read
         assert await conn.closed_by_server() == []  # reading stopped at the 16th: no answer
         assert peer.server.engine.stats.closed_corrupt == 1
         assert "16 consecutive corrupt messages" in caplog.text and "does not verify" in caplog.text
-        assert responder.state is IkeSaState.ESTABLISHED and responder.next_request_id == expected
+        assert responder.state is IkeSaState.ESTABLISHED and responder.layer.next_expected == expected
         again = await peer.connect()
         await again.send(pending.data)
         peer.endpoint.receive(await again.receive(), again.path, trio.current_time())
@@ -570,12 +570,12 @@ async def test_a34_invalid_syntax_ends_the_sa_not_the_connection(
             exchange_type=ExchangeType.INFORMATIONAL,
             is_initiator=True,
             is_response=False,
-            message_id=sa.next_send_id,
+            message_id=sa.layer.next_send_id,
         )
         protection = sk_keys(sa)[0]
         iv = bytes(protection.encryption.iv_size)
         await conn.send(protect_bytes(protection, header, PayloadType.DELETE, broken, iv))
-        answer = unprotect(sk_keys(sa)[1], await conn.receive())
+        answer, _ = unprotect(sk_keys(sa)[1], await conn.receive())
         assert answer.header.is_response and answer.payloads == (NotifyPayload(NotifyType.INVALID_SYNTAX),)
         assert peer.server.engine.sa(sa.spi_r) is None
         await trio.sleep(5)
@@ -723,7 +723,7 @@ async def test_a50_same_request_over_udp_then_tcp_is_answered_from_the_cache(
         )
         udp_exchange(peer, 4500)
         assert sa.state is IkeSaState.ESTABLISHED
-        peer.endpoint.request_liveness_check(sa, trio.current_time())
+        peer.endpoint.request_liveness_check(sa.local_spi, trio.current_time())
         [request] = peer.endpoint.messages_to_send()
         peer.server.engine.receive_ike(request.data, udp_from(4500))
         [(over_udp, _)] = peer.server.udp.take()  # lost on its way back

@@ -503,8 +503,8 @@ async def test_a29_partial_frame_dropped_the_sa_untouched_and_a28_new_connection
             )
         responder_sa = engine.sa(client.spi_r)
         assert responder_sa is not None
-        expected_id = responder_sa.next_request_id
-        client.endpoint.request_liveness_check(client.sa, trio.current_time())
+        expected_id = responder_sa.layer.next_expected
+        client.endpoint.request_liveness_check(client.sa.local_spi, trio.current_time())
         [request] = client.endpoint.messages_to_send()
         frame = frame_ike(request.data)
         await stream.send_all(frame[: len(frame) - 1])
@@ -513,7 +513,7 @@ async def test_a29_partial_frame_dropped_the_sa_untouched_and_a28_new_connection
         await settle()
         assert engine.sa(client.spi_r) is responder_sa
         assert responder_sa.state is IkeSaState.ESTABLISHED
-        assert responder_sa.next_request_id == expected_id  # nothing of the partial request was seen
+        assert responder_sa.layer.next_expected == expected_id  # nothing of the partial request was seen
         again = await server.listener.connect(PEER, 50001)
         await again.send_all(PREFIX + frame)
         response = await read_frame(again)
@@ -524,4 +524,4 @@ async def test_a29_partial_frame_dropped_the_sa_untouched_and_a28_new_connection
         assert any(
             isinstance(e, ResponseReceived) and e.exchange is ExchangeType.INFORMATIONAL for e in events
         )
-        assert responder_sa.next_request_id == expected_id + 1
+        assert responder_sa.layer.next_expected == expected_id + 1

@@ -68,6 +68,7 @@ from responder.core.config import (
     Secret,
     TrafficSelectorPolicy,
 )
+from responder.core.endpoint import Endpoint
 from responder.core.enums import (
     EncrId,
     ExchangeType,
@@ -97,8 +98,7 @@ from responder.core.payloads import (
     TsiPayload,
     TsrPayload,
 )
-from responder.core.sa_table import Endpoint
-from responder.core.sk_payload import SkProtection, unprotect, unprotect_bytes
+from responder.core.sk_payload import SkProtection, decrypt, unprotect
 
 VECTORS = FsPath(__file__).with_name("strongswan")
 NAMES = sorted(p.stem for p in VECTORS.glob("*.json"))
@@ -358,17 +358,17 @@ def _check_keys(replay: Replay, sa: IkeSa) -> None:
 
 
 def _check_child(replay: Replay, sa: IkeSa) -> None:
-    (child,) = sa.children
+    (child,) = sa.children.values()
     logged = replay.child_sa
     assert (child.inbound_spi, child.outbound_spi) == (_h(logged["spi_r"]), _h(logged["spi_i"]))
-    assert child.keys.encryption_i == _h(logged["encr_i"])
-    assert child.keys.integrity_i == _h(logged["integ_i"])
-    assert child.keys.encryption_r == _h(logged["encr_r"])
-    assert child.keys.integrity_r == _h(logged["integ_r"])
+    assert child.params.keys.encryption_i == _h(logged["encr_i"])
+    assert child.params.keys.integrity_i == _h(logged["integ_i"])
+    assert child.params.keys.encryption_r == _h(logged["encr_r"])
+    assert child.params.keys.integrity_r == _h(logged["integ_r"])
 
 
 def _auth_response_inner(replay: Replay, data: bytes) -> Message:
-    return unprotect(replay.sk_protection("r"), data)
+    return unprotect(replay.sk_protection("r"), data)[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -456,5 +456,5 @@ def test_replay_with_strongswans_message_2(name: str) -> None:
 
 def _plaintext(replay: Replay, data: bytes) -> bytes:
     """The inner payloads' octets without padding, decrypted with the logged keys."""
-    _, _, inner = unprotect_bytes(replay.sk_protection("r"), data)
+    inner = decrypt(replay.sk_protection("r"), data).plaintext
     return inner

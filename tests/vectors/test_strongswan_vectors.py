@@ -219,7 +219,7 @@ def _unprotected(vector: dict[str, Any], m: dict[str, Any]) -> tuple[Payload, ..
     sa = vector["ike_sas"][m["ike_sa"]]
     side = "i" if m["sender_is_ike_sa_initiator"] else "r"
     protection = SkProtection.create(encr, integ, _h(sa[f"sk_e{side}"]), _h(sa[f"sk_a{side}"]))
-    return unprotect(protection, _h(m["raw"])).payloads
+    return unprotect(protection, _h(m["raw"]))[0].payloads
 
 
 def _expected_transforms(ids: dict[str, int], *, ke: bool = True) -> tuple[Transform, ...]:

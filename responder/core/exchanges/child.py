@@ -1,6 +1,6 @@
 """The first Child SA, negotiated inside IKE_AUTH (RFC 7296 §1.2, §2.9, §2.17, §2.19).
 
-Responder side, in this order:
+Responder side (:func:`negotiate_first_child`), in this order:
 
 1. pick the peer's first child configuration whose traffic selectors
    intersect what was offered (RFC 7296 §2.9);
@@ -13,8 +13,12 @@ Responder side, in this order:
 4. ESP proposal selection (NO_PROPOSAL_CHOSEN), mode (USE_TRANSPORT_MODE,
    RFC 7296 §1.3.1), Child SA KEYMAT (§2.17).
 
-Every failure raises :class:`ChildSaError`; the IKE_AUTH handler answers it
-next to IDr and AUTH, so the IKE SA survives (RFC 7296 §2.21.3).
+Every failure raises :class:`ChildSaError`; the IKE_AUTH exchange answers it
+next to IDr and AUTH, so the IKE SA survives (RFC 7296 §2.21.3).  The Child
+SA comes back ``INSTALLING``: it is installed once the response is out.
+
+Initiator side (:func:`accept_first_child`): check the responder's choice
+against what we offered and install the pair.
 """
 
 from __future__ import annotations
@@ -22,19 +26,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
-from responder.core.child_sa import ChildSa
+from responder.core.child_sa import ChildSa, ChildSaParams
 from responder.core.config import ChildConfig, EspProposal, Mode, TrafficSelectorPolicy
-from responder.core.enums import (
-    ConfigAttributeType,
-    ConfigType,
-    EsnId,
-    NotifyType,
-    ProtocolId,
-    TransformType,
-)
-from responder.core.errors import ChildSaError, DecodeError, LocalError
-from responder.core.events import ChildSaEstablished
-from responder.core.exchanges.common import esp_spi, find, notifies
+from responder.core.enums import ConfigAttributeType, ConfigType, NotifyType
+from responder.core.errors import ChildSaError, DecodeError
+from responder.core.exchanges.common import find, fresh_spi, notifies
 from responder.core.ike_sa import IkeSa
 from responder.core.keys import derive_child_sa_keys
 from responder.core.messages import Message
@@ -44,25 +40,16 @@ from responder.core.payloads import (
     ConfigPayload,
     NotifyPayload,
     Payload,
-    Proposal,
     SaPayload,
     TrafficSelector,
-    Transform,
-    TransformAttribute,
     TsiPayload,
     TsrPayload,
 )
+from responder.core.pool import PoolAllocator
 from responder.core.proposals import ChosenProposal, NoProposalChosen, select_esp_proposal
-from responder.core.selectors import narrow, to_policy
+from responder.core.selectors import describe_selector, narrow
 
-__all__ = [
-    "child_established_event",
-    "describe",
-    "has_child_payloads",
-    "install_child",
-    "offer_esp",
-    "respond_first_child",
-]
+__all__ = ["accept_first_child", "child_payloads", "make_child", "negotiate_first_child"]
 
 _ADDRESS_ATTRIBUTES = {
     ConfigAttributeType.INTERNAL_IP4_ADDRESS: 4,
@@ -70,20 +57,27 @@ _ADDRESS_ATTRIBUTES = {
 }
 
 
-def has_child_payloads(message: Message) -> bool:
-    return any(isinstance(p, SaPayload | TsiPayload | TsrPayload) for p in message.payloads)
+def child_payloads(message: Message) -> tuple[SaPayload, TsiPayload, TsrPayload] | None:
+    """SA, TSi and TSr of a request that asks for a Child SA; ``None`` when it asks for none.
+
+    Only part of the three is INVALID_SYNTAX (RFC 7296 §1.2: they come together).
+    """
+    sa_payload, tsi, tsr = find(message, SaPayload), find(message, TsiPayload), find(message, TsrPayload)
+    if sa_payload is None and tsi is None and tsr is None:
+        return None
+    if sa_payload is None or tsi is None or tsr is None:
+        raise DecodeError(f"{message.header.exchange_type.name} with only part of SA, TSi and TSr", offset=28)
+    return sa_payload, tsi, tsr
 
 
-def respond_first_child(
-    sa: IkeSa, message: Message, children: Sequence[ChildConfig]
+def negotiate_first_child(
+    sa: IkeSa,
+    message: Message,
+    offered: tuple[SaPayload, TsiPayload, TsrPayload],
+    children: Sequence[ChildConfig],
 ) -> tuple[tuple[Payload, ...], ChildSa]:
     """Negotiate the Child SA an IKE_AUTH request asks for; raises ChildSaError."""
-    sa_payload = find(message, SaPayload)
-    tsi = find(message, TsiPayload)
-    tsr = find(message, TsrPayload)
-    if sa_payload is None or tsi is None or tsr is None:
-        raise DecodeError("IKE_AUTH with only part of SA, TSi and TSr", offset=28)
-
+    sa_payload, tsi, tsr = offered
     child = _select_child(children, tsi.selectors, tsr.selectors)
     if child.refuse:
         raise ChildSaError(f"child '{child.name}' refuses Child SAs by policy", NotifyType.TS_UNACCEPTABLE)
@@ -92,7 +86,7 @@ def respond_first_child(
     remote_policy: tuple[TrafficSelectorPolicy, ...] = child.remote_ts
     request = find(message, ConfigPayload)
     owner = sa.local_spi
-    pool = sa.pools.get(child.pool) if child.pool is not None else None
+    pool = sa.services.pools.get(child.pool) if child.pool is not None else None
     if request is not None and request.cfg_type == ConfigType.CFG_REQUEST and pool is not None:
         reply, leased = _lease(pool, owner, request)
         if leased:
@@ -117,8 +111,8 @@ def respond_first_child(
             pool.release(owner)
         raise
 
-    inbound_spi = esp_spi(sa.random_bytes)
-    record = install_child(sa, child.name, chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode)
+    inbound_spi = fresh_spi(sa.services.random_bytes, 4)
+    record = make_child(sa, child.name, chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode)
     payloads: list[Payload] = [
         *cp_reply,
         SaPayload((chosen.as_proposal(inbound_spi),)),
@@ -136,20 +130,20 @@ def _select_child(
     for child in children:
         if narrow(child.remote_ts, tsi) and narrow(child.local_ts, tsr):
             return child
+
     def text(selectors: Sequence[AnyTrafficSelector]) -> str:
-        return ", ".join(describe(t) if isinstance(t, TrafficSelector) else "opaque" for t in selectors)
+        return ", ".join(
+            describe_selector(t) if isinstance(t, TrafficSelector) else "opaque" for t in selectors
+        )
 
     offered = f"{text(tsi)} === {text(tsr)}"
     raise ChildSaError(f"no child configuration covers {offered}", NotifyType.TS_UNACCEPTABLE)
 
 
 def _lease(
-    pool: object, owner: bytes, request: ConfigPayload
+    pool: PoolAllocator, owner: bytes, request: ConfigPayload
 ) -> tuple[tuple[ConfigAttribute, ...], list[IPv4Address | IPv6Address]]:
     """Lease one address per family asked for; answer DNS servers of the families asked for."""
-    from responder.core.pool import PoolAllocator
-
-    assert isinstance(pool, PoolAllocator)
     asked = {a.attribute_type for a in request.attributes}
     reply: list[ConfigAttribute] = []
     leased: list[IPv4Address | IPv6Address] = []
@@ -186,7 +180,7 @@ def _requested_address(attribute: ConfigAttribute, family: int) -> IPv4Address |
     return None if int(address) == 0 else address
 
 
-def install_child(
+def make_child(
     sa: IkeSa,
     name: str,
     chosen: ChosenProposal,
@@ -196,7 +190,7 @@ def install_child(
     remote_ts: tuple[TrafficSelector, ...],
     mode: Mode,
 ) -> ChildSa:
-    """Derive KEYMAT (RFC 7296 §2.17), record the Child SA, announce it."""
+    """A Child SA pair with its KEYMAT (RFC 7296 §2.17), ``INSTALLING`` until its exchange completes."""
     assert sa.prf is not None and sa.keys is not None  # IKE_AUTH runs with keys
     keys = derive_child_sa_keys(
         sa.prf,
@@ -206,58 +200,20 @@ def install_child(
         sa.nonce_i,
         sa.nonce_r,
     )
-    record = ChildSa(name, chosen, inbound_spi, outbound_spi, local_ts, remote_ts, mode, keys)
-    sa.children.append(record)
-    sa.emit(child_established_event(sa, record))
-    return record
+    return ChildSa(ChildSaParams(name, chosen, inbound_spi, outbound_spi, local_ts, remote_ts, mode, keys))
 
 
-def describe(selector: TrafficSelector) -> str:
-    """A selector as text, in policy notation where policy can express it.
-
-    A peer may send what policy cannot: OPAQUE ports (start 65535, end 0) and
-    ports with IP protocol 0 (RFC 7296 §3.13.1 asks for 0-65535 there, but the
-    selector is still narrowed as offered); those are spelled out instead of
-    raising from :func:`to_policy`.
-    """
-    try:
-        return str(to_policy(selector))
-    except (LocalError, ValueError):
-        ports = (selector.start_port, selector.end_port)
-        port_text = "opaque" if ports == (0xFFFF, 0) else f"{ports[0]}-{ports[1]}"
-        return f"{selector.start_address}-{selector.end_address}[{int(selector.ip_protocol)}/{port_text}]"
-
-
-def child_established_event(sa: IkeSa, child: ChildSa) -> ChildSaEstablished:
-    encr = child.proposal.encryption_transform()
-    integ = child.proposal.integrity_transform()
-    return ChildSaEstablished(
-        spi_i=sa.spi_i,
-        spi_r=sa.spi_r,
-        inbound_spi=child.inbound_spi,
-        outbound_spi=child.outbound_spi,
-        proposal=str(child.proposal),
-        mode=child.mode.value,
-        local_ts=tuple(describe(t) for t in child.local_ts),
-        remote_ts=tuple(describe(t) for t in child.remote_ts),
-        encryption_name=encr.name,
-        integrity_name=integ.name if integ is not None else None,
-        esn=child.proposal.esn == EsnId.ESN,
-        keys=child.keys,
-        is_original_initiator=sa.is_original_initiator,
-    )
-
-
-def offer_esp(proposals: Sequence[EspProposal], spi: bytes) -> SaPayload:
-    """The SA payload offering our ESP proposals with our inbound SPI (RFC 7296 §3.3)."""
-    offered = []
-    for number, proposal in enumerate(proposals, start=1):
-        transforms: list[Transform] = []
-        for encr, bits in proposal.encryption:
-            attributes = (TransformAttribute.key_length(bits),) if bits is not None else ()
-            transforms.append(Transform(TransformType.ENCR, encr, attributes))
-        transforms += [Transform(TransformType.INTEG, i) for i in proposal.integrity]
-        transforms += [Transform(TransformType.KE, k) for k in proposal.key_exchange]
-        transforms += [Transform(TransformType.ESN, e) for e in proposal.esn]
-        offered.append(Proposal(number, ProtocolId.ESP, tuple(transforms), spi=spi))
-    return SaPayload(tuple(offered))
+def accept_first_child(
+    sa: IkeSa, message: Message, offered: Sequence[EspProposal], inbound_spi: bytes
+) -> ChildSa | str:
+    """The Child SA the responder accepted in its IKE_AUTH response, or why it is not acceptable."""
+    sa_payload, tsi, tsr = find(message, SaPayload), find(message, TsiPayload), find(message, TsrPayload)
+    if sa_payload is None or tsi is None or tsr is None:
+        return "responder refused the Child SA"
+    chosen = select_esp_proposal(offered, sa_payload, prefer_initiator_order=True)
+    if isinstance(chosen, NoProposalChosen) or len(sa_payload.proposals) != 1:
+        return "responder chose an ESP proposal we did not offer"
+    mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
+    local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
+    remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
+    return make_child(sa, "initiator", chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode)

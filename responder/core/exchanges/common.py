@@ -12,7 +12,15 @@ from responder.core.errors import DecodeError, LocalError
 from responder.core.messages import Message
 from responder.core.payloads import NotifyPayload, Payload
 
-__all__ = ["esp_spi", "find", "find_all", "ike_spi", "nat_detection_hash", "notifies", "require"]
+__all__ = [
+    "error_notify",
+    "find",
+    "find_all",
+    "fresh_spi",
+    "nat_detection_hash",
+    "notifies",
+    "require",
+]
 
 P = TypeVar("P")
 
@@ -54,23 +62,14 @@ def nat_detection_hash(spi_i: bytes, spi_r: bytes, address: IPv4Address | IPv6Ad
     return hashlib.sha1(spi_i + spi_r + address.packed + port.to_bytes(2, "big")).digest()  # noqa: S324
 
 
-def ike_spi(random_bytes: Callable[[int], bytes]) -> bytes:
-    """A fresh non-zero 8-octet IKE SPI (RFC 7296 §2.6: zero means "not yet")."""
+def fresh_spi(random_bytes: Callable[[int], bytes], size: int) -> bytes:
+    """A fresh SPI: 8 octets, not zero, for an IKE SA (RFC 7296 §2.6: zero means "not yet");
+    4 octets, above the reserved 0-255, for ESP (RFC 4303 §2.1)."""
+    lowest = 1 if size == 8 else 256
     for _ in range(16):
-        spi = random_bytes(8)
-        if len(spi) != 8:
+        spi = random_bytes(size)
+        if len(spi) != size:
             raise LocalError("random_bytes returned the wrong number of octets")
-        if spi != bytes(8):
-            return spi
-    raise LocalError("random_bytes keeps returning zero")
-
-
-def esp_spi(random_bytes: Callable[[int], bytes]) -> bytes:
-    """A fresh 4-octet ESP SPI outside the reserved range 0-255 (RFC 4303 §2.1)."""
-    for _ in range(16):
-        spi = random_bytes(4)
-        if len(spi) != 4:
-            raise LocalError("random_bytes returned the wrong number of octets")
-        if int.from_bytes(spi, "big") > 255:
+        if int.from_bytes(spi, "big") >= lowest:
             return spi
     raise LocalError("random_bytes keeps returning reserved SPIs")

@@ -1,48 +1,47 @@
 """IKE_AUTH (RFC 7296 §1.2, §2.15, §2.21.2; RFC 6023).
 
-Responder (:func:`respond`): find the peer by its IDi (exact or wildcard
-patterns, or the lab "any ID" mode), verify its AUTH, then answer with IDr,
-our AUTH and the first Child SA.  Every check that can fail the
-authentication runs before the SA changes state, so a failure leaves nothing
-behind: the boundary in :class:`IkeSa` answers AUTHENTICATION_FAILED and
-closes the SA.  A Child SA failure is answered next to IDr and AUTH and keeps
-the IKE SA (RFC 7296 §2.21.3).
+Responder (:class:`IkeAuthResponder`): check that the request is whole (SA,
+TSi and TSr come together or not at all), find the peer by its IDi (exact or
+wildcard patterns, or the lab "any ID" mode), verify its AUTH, then answer
+with IDr, our AUTH and the first Child SA.  Every check that can fail runs
+before anything changes, so a failure leaves nothing behind: the dispatcher's
+boundary answers AUTHENTICATION_FAILED or INVALID_SYNTAX and closes the SA.
+The IKE SA is established, and reported so, only once the response is on its
+way (:class:`EstablishIkeSa`, an after-send action); a Child SA failure is
+answered next to IDr and AUTH and keeps the IKE SA (RFC 7296 §2.21.3).
 
-Initiator (:func:`initiator_start`, then the response callback): send IDi,
-AUTH and the Child SA request (or none, childless), verify the responder's
-AUTH and install the Child SA it accepted.
+Initiator (:class:`IkeAuthInitiator`): send IDi, AUTH and the Child SA
+request (or none, childless), verify the responder's AUTH and install the
+Child SA it accepted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
+
 from responder.core.auth import PskAuthenticator, signed_octets
-from responder.core.config import ChildConfig, ChildlessPolicy, Identity, Mode
-from responder.core.enums import (
-    ConfigAttributeType,
-    ConfigType,
-    ExchangeType,
-    IdType,
-    NotifyType,
-)
+from responder.core.config import ChildlessPolicy, EspProposal, Identity, Mode
+from responder.core.enums import ConfigAttributeType, ConfigType, ExchangeType, NotifyType
 from responder.core.errors import AuthenticationFailedError, ChildSaError, DecodeError
-from responder.core.events import (
-    AuthenticationFailed,
-    ChildSaRefused,
-    IkeSaEstablished,
-    ResponseReceived,
+from responder.core.events import AuthenticationFailed, ChildSaRefused, IkeSaEstablished
+from responder.core.exchanges.base import (
+    AfterSend,
+    Done,
+    Exchange,
+    InstallChildSa,
+    NextRound,
+    Reply,
+    Report,
+    child_established,
 )
-from responder.core.exchanges.child import (
-    has_child_payloads,
-    install_child,
-    offer_esp,
-    respond_first_child,
-)
-from responder.core.exchanges.common import error_notify, esp_spi, find, notifies, require
+from responder.core.exchanges.child import accept_first_child, child_payloads, negotiate_first_child
+from responder.core.exchanges.common import error_notify, find, fresh_spi, notifies, require
 from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.instant import Instant
+from responder.core.message_layer import Received, Sent
 from responder.core.messages import Message
-from responder.core.path import Path
 from responder.core.payloads import (
     AuthPayload,
     ConfigAttribute,
@@ -51,14 +50,12 @@ from responder.core.payloads import (
     IdrPayload,
     NotifyPayload,
     Payload,
-    SaPayload,
-    TrafficSelector,
     TsiPayload,
     TsrPayload,
 )
-from responder.core.proposals import NoProposalChosen, select_esp_proposal
+from responder.core.proposals import offer
 
-__all__ = ["initiator_start", "respond"]
+__all__ = ["EstablishIkeSa", "IkeAuthInitiator", "IkeAuthResponder"]
 
 
 def _window_notify(size: int) -> NotifyPayload:
@@ -73,21 +70,27 @@ def _peer_window(message: Message) -> int | None:
     return None
 
 
-def _address_identity(path: Path) -> Identity:
-    """Our ID when none is configured: the local address the request arrived on."""
-    address = path.local_address
-    id_type = IdType.ID_IPV4_ADDR if address.version == 4 else IdType.ID_IPV6_ADDR
-    return Identity(id_type, address.packed)
+@attrs.frozen(slots=True)
+class EstablishIkeSa:
+    """The IKE SA is up: state, identities, windows (RFC 7296 §2.3: one until now), the event."""
+
+    local: Identity
+    remote: Identity
+    window_size: int
+    peer_window: int
+
+    def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
+        _establish(sa, self.local, self.remote, self.window_size, self.peer_window)
 
 
-def _established(sa: IkeSa, local: Identity, remote: Identity) -> None:
+def _establish(sa: IkeSa, local: Identity, remote: Identity, window_size: int, peer_window: int) -> None:
     assert sa.keys is not None and sa.encryption is not None and sa.proposal is not None
     sa.state = IkeSaState.ESTABLISHED
     sa.local_id, sa.remote_id = str(local), str(remote)
+    sa.layer.window_size, sa.layer.peer_window = window_size, peer_window
     sa.emit(
         IkeSaEstablished(
-            spi_i=sa.spi_i,
-            spi_r=sa.spi_r,
+            *sa.ids,
             local_id=sa.local_id,
             remote_id=sa.remote_id,
             proposal=str(sa.proposal),
@@ -98,151 +101,156 @@ def _established(sa: IkeSa, local: Identity, remote: Identity) -> None:
     )
 
 
-def respond(sa: IkeSa, message: Message, path: Path, now: float) -> tuple[tuple[Payload, ...], str]:
-    """Answer an IKE_AUTH request (RFC 7296 §1.2)."""
-    assert sa.prf is not None and sa.keys is not None  # keys exist past IKE_SA_INIT
-    config = sa.config
-    idi = require(message, IdiPayload, "IDi")
-    auth = find(message, AuthPayload)
-    if auth is None:
-        raise AuthenticationFailedError("IKE_AUTH without AUTH payload (EAP is not offered)")
-    wants_child = has_child_payloads(message)
-    if not wants_child and config.childless is ChildlessPolicy.NEVER:
-        raise DecodeError(
-            "IKE_AUTH without SA, TSi and TSr, but childless IKE SAs are not allowed", offset=28
-        )
+# --------------------------------------------------------------------------- responder
 
-    identity = Identity(idi.id_type, idi.data)
-    # Configured peers in order; with any_id_psk set, the lab peer matches every ID.
-    peer = config.find_peer(identity)
-    if peer is None:
-        raise AuthenticationFailedError(f"no peer is configured for ID {identity}")
-    sa.peer_name = peer.name
-    children: Sequence[ChildConfig] = peer.children
-    local = peer.local_id or config.local_id
-    authenticator = PskAuthenticator(peer.auth.secret.value)
-    octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
-    if not authenticator.verify(sa.prf, octets, auth):
-        raise AuthenticationFailedError(
-            f"AUTH of {identity} does not verify with the shared key of peer '{sa.peer_name}'"
-        )
 
-    local = local or _address_identity(path)
-    idr = IdrPayload(local.id_type, local.data)
-    our_octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
-    payloads: list[Payload] = [idr, authenticator.create(sa.prf, our_octets)]
-    sa.peer_window = _peer_window(message) or 1
-    # RFC 7296 §2.3: the window is one until the initial exchanges complete.
-    sa.window_size = config.window_size
-    if sa.window_size > 1:
-        payloads.append(_window_notify(sa.window_size))
-    _established(sa, local, identity)
+@attrs.define(eq=False)
+class IkeAuthResponder(Exchange):
+    """The peer's IKE_AUTH request, answered in one round (shared keys; EAP would take several)."""
 
-    result = f"IKE SA established with {identity} (peer '{sa.peer_name}')"
-    if not wants_child:
-        return tuple(payloads), result + ", childless (RFC 6023)"
-    try:
-        if config.childless is ChildlessPolicy.FORCE:
-            raise ChildSaError("policy forces childless IKE SAs", NotifyType.NO_ADDITIONAL_SAS)
-        child_payloads, record = respond_first_child(sa, message, children)
-    except ChildSaError as error:
-        sa.emit(ChildSaRefused(sa.spi_i, sa.spi_r, error.child_notify, error.reason))
-        payloads.append(NotifyPayload(error.child_notify))
-        return tuple(payloads), result + f"; Child SA refused with {error.child_notify.name}: {error.reason}"
-    payloads += child_payloads
-    return tuple(payloads), result + f"; Child SA {record.inbound_spi.hex()}/{record.outbound_spi.hex()}"
+    exchange_type = ExchangeType.IKE_AUTH
+
+    @classmethod
+    def for_request(cls, sa: IkeSa, request: Received) -> IkeAuthResponder:
+        return cls()
+
+    def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply:
+        """Answer an IKE_AUTH request (RFC 7296 §1.2)."""
+        assert sa.prf is not None and sa.keys is not None  # keys exist past IKE_SA_INIT
+        message = request.message
+        config = sa.config
+        idi = require(message, IdiPayload, "IDi")
+        offered_child = child_payloads(message)
+        auth = find(message, AuthPayload)
+        if auth is None:
+            raise AuthenticationFailedError("IKE_AUTH without AUTH payload (EAP is not offered)")
+        if offered_child is None and config.childless is ChildlessPolicy.NEVER:
+            raise DecodeError(
+                "IKE_AUTH without SA, TSi and TSr, but childless IKE SAs are not allowed", offset=28
+            )
+
+        identity = Identity(idi.id_type, idi.data)
+        # Configured peers in order; with any_id_psk set, the lab peer matches every ID.
+        peer = config.find_peer(identity)
+        if peer is None:
+            raise AuthenticationFailedError(f"no peer is configured for ID {identity}")
+        authenticator = PskAuthenticator(peer.auth.secret.value)
+        octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
+        if not authenticator.verify(sa.prf, octets, auth):
+            raise AuthenticationFailedError(
+                f"AUTH of {identity} does not verify with the shared key of peer '{peer.name}'"
+            )
+        sa.peer_name = peer.name
+
+        local = peer.local_id or config.local_id or Identity.from_address(request.path.local_address)
+        idr = IdrPayload(local.id_type, local.data)
+        our_octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
+        payloads: list[Payload] = [idr, authenticator.create(sa.prf, our_octets)]
+        window = config.window_size
+        if window > 1:
+            payloads.append(_window_notify(window))
+        after: list[AfterSend] = [EstablishIkeSa(local, identity, window, _peer_window(message) or 1)]
+
+        result = f"IKE SA established with {identity} (peer '{peer.name}')"
+        if offered_child is None:
+            return Reply(tuple(payloads), result + ", childless (RFC 6023)", tuple(after))
+        try:
+            if config.childless is ChildlessPolicy.FORCE:
+                raise ChildSaError("policy forces childless IKE SAs", NotifyType.NO_ADDITIONAL_SAS)
+            child_reply, child = negotiate_first_child(sa, message, offered_child, peer.children)
+        except ChildSaError as error:
+            after.append(Report(ChildSaRefused(*sa.ids, error.child_notify, error.reason)))
+            payloads.append(NotifyPayload(error.child_notify))
+            refused = f"; Child SA refused with {error.child_notify.name}: {error.reason}"
+            return Reply(tuple(payloads), result + refused, tuple(after))
+        after.append(InstallChildSa(child))
+        result += f"; Child SA {child.inbound_spi.hex()}/{child.outbound_spi.hex()}"
+        return Reply((*payloads, *child_reply), result, tuple(after))
 
 
 # --------------------------------------------------------------------------- initiator
 
 
-def initiator_start(sa: IkeSa, now: float) -> None:
-    """Send our IKE_AUTH request (RFC 7296 §1.2)."""
-    settings = sa.settings
-    assert settings is not None and sa.prf is not None and sa.keys is not None
-    idi = IdiPayload(settings.local_id.id_type, settings.local_id.data)
-    octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
-    payloads: list[Payload] = [idi]
-    if settings.remote_id is not None:
-        payloads.append(IdrPayload(settings.remote_id.id_type, settings.remote_id.data))
-    payloads.append(PskAuthenticator(settings.psk.value).create(sa.prf, octets))
-    sa.window_size = settings.window_size
-    if settings.window_size > 1:
-        payloads.append(_window_notify(settings.window_size))
-    child = settings.child
-    if child is None:
-        if not sa.peer_supports_childless:
-            sa.close("responder does not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
-            return
-    else:
-        attributes: list[ConfigAttribute] = []
-        if child.request_ipv4:
-            attributes += [
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS),
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS),
+@attrs.define(eq=False)
+class IkeAuthInitiator(Exchange):
+    """Our IKE_AUTH request with a shared key, and the first Child SA if the settings ask for one."""
+
+    exchange_type = ExchangeType.IKE_AUTH
+
+    child_spi: bytes = b""  #: our inbound ESP SPI offered in the request
+
+    def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
+        """IDi, [IDr], AUTH, [SET_WINDOW_SIZE], [CP, SA, TSi, TSr] (RFC 7296 §1.2)."""
+        settings = sa.settings
+        assert settings is not None and sa.prf is not None and sa.keys is not None
+        idi = IdiPayload(settings.local_id.id_type, settings.local_id.data)
+        octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
+        payloads: list[Payload] = [idi]
+        if settings.remote_id is not None:
+            payloads.append(IdrPayload(settings.remote_id.id_type, settings.remote_id.data))
+        payloads.append(PskAuthenticator(settings.psk.value).create(sa.prf, octets))
+        if settings.window_size > 1:
+            payloads.append(_window_notify(settings.window_size))
+        child = settings.child
+        if child is not None:
+            attributes: list[ConfigAttribute] = []
+            if child.request_ipv4:
+                attributes += [
+                    ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS),
+                    ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS),
+                ]
+            if child.request_ipv6:
+                attributes += [
+                    ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS),
+                    ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_DNS),
+                ]
+            if attributes:
+                payloads.append(ConfigPayload(ConfigType.CFG_REQUEST, tuple(attributes)))
+            self.child_spi = fresh_spi(sa.services.random_bytes, 4)
+            payloads += [
+                offer(child.esp_proposals, self.child_spi),
+                TsiPayload(child.tsi),
+                TsrPayload(child.tsr),
             ]
-        if child.request_ipv6:
-            attributes += [
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS),
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_DNS),
-            ]
-        if attributes:
-            payloads.append(ConfigPayload(ConfigType.CFG_REQUEST, tuple(attributes)))
-        sa.child_spi = esp_spi(sa.random_bytes)
-        payloads += [
-            offer_esp(child.esp_proposals, sa.child_spi),
-            TsiPayload(child.tsi),
-            TsrPayload(child.tsr),
-        ]
-        if child.mode is Mode.TRANSPORT:
-            payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
-    sa.start_request(ExchangeType.IKE_AUTH, tuple(payloads), _on_response, now)
+            if child.mode is Mode.TRANSPORT:
+                payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+        return tuple(payloads)
+
+    def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
+        settings = sa.settings
+        assert settings is not None and sa.prf is not None and sa.keys is not None
+        message = response.message
+        refusal = error_notify(message.payloads)
+        idr, auth = find(message, IdrPayload), find(message, AuthPayload)
+        if idr is None or auth is None:
+            answered = refusal.notify_type.name if refusal else "without IDr and AUTH"
+            return _fail(sa, f"responder answered {answered}")
+        remote = Identity(idr.id_type, idr.data)
+        if settings.remote_id is not None and remote != settings.remote_id:
+            return _fail(sa, f"responder identifies as {remote}, expected {settings.remote_id}")
+        octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
+        if not PskAuthenticator(settings.psk.value).verify(sa.prf, octets, auth):
+            return _fail(sa, f"AUTH of responder {remote} does not verify")
+        _establish(sa, settings.local_id, remote, settings.window_size, _peer_window(message) or 1)
+        result = "IKE SA established"
+        if settings.child is not None:
+            result += "; " + self._install_first_child(sa, message, settings.child.esp_proposals, refusal)
+        return Done(result)
+
+    def _install_first_child(
+        self, sa: IkeSa, message: Message, offered: Sequence[EspProposal], refusal: NotifyPayload | None
+    ) -> str:
+        child = accept_first_child(sa, message, offered, self.child_spi)
+        if isinstance(child, str):
+            notify = refusal.notify_type if refusal is not None else NotifyType.NO_PROPOSAL_CHOSEN
+            sa.emit(ChildSaRefused(*sa.ids, notify, child))
+            return f"Child SA refused with {notify.name}" if refusal is not None else f"Child SA: {child}"
+        child_established(sa, child)
+        return f"Child SA {child.inbound_spi.hex()}/{child.outbound_spi.hex()}"
 
 
-def _fail(sa: IkeSa, reason: str) -> None:
-    sa.emit(AuthenticationFailed(sa.spi_i, sa.spi_r, reason))
+def _fail(sa: IkeSa, reason: str) -> Done:
+    sa.emit(AuthenticationFailed(*sa.ids, reason))
     sa.close(f"IKE_AUTH failed: {reason}")
+    return Done(reason)
 
-
-def _on_response(sa: IkeSa, message: Message, now: float) -> None:
-    settings = sa.settings
-    assert settings is not None and sa.prf is not None and sa.keys is not None
-    refusal = error_notify(message.payloads)
-    idr, auth = find(message, IdrPayload), find(message, AuthPayload)
-    if idr is None or auth is None:
-        _fail(sa, f"responder answered {refusal.notify_type.name if refusal else 'without IDr and AUTH'}")
-        return
-    remote = Identity(idr.id_type, idr.data)
-    if settings.remote_id is not None and remote != settings.remote_id:
-        _fail(sa, f"responder identifies as {remote}, expected {settings.remote_id}")
-        return
-    octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
-    if not PskAuthenticator(settings.psk.value).verify(sa.prf, octets, auth):
-        _fail(sa, f"AUTH of responder {remote} does not verify")
-        return
-    sa.peer_window = _peer_window(message) or 1
-    _established(sa, settings.local_id, remote)
-    result = "IKE SA established"
-    child = settings.child
-    if child is not None:
-        result += "; " + _install_first_child(sa, message, refusal)
-    sa.emit(ResponseReceived(sa.spi_i, sa.spi_r, ExchangeType.IKE_AUTH, message.header.message_id, result))
-
-
-def _install_first_child(sa: IkeSa, message: Message, refusal: NotifyPayload | None) -> str:
-    settings = sa.settings
-    assert settings is not None and settings.child is not None
-    sa_payload, tsi, tsr = find(message, SaPayload), find(message, TsiPayload), find(message, TsrPayload)
-    if sa_payload is None or tsi is None or tsr is None:
-        notify = refusal.notify_type if refusal is not None else NotifyType.NO_PROPOSAL_CHOSEN
-        sa.emit(ChildSaRefused(sa.spi_i, sa.spi_r, notify, "responder refused the Child SA"))
-        return f"Child SA refused with {notify.name}"
-    chosen = select_esp_proposal(settings.child.esp_proposals, sa_payload, prefer_initiator_order=True)
-    if isinstance(chosen, NoProposalChosen) or len(sa_payload.proposals) != 1:
-        sa.emit(ChildSaRefused(sa.spi_i, sa.spi_r, NotifyType.NO_PROPOSAL_CHOSEN, "responder chose badly"))
-        return "Child SA: responder chose an ESP proposal we did not offer"
-    mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
-    local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
-    remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
-    record = install_child(sa, "initiator", chosen, sa.child_spi, chosen.spi, local_ts, remote_ts, mode)
-    return f"Child SA {record.inbound_spi.hex()}/{record.outbound_spi.hex()}"

@@ -1,64 +1,50 @@
 """IKE_SA_INIT (RFC 7296 §1.2, §2.6, §2.7, §2.10, §2.14, §2.23; RFC 6023).
 
-Responder: :func:`respond` is called for a new request the endpoint admitted.
-Until a proposal, a KE value and a nonce are accepted, nothing is kept: the
-refusals (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, COOKIE, INVALID_SYNTAX) are
-answered statelessly with the responder SPI zero (RFC 7296 §2.6, row B10).
-Otherwise a half-open :class:`IkeSa` is returned with its keys computed.
+Responder: :func:`respond` answers a new request the endpoint admitted.  No
+IKE SA exists before it, so this is the one exchange answered without an
+exchange object: until a proposal, a KE value and a nonce are accepted,
+nothing is kept, and the refusals (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD,
+COOKIE, INVALID_SYNTAX) are answered statelessly, with the responder SPI zero
+and a header built fresh, never copied from the request (RFC 7296 §2.6, §3.1,
+row B10).  Otherwise a half-open :class:`IkeSa` is returned with its keys,
+its response stored in its message layer as the answer to Message ID 0: a
+copy of the request gets that response again until the first encrypted
+request moves the window on, and is ignored after (RFC 7296 §2.1).
 
-Initiator: :func:`start` sends the request; the response handler follows a
-COOKIE (resend with it as the first payload, RFC 7296 §2.6) and an
-INVALID_KE_PAYLOAD (resend with the named group, keeping the cookie,
-RFC 7296 §1.2, §2.6.1), then computes the keys and starts IKE_AUTH.
+Initiator: :class:`IkeSaInitInitiator` sends the request, follows a COOKIE
+(resent with the cookie as the first payload, RFC 7296 §2.6) and an
+INVALID_KE_PAYLOAD (resent with the named group, keeping the cookie,
+RFC 7296 §1.2, §2.6.1) under the same Message ID 0 (§2.2), then computes the
+keys and starts IKE_AUTH.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import attrs
 
-from responder.core.config import ChildlessPolicy, Config, IkeProposal
+from responder.core.config import ChildlessPolicy
 from responder.core.cookies import CookieJar
-from responder.core.enums import (
-    ExchangeType,
-    KeyExchangeId,
-    NotifyType,
-    ProtocolId,
-    TransformType,
-)
+from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
 from responder.core.errors import DecodeError, InvalidKeyExchangeValue, LocalError
-from responder.core.events import IkeSaInitRefused, MessageDropped
-from responder.core.exchanges.common import (
-    error_notify,
-    ike_spi,
-    nat_detection_hash,
-    notifies,
-    require,
-)
-from responder.core.ike_sa import IkeSa, IkeSaState, PendingRequest
-from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.events import IkeSaInitRefused
+from responder.core.exchanges.base import Done, Exchange, NextRound
+from responder.core.exchanges.common import error_notify, fresh_spi, nat_detection_hash, notifies, require
+from responder.core.exchanges.ike_auth import IkeAuthInitiator
+from responder.core.ike_sa import IkeSa, IkeSaState, Services
+from responder.core.instant import Instant
+from responder.core.key_exchange import KeyExchange
 from responder.core.keys import derive_ike_sa_keys, skeyseed
-from responder.core.messages import Header, Message, decode_message, encode_message
+from responder.core.message_layer import Received, Sent
+from responder.core.messages import Header, Message, encode_message
 from responder.core.path import Path
-from responder.core.payloads import (
-    KePayload,
-    NoncePayload,
-    NotifyPayload,
-    Payload,
-    Proposal,
-    SaPayload,
-    Transform,
-    TransformAttribute,
-)
-from responder.core.pool import PoolAllocator
-from responder.core.proposals import ChosenProposal, NoProposalChosen, select_ike_proposal
+from responder.core.payloads import KePayload, NoncePayload, NotifyPayload, Payload, SaPayload
+from responder.core.proposals import ChosenProposal, NoProposalChosen, offer, select_ike_proposal
 from responder.core.sk_payload import sk_protections
 
-__all__ = ["InitRefusal", "initiator_handle_ike_sa_init_response", "offer_ike", "respond", "start"]
+__all__ = ["MAX_INIT_RETRIES", "NONCE_SIZE", "IkeSaInitInitiator", "InitRefusal", "respond"]
 
-NONCE_SIZE = 32  # RFC 7296 §2.10: at least 128 bits and half the PRF key size (SHA-512: 32)
-MAX_INIT_RETRIES = 4  # COOKIE and INVALID_KE_PAYLOAD answers followed, at most
+NONCE_SIZE = 32  #: RFC 7296 §2.10: at least 128 bits and half the PRF key size (SHA-512: 32)
+MAX_INIT_RETRIES = 4  #: COOKIE and INVALID_KE_PAYLOAD answers followed, at most
 
 
 @attrs.frozen
@@ -70,8 +56,15 @@ class InitRefusal:
     reason: str
 
 
-def _refuse(message: Message, notify: NotifyType, reason: str, data: bytes = b"") -> InitRefusal:
-    header = attrs.evolve(message.header, spi_r=bytes(8), is_initiator=False, is_response=True)
+def _refuse(request: Header, notify: NotifyType, reason: str, data: bytes = b"") -> InitRefusal:
+    header = Header(
+        spi_i=request.spi_i,
+        spi_r=bytes(8),
+        exchange_type=ExchangeType.IKE_SA_INIT,
+        is_initiator=False,
+        is_response=True,
+        message_id=request.message_id,
+    )
     response = encode_message(Message(header, (NotifyPayload(notify, data),)))
     return InitRefusal(response, notify, reason)
 
@@ -117,38 +110,39 @@ def _install_keys(sa: IkeSa, chosen: ChosenProposal, shared_secret: bytes) -> No
     sa.keys = derive_ike_sa_keys(
         sa.prf, sa.encryption, sa.integrity, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r
     )
-    sa.outbound, sa.inbound = sk_protections(
+    outbound, inbound = sk_protections(
         sa.keys, sa.encryption, sa.integrity, is_original_initiator=sa.is_original_initiator
     )
+    sa.layer.install_keys(inbound, outbound)
+
+
+# --------------------------------------------------------------------------- responder
 
 
 def respond(
     *,
-    config: Config,
-    random_bytes: Callable[[int], bytes],
-    ke_factory: KeyExchangeFactory,
+    services: Services,
     cookies: CookieJar,
     cookie_required: bool,
-    pools: dict[str, PoolAllocator],
     data: bytes,
     message: Message,
     path: Path,
-    now: float,
+    when: Instant,
 ) -> IkeSa | InitRefusal:
     """Answer a new IKE_SA_INIT request (RFC 7296 §1.2)."""
     header = message.header
+    config = services.config
     if header.message_id != 0:
-        return _refuse(message, NotifyType.INVALID_SYNTAX, f"IKE_SA_INIT with Message ID {header.message_id}")
+        return _refuse(header, NotifyType.INVALID_SYNTAX, f"IKE_SA_INIT with Message ID {header.message_id}")
     try:
         sa_payload = require(message, SaPayload, "SA")
         ke = require(message, KePayload, "KE")
         nonce = require(message, NoncePayload, "Nonce")
     except DecodeError as error:
-        return _refuse(message, NotifyType.INVALID_SYNTAX, error.reason)
+        return _refuse(header, NotifyType.INVALID_SYNTAX, error.reason)
     if not 16 <= len(nonce.data) <= 256:
-        return _refuse(
-            message, NotifyType.INVALID_SYNTAX, f"nonce of {len(nonce.data)} octets (RFC 7296 §3.9)"
-        )
+        reason = f"nonce of {len(nonce.data)} octets (RFC 7296 §3.9)"
+        return _refuse(header, NotifyType.INVALID_SYNTAX, reason)
 
     if cookie_required:
         # RFC 7296 §2.6: the COOKIE must be the first payload; one that does not
@@ -159,10 +153,11 @@ def respond(
             if isinstance(first, NotifyPayload) and first.notify_type == NotifyType.COOKIE
             else None
         )
+        now = when.now
         if offered is None or not cookies.check(now, offered, nonce.data, path.remote_address, header.spi_i):
             cookie = cookies.make(now, nonce.data, path.remote_address, header.spi_i)
             reason = "too many half-open SAs: " + ("cookie did not verify" if offered else "cookie requested")
-            return _refuse(message, NotifyType.COOKIE, reason, cookie)
+            return _refuse(header, NotifyType.COOKIE, reason, cookie)
 
     chosen = select_ike_proposal(
         config.ike_proposals,
@@ -171,36 +166,34 @@ def respond(
         ke_hint=ke.group,
     )
     if isinstance(chosen, NoProposalChosen):
-        return _refuse(message, NotifyType.NO_PROPOSAL_CHOSEN, str(chosen))
+        return _refuse(header, NotifyType.NO_PROPOSAL_CHOSEN, str(chosen))
     group = chosen.key_exchange
     assert group is not None  # select_ike_proposal always chooses a KE method
     if ke.group != group:
         # RFC 7296 §1.2, §3.10.1: name the group we selected; the initiator retries.
         return _refuse(
-            message,
+            header,
             NotifyType.INVALID_KE_PAYLOAD,
             f"KEi uses {ke.group.name}, the selected proposal needs {group.name}",
             int(group).to_bytes(2, "big"),
         )
     try:
-        ke_r, shared_secret = ke_factory.respond(group, ke.data)
+        ke_r, shared_secret = services.ke_factory.respond(group, ke.data)
     except InvalidKeyExchangeValue as error:
         # RFC 6989 §2.5: MAY answer INVALID_SYNTAX and forget the exchange.
-        return _refuse(message, NotifyType.INVALID_SYNTAX, f"KEi refused: {error.reason}")
+        return _refuse(header, NotifyType.INVALID_SYNTAX, f"KEi refused: {error.reason}")
 
+    # The window stays one until IKE_AUTH completes (RFC 7296 §2.3).
     sa = IkeSa(
-        config=config,
-        random_bytes=random_bytes,
-        ke_factory=ke_factory,
+        services=services,
         is_original_initiator=False,
         spi_i=header.spi_i,
-        spi_r=ike_spi(random_bytes),
+        spi_r=fresh_spi(services.random_bytes, 8),
         path=path,
-        created_at=now,
+        created_at=when.now,
         state=IkeSaState.INIT_DONE,
         nonce_i=nonce.data,
-        nonce_r=random_bytes(NONCE_SIZE),
-        pools=pools,  # window_size stays 1 until IKE_AUTH completes (RFC 7296 §2.3)
+        nonce_r=services.random_bytes(NONCE_SIZE),
     )
     sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
     _detect_nat(sa, message, path)
@@ -212,18 +205,12 @@ def respond(
     ]
     if config.childless is not ChildlessPolicy.NEVER:
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
-    response_header = Header(
-        spi_i=sa.spi_i,
-        spi_r=sa.spi_r,
-        exchange_type=ExchangeType.IKE_SA_INIT,
-        is_initiator=False,
-        is_response=True,
-        message_id=0,
-    )
     sa.init_request = data
-    sa.init_response = encode_message(Message(response_header, tuple(payloads)))
+    sa.init_response = encode_message(
+        Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
+    )
     _install_keys(sa, chosen, shared_secret)
-    sa.next_request_id = 1
+    sa.layer.answer_unprotected(0, data, sa.init_response)
     sa.send(sa.init_response, path)
     return sa
 
@@ -231,129 +218,111 @@ def respond(
 # --------------------------------------------------------------------------- initiator
 
 
-def offer_ike(proposals: tuple[IkeProposal, ...]) -> SaPayload:
-    """The SA payload offering our IKE proposals, numbered from 1 (RFC 7296 §3.3)."""
-    offered = []
-    for number, proposal in enumerate(proposals, start=1):
-        transforms: list[Transform] = []
-        for encr, bits in proposal.encryption:
-            attributes = (TransformAttribute.key_length(bits),) if bits is not None else ()
-            transforms.append(Transform(TransformType.ENCR, encr, attributes))
-        transforms += [Transform(TransformType.PRF, p) for p in proposal.prf]
-        transforms += [Transform(TransformType.INTEG, i) for i in proposal.integrity]
-        transforms += [Transform(TransformType.KE, k) for k in proposal.key_exchange]
-        offered.append(Proposal(number, ProtocolId.IKE, tuple(transforms)))
-    return SaPayload(tuple(offered))
+@attrs.define(eq=False)
+class IkeSaInitInitiator(Exchange):
+    """Our IKE_SA_INIT request, and its retries after a COOKIE or INVALID_KE_PAYLOAD."""
 
+    exchange_type = ExchangeType.IKE_SA_INIT
+    protected = False
 
-def _offered_groups(sa: IkeSa) -> list[KeyExchangeId]:
-    assert sa.settings is not None
-    return [k for p in sa.settings.ike_proposals for k in p.key_exchange]
+    key_exchange: KeyExchange | None = attrs.field(default=None, repr=False)
+    method: KeyExchangeId | None = None
+    cookie: bytes = b""
+    retries: int = 0
 
+    def _offered_groups(self, sa: IkeSa) -> list[KeyExchangeId]:
+        assert sa.settings is not None
+        return [k for p in sa.settings.ike_proposals for k in p.key_exchange]
 
-def start(sa: IkeSa, now: float, method: KeyExchangeId | None = None) -> None:
-    """Send (or resend, after a COOKIE or INVALID_KE_PAYLOAD) our IKE_SA_INIT request."""
-    settings = sa.settings
-    if settings is None:
-        raise LocalError("start() needs InitiatorSettings")
-    method = method or settings.ke_method or _offered_groups(sa)[0]
-    if sa.key_exchange is None or sa.key_exchange.method != method:
-        sa.key_exchange = sa.ke_factory.initiate(method)
-    if not sa.nonce_i:
-        sa.nonce_i = sa.random_bytes(NONCE_SIZE)
-    payloads: list[Payload] = []
-    if sa.cookie:
-        payloads.append(NotifyPayload(NotifyType.COOKIE, sa.cookie))
-    payloads += [
-        offer_ike(settings.ike_proposals),
-        KePayload(method, sa.key_exchange.public_value),
-        NoncePayload(sa.nonce_i),
-        *_nat_notifies(sa.spi_i, bytes(8), sa.path),
-        NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
-    ]
-    header = Header(
-        spi_i=sa.spi_i,
-        spi_r=bytes(8),
-        exchange_type=ExchangeType.IKE_SA_INIT,
-        is_initiator=True,
-        is_response=False,
-        message_id=0,
-    )
-    sa.init_request = encode_message(Message(header, tuple(payloads)))
-    sa.pending[0] = PendingRequest(0, ExchangeType.IKE_SA_INIT, sa.init_request, _never, now)
-    sa.send(sa.init_request)
+    def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
+        settings = sa.settings
+        if settings is None:
+            raise LocalError("an initiator SA needs InitiatorSettings")
+        method = self.method or settings.ke_method or self._offered_groups(sa)[0]
+        if self.key_exchange is None or self.key_exchange.method != method:
+            self.key_exchange = sa.services.ke_factory.initiate(method)
+        if not sa.nonce_i:
+            sa.nonce_i = sa.services.random_bytes(NONCE_SIZE)
+        payloads: list[Payload] = []
+        if self.cookie:
+            payloads.append(NotifyPayload(NotifyType.COOKIE, self.cookie))
+        payloads += [
+            offer(settings.ike_proposals),
+            KePayload(method, self.key_exchange.public_value),
+            NoncePayload(sa.nonce_i),
+            *_nat_notifies(sa.spi_i, bytes(8), sa.path),
+            NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
+        ]
+        return tuple(payloads)
 
+    def sent(self, sa: IkeSa, sent: Sent) -> None:
+        sa.init_request = sent.packets[0]  # AUTH signs the request that succeeds, as sent (§2.15)
 
-def _never(sa: IkeSa, message: Message, now: float) -> None:
-    raise LocalError("IKE_SA_INIT responses are routed by IkeSa.receive")  # pragma: no cover
-
-
-def initiator_handle_ike_sa_init_response(sa: IkeSa, data: bytes, path: Path, now: float) -> None:
-    """Follow a COOKIE or INVALID_KE_PAYLOAD, or accept the responder's choice."""
-    from responder.core.exchanges import ike_auth  # ike_auth imports this module's helpers
-
-    try:
-        message = decode_message(data)
-    except DecodeError as error:
-        sa.emit(MessageDropped(f"IKE_SA_INIT response: {error}", *sa.spis))
-        return
-    cookie = notifies(message, NotifyType.COOKIE)
-    invalid_ke = notifies(message, NotifyType.INVALID_KE_PAYLOAD)
-    if cookie or invalid_ke:
-        if sa.init_retries >= MAX_INIT_RETRIES:
-            sa.close("IKE_SA_INIT: too many COOKIE/INVALID_KE_PAYLOAD answers")
-            return
-        sa.init_retries += 1
-        if cookie:
-            sa.cookie = cookie[0].data
-            sa.emit(IkeSaInitRefused(sa.spi_i, NotifyType.COOKIE, "responder asked for a cookie"))
-            start(sa, now, sa.key_exchange.method if sa.key_exchange else None)
-            return
-        data = invalid_ke[0].data
-        wanted = KeyExchangeId(int.from_bytes(data, "big")) if len(data) == 2 else None
-        if wanted is None or wanted not in _offered_groups(sa) or not sa.ke_factory.supports(wanted):
-            sa.close(f"IKE_SA_INIT: responder wants group {wanted!s}, which we did not offer")
-            return
-        sa.emit(IkeSaInitRefused(sa.spi_i, NotifyType.INVALID_KE_PAYLOAD, f"responder wants {wanted.name}"))
-        start(sa, now, wanted)
-        return
-    refusal = error_notify(message.payloads)
-    if refusal is not None:
-        sa.close(f"IKE_SA_INIT refused with {refusal.notify_type.name}")
-        return
-    sa.pending.pop(0, None)
-    settings, kex = sa.settings, sa.key_exchange
-    assert settings is not None and kex is not None  # set by start()
-    try:
-        sa_payload = require(message, SaPayload, "SA")
-        ke = require(message, KePayload, "KE")
-        nonce = require(message, NoncePayload, "Nonce")
-        if len(sa_payload.proposals) != 1:
-            raise DecodeError("responder's SA payload must carry exactly one proposal", offset=28)
-        if not 16 <= len(nonce.data) <= 256:
-            raise DecodeError(f"nonce of {len(nonce.data)} octets", offset=28)
-        chosen = select_ike_proposal(settings.ike_proposals, sa_payload, prefer_initiator_order=True)
-        if isinstance(chosen, NoProposalChosen):
-            raise DecodeError(f"responder chose a proposal we did not offer: {chosen}", offset=28)
-        if ke.group != kex.method or chosen.key_exchange != kex.method:
-            raise DecodeError(f"KEr group {ke.group.name} is not our {kex.method.name}", offset=28)
-        shared_secret = kex.shared_secret(ke.data)
-    except (DecodeError, InvalidKeyExchangeValue) as error:
-        sa.close(f"IKE_SA_INIT response unacceptable: {error.reason}")
-        return
-    if message.header.spi_r == bytes(8):
-        sa.close("IKE_SA_INIT response with a zero responder SPI")
-        return
-    sa.spi_r = message.header.spi_r
-    sa.nonce_r = nonce.data
-    sa.init_response = data
-    sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
-    _detect_nat(sa, message, path)
-    _install_keys(sa, chosen, shared_secret)
-    sa.key_exchange = None  # the private value is no longer needed
-    # RFC 7296 §2.2: our IKE_AUTH request is Message ID 1; the responder's first
-    # request of its own will be Message ID 0.
-    sa.next_send_id = 1
-    sa.next_request_id = 0
-    sa.state = IkeSaState.AUTH_SENT
-    ike_auth.initiator_start(sa, now)
+    def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
+        """Follow a COOKIE or INVALID_KE_PAYLOAD, or accept the responder's choice."""
+        message = response.message
+        cookie = notifies(message, NotifyType.COOKIE)
+        invalid_ke = notifies(message, NotifyType.INVALID_KE_PAYLOAD)
+        if cookie or invalid_ke:
+            if self.retries >= MAX_INIT_RETRIES:
+                sa.close("IKE_SA_INIT: too many COOKIE/INVALID_KE_PAYLOAD answers")
+                return Done("gave up")
+            self.retries += 1
+            if cookie:
+                self.cookie = cookie[0].data
+                reason = "responder asked for a cookie"
+                sa.emit(IkeSaInitRefused(sa.spi_i, NotifyType.COOKIE, reason, sa.local_spi))
+                return NextRound(same_message_id=True)
+            data = invalid_ke[0].data
+            wanted = KeyExchangeId(int.from_bytes(data, "big")) if len(data) == 2 else None
+            offered = self._offered_groups(sa)
+            if wanted is None or wanted not in offered or not sa.services.ke_factory.supports(wanted):
+                sa.close(f"IKE_SA_INIT: responder wants group {wanted!s}, which we did not offer")
+                return Done("refused")
+            sa.emit(
+                IkeSaInitRefused(
+                    sa.spi_i, NotifyType.INVALID_KE_PAYLOAD, f"responder wants {wanted.name}", sa.local_spi
+                )
+            )
+            self.method = wanted
+            return NextRound(same_message_id=True)
+        refusal = error_notify(message.payloads)
+        if refusal is not None:
+            sa.close(f"IKE_SA_INIT refused with {refusal.notify_type.name}")
+            return Done("refused")
+        settings, kex = sa.settings, self.key_exchange
+        assert settings is not None and kex is not None  # set by build_request
+        try:
+            sa_payload = require(message, SaPayload, "SA")
+            ke = require(message, KePayload, "KE")
+            nonce = require(message, NoncePayload, "Nonce")
+            if len(sa_payload.proposals) != 1:
+                raise DecodeError("responder's SA payload must carry exactly one proposal", offset=28)
+            if not 16 <= len(nonce.data) <= 256:
+                raise DecodeError(f"nonce of {len(nonce.data)} octets", offset=28)
+            chosen = select_ike_proposal(settings.ike_proposals, sa_payload, prefer_initiator_order=True)
+            if isinstance(chosen, NoProposalChosen):
+                raise DecodeError(f"responder chose a proposal we did not offer: {chosen}", offset=28)
+            if ke.group != kex.method or chosen.key_exchange != kex.method:
+                raise DecodeError(f"KEr group {ke.group.name} is not our {kex.method.name}", offset=28)
+            shared_secret = kex.shared_secret(ke.data)
+        except (DecodeError, InvalidKeyExchangeValue) as error:
+            sa.close(f"IKE_SA_INIT response unacceptable: {error.reason}")
+            return Done("unacceptable")
+        if message.header.spi_r == bytes(8):
+            sa.close("IKE_SA_INIT response with a zero responder SPI")
+            return Done("unacceptable")
+        sa.spi_r = message.header.spi_r
+        sa.nonce_r = nonce.data
+        sa.init_response = response.data
+        sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
+        _detect_nat(sa, message, response.path)
+        _install_keys(sa, chosen, shared_secret)
+        self.key_exchange = None  # the private value is no longer needed
+        if settings.child is None and not sa.peer_supports_childless:
+            sa.close("responder does not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+            return Done("childless refused")
+        # RFC 7296 §2.2: our IKE_AUTH request is Message ID 1 (the next one); the
+        # responder's first request of its own will be Message ID 0.
+        sa.state = IkeSaState.AUTH_SENT
+        return Done(f"proposal {chosen}", then=(IkeAuthInitiator(),))

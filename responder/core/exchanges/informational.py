@@ -1,92 +1,131 @@
-"""INFORMATIONAL (RFC 7296 §1.4, §1.4.1, §2.4, §3.11) and the CREATE_CHILD_SA refusal.
+"""INFORMATIONAL (RFC 7296 §1.4, §1.4.1, §2.4, §2.21.2, §3.11).
 
-Responder: every INFORMATIONAL request gets a response (RFC 7296 §1.4), an
-empty one for a liveness check.  A Delete of the IKE SA is answered with an
-empty response, after which the SA and its Child SAs are gone.  A Delete of
-ESP SPIs closes both directions of each pair and the response lists our
-inbound SPIs of the same pairs (RFC 7296 §1.4.1); SPIs we do not know are
-ignored.  Status notifies we do not understand are ignored (§3.10.1).  An
-AUTHENTICATION_FAILED notify (the initiator rejected our IKE_AUTH response,
-§2.21.2) is answered and ends the IKE SA.
+Responder (:class:`InformationalResponder`): every INFORMATIONAL request gets
+a response (RFC 7296 §1.4), an empty one for a liveness check.  A Delete of
+the IKE SA is answered with an empty response, after which the SA and its
+Child SAs are gone.  A Delete of ESP SPIs closes both directions of each pair
+and the response lists our inbound SPIs of the same pairs (RFC 7296 §1.4.1);
+SPIs we do not know are ignored.  Status notifies we do not understand are
+ignored (§3.10.1).  An AUTHENTICATION_FAILED notify (the initiator rejected
+our IKE_AUTH response, §2.21.2) is answered and ends the IKE SA.
 
-CREATE_CHILD_SA is refused with NO_ADDITIONAL_SAS, which RFC 7296 §1.3
-allows a minimal implementation; rekeying comes with the lifecycle issue.
-
-Initiator: :func:`request_liveness_check` and :func:`request_delete` start
-the same exchanges from our side.
+Initiator: :class:`LivenessCheck` (an empty request, RFC 7296 §2.4) and
+:class:`DeleteIkeSa` (§1.4.1).  A Delete of ours in flight meets the peer's
+requests as RFC 7296 §2.25.2 says: the peer's own Delete of the IKE SA is
+answered and ours forgotten; a request to create or rekey an SA of an IKE SA
+being closed is refused with TEMPORARY_FAILURE.
 """
 
 from __future__ import annotations
 
+import attrs
+
 from responder.core.enums import ExchangeType, NotifyType, ProtocolId
-from responder.core.errors import ChildSaError, DecodeError
-from responder.core.events import ChildSaDeleted, ResponseReceived
+from responder.core.errors import DecodeError
+from responder.core.events import ChildSaDeleted
+from responder.core.exchanges.base import (
+    CloseIkeSa,
+    Collision,
+    Done,
+    Exchange,
+    Intent,
+    NextRound,
+    Operation,
+    Reply,
+)
 from responder.core.exchanges.common import find_all
 from responder.core.ike_sa import IkeSa
-from responder.core.messages import Message
-from responder.core.path import Path
+from responder.core.instant import Instant
+from responder.core.message_layer import Received
 from responder.core.payloads import DeletePayload, NotifyPayload, Payload
 
-__all__ = ["refuse_create_child_sa", "request_delete", "request_liveness_check", "respond"]
+__all__ = ["DeleteIkeSa", "InformationalResponder", "LivenessCheck"]
+
+DELETING_IKE_SA = Intent(Operation.DELETE_IKE)
 
 
-def respond(sa: IkeSa, message: Message, path: Path, now: float) -> tuple[tuple[Payload, ...], str]:
-    """Answer an INFORMATIONAL request."""
-    deletes = find_all(message, DeletePayload)
-    for delete in deletes:
-        if delete.protocol_id not in (ProtocolId.IKE, ProtocolId.ESP, ProtocolId.AH):
-            raise DecodeError(f"Delete of unknown protocol {delete.protocol_id}", offset=28)
-    if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in find_all(message, NotifyPayload)):
-        # RFC 7296 §2.21.2: an initiator that rejects our IKE_AUTH response says so in a
-        # separate INFORMATIONAL exchange; the IKE SA is not usable, so it ends once answered.
-        sa.close_after_response = "the peer reported AUTHENTICATION_FAILED for our IKE_AUTH response"
-        return (), "peer reported AUTHENTICATION_FAILED; IKE SA deleted"
-    if any(d.protocol_id == ProtocolId.IKE for d in deletes):
-        # RFC 7296 §1.4.1: the response is empty; the SA is gone once it is sent.
-        sa.close_after_response = "deleted by the peer (INFORMATIONAL Delete of the IKE SA)"
-        return (), "IKE SA deleted by the peer"
-    ours: list[bytes] = []
-    for delete in deletes:
-        if delete.protocol_id != ProtocolId.ESP:
-            continue  # we never create AH SAs
-        for spi in delete.spis:
-            for child in [c for c in sa.children if c.outbound_spi == spi]:
-                sa.children.remove(child)
+@attrs.define(eq=False)
+class InformationalResponder(Exchange):
+    """The peer's INFORMATIONAL request: a liveness check, Deletes, notifies."""
+
+    exchange_type = ExchangeType.INFORMATIONAL
+
+    deletes: tuple[DeletePayload, ...] = ()
+
+    @classmethod
+    def for_request(cls, sa: IkeSa, request: Received) -> InformationalResponder:
+        deletes = tuple(find_all(request.message, DeletePayload))
+        if any(d.protocol_id == ProtocolId.IKE for d in deletes):
+            return cls(deletes, intent=DELETING_IKE_SA)
+        if deletes:
+            named = {spi for d in deletes if d.protocol_id == ProtocolId.ESP for spi in d.spis}
+            ours = frozenset(c.inbound_spi for c in sa.children.values() if c.outbound_spi in named)
+            return cls(deletes, intent=Intent(Operation.DELETE_CHILD, ours))
+        return cls(deletes)
+
+    def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply:
+        """Answer an INFORMATIONAL request."""
+        message = request.message
+        for delete in self.deletes:
+            if delete.protocol_id not in (ProtocolId.IKE, ProtocolId.ESP, ProtocolId.AH):
+                raise DecodeError(f"Delete of unknown protocol {delete.protocol_id}", offset=28)
+        if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in find_all(message, NotifyPayload)):
+            # RFC 7296 §2.21.2: an initiator that rejects our IKE_AUTH response says so in a
+            # separate INFORMATIONAL exchange; the IKE SA is not usable, so it ends once answered.
+            reason = "the peer reported AUTHENTICATION_FAILED for our IKE_AUTH response"
+            return Reply((), "peer reported AUTHENTICATION_FAILED; IKE SA deleted", (CloseIkeSa(reason),))
+        if self.intent.operation is Operation.DELETE_IKE:
+            # RFC 7296 §1.4.1: the response is empty; the SA is gone once it is sent.
+            reason = "deleted by the peer (INFORMATIONAL Delete of the IKE SA)"
+            return Reply((), "IKE SA deleted by the peer", (CloseIkeSa(reason),))
+        ours: list[bytes] = []
+        by_outbound = {child.outbound_spi: child for child in sa.children.values()}
+        for spi in (spi for d in self.deletes if d.protocol_id == ProtocolId.ESP for spi in d.spis):
+            child = by_outbound.pop(spi, None)  # we never create AH SAs; unknown SPIs are ignored
+            if child is not None:
+                del sa.children[child.inbound_spi]
                 ours.append(child.inbound_spi)
-                sa.emit(ChildSaDeleted(sa.spi_i, sa.spi_r, child.inbound_spi, child.outbound_spi))
-    if ours:
-        return (
-            DeletePayload(ProtocolId.ESP, 4, tuple(ours)),
-        ), f"deleted Child SAs {', '.join(s.hex() for s in ours)}"
-    if deletes:
-        return (), "Delete of unknown SPIs ignored"
-    return (), "liveness check" if not message.payloads else "informational answered"
+                sa.emit(ChildSaDeleted(*sa.ids, child.inbound_spi, child.outbound_spi))
+        if ours:
+            payloads: tuple[Payload, ...] = (DeletePayload(ProtocolId.ESP, 4, tuple(ours)),)
+            return Reply(payloads, f"deleted Child SAs {', '.join(s.hex() for s in ours)}")
+        if self.deletes:
+            return Reply((), "Delete of unknown SPIs ignored")
+        return Reply((), "liveness check" if not message.payloads else "informational answered")
 
 
-def refuse_create_child_sa(
-    sa: IkeSa, message: Message, path: Path, now: float
-) -> tuple[tuple[Payload, ...], str]:
-    """RFC 7296 §1.3: a minimal implementation MAY refuse CREATE_CHILD_SA."""
-    raise ChildSaError("CREATE_CHILD_SA is not supported yet", NotifyType.NO_ADDITIONAL_SAS)
+@attrs.define(eq=False)
+class LivenessCheck(Exchange):
+    """An empty INFORMATIONAL request of ours (RFC 7296 §2.4)."""
+
+    exchange_type = ExchangeType.INFORMATIONAL
+
+    def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
+        return ()
+
+    def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
+        return Done("alive")
 
 
-def request_liveness_check(sa: IkeSa, now: float) -> None:
-    """An empty INFORMATIONAL request (RFC 7296 §2.4)."""
+@attrs.define(eq=False)
+class DeleteIkeSa(Exchange):
+    """Our Delete of the IKE SA and its Child SAs (RFC 7296 §1.4.1)."""
 
-    def on_response(sa: IkeSa, message: Message, now: float) -> None:
-        sa.emit(
-            ResponseReceived(
-                sa.spi_i, sa.spi_r, ExchangeType.INFORMATIONAL, message.header.message_id, "alive"
-            )
-        )
+    exchange_type = ExchangeType.INFORMATIONAL
+    intent: Intent = attrs.field(default=DELETING_IKE_SA, kw_only=True)
 
-    sa.start_request(ExchangeType.INFORMATIONAL, (), on_response, now)
+    def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
+        return (DeletePayload(ProtocolId.IKE, 0, ()),)
 
-
-def request_delete(sa: IkeSa, now: float) -> None:
-    """Delete the IKE SA and its Child SAs (RFC 7296 §1.4.1)."""
-
-    def on_response(sa: IkeSa, message: Message, now: float) -> None:
+    def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
         sa.close("deleted by us")
+        return Done("IKE SA deleted")
 
-    sa.start_request(ExchangeType.INFORMATIONAL, (DeletePayload(ProtocolId.IKE, 0, ()),), on_response, now)
+    def collide(self, sa: IkeSa, theirs: Exchange) -> Collision:
+        """RFC 7296 §2.25.2 for an IKE SA we are closing."""
+        operation = theirs.intent.operation
+        if operation is Operation.DELETE_IKE:
+            return Collision.YIELD  # "reply as usual, and forget about its own close request"
+        if operation in (Operation.REKEY_IKE, Operation.CREATE_CHILD, Operation.REKEY_CHILD):
+            return Collision.REFUSE  # "trying to close": TEMPORARY_FAILURE (§2.25.1, §2.25.2)
+        return Collision.NONE

@@ -1,0 +1,348 @@
+"""The dispatcher: from a message of an IKE SA to the exchange that handles it, and back out.
+
+Strategy: this module is the only one that knows both the IKE SA
+(:mod:`responder.core.ike_sa`) and the exchanges (:mod:`responder.core.exchanges`),
+so the two never import each other.  It holds
+
+* the legality table :data:`RESPONDERS` (h2's ``_transitions``): which
+  exchange object answers a request of the peer's in which state of the SA;
+  an unlisted pair is dropped, a listed one builds the object from the
+  request;
+* the path of every message through the SA's
+  :class:`~responder.core.message_layer.MessageLayer` (:func:`receive`):
+  retransmitted requests answered from the store before anything is
+  decrypted, integrity, the window, legality, collisions with our exchanges
+  in flight (RFC 7296 §2.25), the exchange's answer and the actions that
+  follow its sending; responses matched to our requests;
+* **the one boundary** where a :class:`~responder.core.errors.ProtocolError`
+  raised by an exchange becomes the RFC's answer: a protected error notify,
+  and the end of the SA where RFC 7296 §2.21 says so (INVALID_SYNTAX,
+  AUTHENTICATION_FAILED, or any error before the SA is established);
+* our own requests: :func:`start` queues an exchange, which is sent when the
+  peer's window has room; :func:`handle_timer` retransmits over UDP or gives
+  up (RFC 7296 §2.1, RFC 9329 §6.2), and expires a half-open SA;
+* deferred answers: an exchange that returned
+  :class:`~responder.core.exchanges.base.Deferred` is resumed by
+  :func:`resume` with the outside work's result.
+
+Every function returns with the SA's messages and events queued on it, for
+the endpoint to collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from responder.core.enums import ExchangeType, NotifyType
+from responder.core.errors import DecodeError, IntegrityCheckFailed, ProtocolError, TemporaryFailure
+from responder.core.events import (
+    AnswerDeferred,
+    MessageAccepted,
+    MessageDropped,
+    RequestAnswered,
+    ResponseReceived,
+    RetransmissionAnswered,
+)
+from responder.core.exchanges.base import Collision, Deferred, Exchange, NextRound, Reply
+from responder.core.exchanges.create_child_sa import CreateChildSaRefusal
+from responder.core.exchanges.ike_auth import IkeAuthResponder
+from responder.core.exchanges.informational import InformationalResponder
+from responder.core.ike_sa import Deferral, IkeSa, IkeSaState, ResponderFactory
+from responder.core.instant import Instant
+from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Sent
+from responder.core.messages import Header, Message, decode_message, encode_message
+from responder.core.outcomes import Verdict
+from responder.core.path import Path
+from responder.core.payloads import NotifyPayload
+
+__all__ = ["RESPONDERS", "handle_timer", "receive", "resume", "start"]
+
+RESPONDERS: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = MappingProxyType(
+    {
+        (IkeSaState.INIT_DONE, ExchangeType.IKE_AUTH): IkeAuthResponder.for_request,
+        (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL): InformationalResponder.for_request,
+        (IkeSaState.ESTABLISHED, ExchangeType.CREATE_CHILD_SA): CreateChildSaRefusal.for_request,
+    }
+)
+"""The legality table for the peer's requests (RFC 7296 §1.2-§1.4): ``(state, exchange) -> factory``.
+
+IKE_SA_INIT requests never reach an SA (none exists before the first is
+answered: :class:`~responder.core.endpoint.Endpoint` admits them).
+"""
+
+#: Errors after which the IKE SA cannot go on (RFC 7296 §2.21.2-§2.21.4, RFC 9329 row A34).
+_FATAL = (NotifyType.INVALID_SYNTAX, NotifyType.AUTHENTICATION_FAILED)
+
+
+def _drop(sa: IkeSa, reason: str, *, authenticated: bool) -> Verdict:
+    sa.emit(MessageDropped(reason, *sa.ids, authenticated=authenticated))
+    return Verdict.IGNORED if authenticated else Verdict.CORRUPT
+
+
+# --------------------------------------------------------------------------- receiving
+
+
+def receive(sa: IkeSa, data: bytes, header: Header, path: Path, when: Instant) -> Verdict:
+    """Handle a message whose header names this SA (RFC 7296 §2.1-§2.3, §3.14)."""
+    if sa.state is IkeSaState.CLOSED:
+        return _drop(sa, "IKE SA is closed", authenticated=False)
+    if header.is_initiator == sa.is_original_initiator:
+        return _drop(sa, "Initiator flag names the wrong sender", authenticated=False)
+    name = header.exchange_type.name
+    if header.exchange_type is ExchangeType.IKE_SA_INIT:
+        return _ike_sa_init_response(sa, data, header, path, when)
+    layer = sa.layer
+    if not header.is_response:
+        stored = layer.stored_response(header.message_id, data)
+        if stored is not None:
+            # RFC 7296 §2.1: a retransmitted request (bitwise identical) gets the stored
+            # response, nothing else, wherever it came from (RFC 9329 §6.2: a new connection).
+            for packet in stored:
+                sa.send(packet, path)
+            sa.emit(RetransmissionAnswered(*sa.ids, header.message_id))
+            return Verdict.RETRANSMISSION
+        if layer.being_answered(header.message_id, data):
+            return _drop(sa, f"request {header.message_id} is still being answered", authenticated=True)
+    if not layer.protected:
+        return _drop(sa, f"{name} before keys exist", authenticated=False)
+    # The structure up to the SK payload is checked before the ICV, so an error there is
+    # unauthenticated: dropped, never answered (RFC 7296 §2.21.2, §3.10.1 INVALID_SYNTAX
+    # "only ... if the Message ID and cryptographic checksum were valid").
+    try:
+        opened = layer.open(data, path)
+    except IntegrityCheckFailed as error:
+        return _drop(sa, f"{name}: {error.reason}", authenticated=False)
+    except DecodeError as error:
+        return _drop(sa, f"{name}: {error}", authenticated=False)
+    if isinstance(opened, Malformed):
+        return _malformed(sa, opened, path, when)
+    if header.is_response:
+        return _response(sa, opened, when)
+    return _request(sa, opened, when)
+
+
+def _malformed(sa: IkeSa, opened: Malformed, path: Path, when: Instant) -> Verdict:
+    """Authenticated but malformed: a request we would take gets INVALID_SYNTAX or
+    UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 §2.21.2, §2.21.3, RFC 9329 row A34); a
+    response, or a request outside the window, is dropped."""
+    header = opened.header
+    if header.is_response or sa.layer.request_status(header.message_id) is not None:
+        return _drop(sa, f"{header.exchange_type.name}: {opened.error}", authenticated=True)
+    if (sa.state, header.exchange_type) not in sa.services.responders:
+        return _drop(sa, f"{header.exchange_type.name}: {opened.error}", authenticated=True)
+    sa.layer.begin(header.message_id, opened.data)
+    _answer_error(sa, header, opened.error, path)
+    return Verdict.ACCEPTED
+
+
+def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
+    header = request.header
+    refused = sa.layer.request_status(header.message_id)
+    if refused is not None:
+        return _drop(sa, refused, authenticated=True)
+    exchange = sa.continuing.get(header.exchange_type)
+    if exchange is None:
+        factory = sa.services.responders.get((sa.state, header.exchange_type))
+        if factory is None:
+            reason = f"{header.exchange_type.name} request not allowed in {sa.state.name}"
+            return _drop(sa, reason, authenticated=True)
+        exchange = factory(sa, request)
+    sa.moved_to(request.path)
+    sa.layer.begin(header.message_id, request.data)
+    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False))
+    try:
+        _collide(sa, exchange)
+        result = exchange.respond(sa, request, when)
+    except ProtocolError as error:
+        _answer_error(sa, header, error, request.path)
+    else:
+        _deliver(sa, exchange, header, request.path, result, when)
+    _flush(sa, when)
+    return Verdict.ACCEPTED
+
+
+def _collide(sa: IkeSa, theirs: Exchange) -> None:
+    """Judge the peer's request against each exchange of ours in flight (RFC 7296 §2.25).
+
+    ``LINK`` needs nothing here: the two exchanges noted each other in
+    :meth:`~responder.core.exchanges.base.Exchange.collide` and settle it
+    when both are done.
+    """
+    refuse: list[str] = []
+    for request in list(sa.layer.pending.values()):
+        verdict = request.exchange.collide(sa, theirs)
+        if verdict is Collision.YIELD:
+            # §2.25.2: answer theirs, forget ours (no retransmission, its response ignored).
+            del sa.layer.pending[request.message_id]
+            request.exchange.abandon(sa, f"yielded to the peer's {theirs.name} request")
+        elif verdict is Collision.REFUSE:
+            refuse.append(f"our {request.exchange.name} request {request.message_id} is in flight")
+    if refuse:
+        raise TemporaryFailure("; ".join(refuse))
+
+
+def _deliver(
+    sa: IkeSa, exchange: Exchange, request: Header, path: Path, result: Reply | Deferred, when: Instant
+) -> None:
+    """Send a reply (then apply what follows its sending), or note a deferred answer."""
+    kind, message_id = request.exchange_type, request.message_id
+    if isinstance(result, Deferred):
+        sa.deferred[message_id] = Deferral(exchange, request, path)
+        sa.emit(AnswerDeferred(*sa.ids, kind, message_id, result.work))
+        return
+    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), result.payloads)
+    _send_packets(sa, sent, path)
+    if result.done:
+        sa.continuing.pop(kind, None)
+    else:
+        sa.continuing[kind] = exchange
+    sa.emit(RequestAnswered(*sa.ids, kind, message_id, result.result))
+    for action in result.after_send:
+        action.apply(sa, sent, when)
+
+
+def _answer_error(sa: IkeSa, request: Header, error: ProtocolError, path: Path) -> None:
+    """The boundary: turn an exchange's error into the RFC's answer (RFC 7296 §2.21)."""
+    kind, message_id = request.exchange_type, request.message_id
+    sa.continuing.pop(kind, None)  # an error ends an exchange of several rounds
+    notify = error.answer
+    if notify is None:
+        sa.layer.forget(message_id)
+        sa.emit(MessageDropped(f"{kind.name}: {error.reason}", *sa.ids, authenticated=True))
+        return
+    payloads = (NotifyPayload(notify, error.notify_data),)
+    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), payloads)
+    _send_packets(sa, sent, path)
+    sa.emit(RequestAnswered(*sa.ids, kind, message_id, f"refused with {notify.name}: {error.reason}"))
+    if notify in _FATAL or sa.state is not IkeSaState.ESTABLISHED:
+        sa.close(f"{kind.name} request refused with {notify.name}: {error.reason}")
+
+
+def _response(sa: IkeSa, response: Received, when: Instant) -> Verdict:
+    # A response that matches nothing keeps our request pending: it is still
+    # retransmitted, and times out (RFC 7296 §2.1).
+    header = response.header
+    request = sa.layer.response_to(header)
+    if request is None:
+        return _drop(sa, f"response {header.message_id} matches no request of ours", authenticated=True)
+    sa.moved_to(response.path)
+    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True))
+    _complete(sa, request, response, when)
+    _flush(sa, when)
+    return Verdict.ACCEPTED
+
+
+def _ike_sa_init_response(sa: IkeSa, data: bytes, header: Header, path: Path, when: Instant) -> Verdict:
+    """IKE_SA_INIT reaches an SA only as the response to our request (RFC 7296 §2.2: Message ID 0)."""
+    pending = sa.layer.pending.get(0)
+    if not (
+        header.is_response
+        and header.message_id == 0
+        and sa.state is IkeSaState.INIT_SENT
+        and pending is not None
+        and pending.exchange_type is ExchangeType.IKE_SA_INIT
+    ):
+        return _drop(sa, "unexpected IKE_SA_INIT", authenticated=False)
+    try:
+        message = decode_message(data)
+    except DecodeError as error:
+        return _drop(sa, f"IKE_SA_INIT response: {error}", authenticated=False)
+    request = sa.layer.response_to(header)
+    assert request is not None  # checked above
+    _complete(sa, request, Received(message, b"", data, path), when)
+    _flush(sa, when)
+    return Verdict.ACCEPTED
+
+
+def _complete(sa: IkeSa, request: PendingRequest[Exchange], response: Received, when: Instant) -> None:
+    exchange = request.exchange
+    try:
+        outcome = exchange.process_response(sa, response, when)
+    except ProtocolError as error:
+        # A response cannot be answered; one we cannot accept leaves the exchange
+        # failed, and with it the IKE SA (RFC 7296 §2.21: close the SA rather than
+        # go on with state the peer does not share).
+        exchange.abandon(sa, error.reason)
+        sa.close(f"{exchange.name} response {request.message_id} unacceptable: {error.reason}")
+        return
+    if sa.state is IkeSaState.CLOSED:
+        return
+    if isinstance(outcome, NextRound):
+        if outcome.same_message_id:
+            _send(sa, request.message_id, exchange, when)
+        else:
+            sa.layer.queued.appendleft(exchange)  # its next round goes before anything queued
+        return
+    sa.emit(ResponseReceived(*sa.ids, exchange.exchange_type, request.message_id, outcome.result))
+    for follow in outcome.then:
+        sa.layer.enqueue(follow)
+
+
+# --------------------------------------------------------------------------- our requests
+
+
+def start(sa: IkeSa, exchange: Exchange, when: Instant) -> None:
+    """Start an exchange of ours: sent now if the peer's window has room, else queued (RFC 7296 §2.3)."""
+    sa.layer.enqueue(exchange)
+    _flush(sa, when)
+
+
+def _flush(sa: IkeSa, when: Instant) -> None:
+    while sa.state is not IkeSaState.CLOSED and (next_request := sa.layer.next_to_send()) is not None:
+        _send(sa, *next_request, when)
+
+
+def _send(sa: IkeSa, message_id: int, exchange: Exchange, when: Instant) -> None:
+    payloads = exchange.build_request(sa, when)
+    header = sa.header(exchange.exchange_type, message_id, is_response=False)
+    if exchange.protected:
+        sent = sa.layer.send(message_id, exchange, header, payloads, when.now)
+    else:
+        data = encode_message(Message(header, payloads))
+        sa.layer.send_unprotected(message_id, exchange, header, data, when.now)
+        sent = Sent((data,), b"")
+    exchange.sent(sa, sent)
+    _send_packets(sa, sent, None)
+
+
+def _send_packets(sa: IkeSa, sent: Sent, path: Path | None) -> None:
+    for packet in sent.packets:
+        sa.send(packet, path)
+
+
+# --------------------------------------------------------------------------- time and resumption
+
+
+def handle_timer(sa: IkeSa, when: Instant) -> None:
+    """Expire a half-open SA; retransmit or give up on our requests (RFC 7296 §2.1, RFC 9329 §6.2)."""
+    if sa.state is IkeSaState.CLOSED:
+        return
+    if sa.state is IkeSaState.INIT_DONE and when.now >= sa.created_at + sa.config.limits.half_open_timeout:
+        sa.close("half-open IKE SA expired: no IKE_AUTH request in time")
+        return
+    stream = sa.path.transport.is_stream
+    for action in sa.layer.handle_timer(when.now, stream):
+        if isinstance(action, GiveUp):
+            request = action.request
+            reason = f"peer did not answer {request.exchange.name} request {request.message_id}"
+            request.exchange.abandon(sa, reason)
+            sa.close(reason + (" (no retransmission over TCP, RFC 9329 §6.2)" if stream else ""))
+            return
+        for packet in action.packets:
+            sa.send(packet)
+
+
+def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:
+    """Answer a deferred request with the outside work's ``result``; ``False`` if none is waiting."""
+    deferral = sa.deferred.pop(message_id, None)
+    if deferral is None or sa.state is IkeSaState.CLOSED:
+        return False
+    try:
+        answer = deferral.exchange.resume(sa, result, when)
+    except ProtocolError as error:
+        _answer_error(sa, deferral.request, error, deferral.path)
+    else:
+        _deliver(sa, deferral.exchange, deferral.request, deferral.path, answer, when)
+    _flush(sa, when)
+    return True

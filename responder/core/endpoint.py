@@ -1,0 +1,463 @@
+"""The endpoint: every IKE SA by SPI, IKE_SA_INIT admission, stream connections, timers.
+
+Strategy: the transports hand every IKE message (unframed) to
+:meth:`Endpoint.receive` together with the :class:`~responder.core.path.Path`
+it came on and the time; it returns a typed
+:class:`~responder.core.outcomes.ReceiveOutcome`, so the shell never parses
+IKE bytes.  The endpoint:
+
+* decodes only the header, to find the SA by our own SPI (never by address
+  or port: peers may come back from a new address or connection, RFC 9329
+  §6.1, row A28), and hands the message to :mod:`responder.core.dispatch`;
+* admits new IKE_SA_INIT requests: a copy of a request already answered gets
+  the same response while the SA still keeps it, and is ignored once
+  IKE_AUTH began (found by a hash of the whole message, RFC 7296 §2.1, row
+  B5); above ``limits.half_open_max`` half-open SAs, or ``ike_sa_max`` SAs,
+  new requests are dropped; above ``limits.cookie_threshold`` a COOKIE is
+  asked for, over UDP only (over TCP RFC 9329 §6.3 advises against a COOKIE
+  without a puzzle, row A40, and the connection limits defend instead);
+* answers an unsupported major version with INVALID_MAJOR_VERSION
+  (RFC 7296 §2.5, row B9);
+* applies the RFC 9329 §6.1 connection rules to every message and ESP packet
+  on a stream (:class:`~responder.core.connection.ConnectionRules`);
+* knows each Child SA's inbound ESP SPI, so an ESP packet finds its IKE SA;
+* keeps every deadline (SAs and connections) in a heap, and counts half-open
+  SAs as they change state: no call looks at every SA;
+* collects what the SAs queue, takes the IKE SAs they spawn (an IKE SA
+  rekey), and forgets an SA, its leases and its ESP SPIs included, once it
+  is closed.
+
+Like the SAs, it never reads a clock and never draws randomness itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+
+import attrs
+
+from responder.core import dispatch
+from responder.core.config import Config
+from responder.core.connection import ConnectionRules, StreamConnection
+from responder.core.cookies import CookieJar
+from responder.core.deadlines import Deadlines
+from responder.core.enums import ExchangeType, NotifyType
+from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
+from responder.core.events import (
+    ChildSaDeleted,
+    ChildSaEstablished,
+    Event,
+    IkeSaInitRefused,
+    MessageDropped,
+    RetransmissionAnswered,
+)
+from responder.core.exchanges import ike_sa_init
+from responder.core.exchanges.base import Exchange
+from responder.core.exchanges.common import fresh_spi
+from responder.core.exchanges.informational import DeleteIkeSa, LivenessCheck
+from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory, Services
+from responder.core.initiator import InitiatorSettings
+from responder.core.instant import Instant
+from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.messages import (
+    HEADER_SIZE,
+    Header,
+    Message,
+    decode_header,
+    decode_message,
+    encode_message,
+)
+from responder.core.outcomes import ReceiveOutcome, Verdict
+from responder.core.path import Outgoing, Path
+from responder.core.payloads import NotifyPayload
+from responder.core.pool import PoolAllocator
+
+__all__ = ["Endpoint"]
+
+
+def _is_new_sa_request(data: bytes) -> bool:
+    """An IKE_SA_INIT request with SPIr zero, of any IKE version (RFC 7296 §3.1 header octets)."""
+    return (
+        len(data) >= HEADER_SIZE
+        and data[18] == ExchangeType.IKE_SA_INIT
+        and not data[19] & 0x20
+        and data[8:16] == bytes(8)
+    )
+
+
+@attrs.define(eq=False)
+class Endpoint:
+    """All IKE SAs of one responder (or initiator) process.
+
+    ``responders`` replaces the legality table (:data:`responder.core.dispatch.RESPONDERS`):
+    a program that embeds the core can add exchanges of its own.
+    """
+
+    config: Config
+    random_bytes: Callable[[int], bytes]
+    ke_factory: KeyExchangeFactory
+    responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = dispatch.RESPONDERS
+    _services: Services = attrs.field(init=False)
+    _sas: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)  # our SPI -> SA
+    _half_open: set[bytes] = attrs.field(init=False, factory=set)  # our SPIs of SAs in INIT_DONE
+    # SHA-256 of each answered IKE_SA_INIT request -> its SA, kept while the SA lives,
+    # so that a late copy never starts a second SA (RFC 7296 §2.1, row B5).
+    _init_digests: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)
+    _digest_of: dict[bytes, bytes] = attrs.field(init=False, factory=dict)  # our SPI -> that digest
+    _esp: dict[bytes, bytes] = attrs.field(init=False, factory=dict)  # inbound ESP SPI -> our IKE SPI
+    _deadlines: Deadlines[bytes] = attrs.field(init=False, factory=Deadlines)  # our SPI -> next timer
+    _connections: ConnectionRules = attrs.field(init=False)
+    _cookies: CookieJar = attrs.field(init=False)
+    _outgoing: list[Outgoing] = attrs.field(init=False, factory=list)
+    _events: deque[Event] = attrs.field(init=False, factory=deque)
+    _new: list[IkeSa] = attrs.field(init=False, factory=list)  # created since the last new_sas()
+
+    def __attrs_post_init__(self) -> None:
+        pools = {pool.name: PoolAllocator(pool) for pool in self.config.pools}
+        self._services = Services(self.config, self.random_bytes, self.ke_factory, pools, self.responders)
+        self._cookies = CookieJar(self.random_bytes, self.config.limits.cookie_secret_lifetime)
+        self._connections = ConnectionRules(self.config.limits)
+
+    # ------------------------------------------------------------------ output
+
+    def messages_to_send(self) -> list[Outgoing]:
+        """Messages queued since the last call, oldest first."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or ``None``."""
+        return self._events.popleft() if self._events else None
+
+    def new_sas(self) -> list[IkeSa]:
+        """SAs created since the last call (an answered IKE_SA_INIT, a rekey, :meth:`initiate`), oldest first.
+
+        The shell starts one timer task per SA from this list; an SA that is
+        already closed again is still listed once.  Like :meth:`messages_to_send`
+        and :meth:`next_event`, the list grows until it is taken.
+        """
+        out, self._new = self._new, []
+        return out
+
+    # ------------------------------------------------------------------ views
+
+    def sa(self, local_spi: bytes) -> IkeSa | None:
+        """The live IKE SA with our SPI ``local_spi``."""
+        return self._sas.get(local_spi)
+
+    @property
+    def sas(self) -> Iterator[IkeSa]:
+        """Every live IKE SA (a snapshot)."""
+        return iter(list(self._sas.values()))
+
+    @property
+    def ike_sa_count(self) -> int:
+        return len(self._sas)
+
+    @property
+    def half_open_count(self) -> int:
+        return len(self._half_open)
+
+    def connection(self, connection: int) -> StreamConnection | None:
+        """What the RFC 9329 §6.1 rules know of an attached stream connection."""
+        return self._connections.get(connection)
+
+    def esp_owner(self, spi: bytes) -> bytes | None:
+        """Our SPI of the IKE SA whose Child SA has inbound ESP SPI ``spi``."""
+        return self._esp.get(spi)
+
+    # ------------------------------------------------------------------ timers
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of any SA or stream connection, or ``None``."""
+        sa, connection = self._deadlines.earliest(), self._connections.get_timer()
+        if sa is None or connection is None:
+            return sa if connection is None else connection
+        return min(sa, connection)
+
+    def handle_timer(self, now: float, *, wall: float | None = None) -> None:
+        """Run every SA and connection timer that is due."""
+        for local_spi in self._deadlines.due(now):
+            sa = self._sas.get(local_spi)
+            if sa is not None:
+                self._run_timer(sa, now, wall)
+        self.handle_connection_timers(now)
+
+    def handle_sa_timer(self, local_spi: bytes, now: float, *, wall: float | None = None) -> None:
+        """Run one SA's timer if its deadline has come (a shell with one task per SA calls this).
+
+        Does nothing for an SA this endpoint no longer holds or whose
+        deadline is still ahead.
+        """
+        sa = self._sas.get(local_spi)
+        deadline = sa.get_timer() if sa is not None else None
+        if sa is not None and deadline is not None and now >= deadline:
+            self._run_timer(sa, now, wall)
+
+    def _run_timer(self, sa: IkeSa, now: float, wall: float | None) -> None:
+        deadline = sa.get_timer()
+        if deadline is not None and now >= deadline:
+            dispatch.handle_timer(sa, Instant(now, wall))
+        self._collect(sa, now)
+
+    def connection_timer(self) -> float | None:
+        """The earliest deadline of the RFC 9329 §6.1 connection rules, or ``None``."""
+        return self._connections.get_timer()
+
+    def handle_connection_timers(self, now: float) -> None:
+        """Close the stream connections whose grace period has run out (row A25)."""
+        self._connections.handle_timer(now)
+        self._events.extend(self._connections.closing())
+
+    # ------------------------------------------------------------------ stream connections
+
+    def attach_connection(self, path: Path) -> None:
+        """A stream connection's "IKETCP" prefix arrived: its messages come with ``path`` (RFC 9329 §6.1)."""
+        if path.connection is None:
+            raise LocalError("attach_connection takes a TCP or TLS path")
+        self._connections.attach(path)
+
+    def detach_connection(self, connection: int) -> None:
+        """A stream connection is gone; its IKE SAs stay (RFC 9329 §6.1, row A26)."""
+        self._connections.detach(connection)
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, data: bytes, path: Path, now: float, *, wall: float | None = None) -> ReceiveOutcome:
+        """Handle one IKE message (without non-ESP marker or RFC 9329 length) that arrived on ``path``."""
+        mark = len(self._events)
+        outcome = self._receive(data, path, Instant(now, wall))
+        if path.connection is not None:
+            live = outcome.local_spi in self._sas
+            self._connections.on_ike(path, outcome, self._last_reason(mark), live, now)
+            self._events.extend(self._connections.closing())
+        return outcome
+
+    def receive_esp(self, packet: bytes, path: Path, now: float) -> bytes | None:
+        """One ESP packet (RFC 4303): our SPI of the IKE SA whose Child SA it is for, or ``None``.
+
+        The data plane is a later issue: the packet is not decrypted here.  On a
+        stream, the RFC 9329 §6.1 rules count ESP to unknown SPIs as corrupt.
+        """
+        spi = packet[:4]
+        owner = self._esp.get(spi)
+        if path.connection is not None:
+            self._connections.on_esp(path, owner is not None, spi, now)
+            self._events.extend(self._connections.closing())
+        return owner
+
+    def _last_reason(self, mark: int) -> str:
+        """Why the message just handled was dropped or refused, for the connection judge's log line."""
+        for index in range(len(self._events) - 1, mark - 1, -1):
+            event = self._events[index]
+            if isinstance(event, MessageDropped | IkeSaInitRefused):
+                return event.reason
+        return ""
+
+    def _receive(self, data: bytes, path: Path, when: Instant) -> ReceiveOutcome:
+        try:
+            header, _, _ = decode_header(data)
+        except InvalidMajorVersion as error:
+            self._answer_major_version(data, path, error)
+            return ReceiveOutcome(Verdict.REFUSED if _is_new_sa_request(data) else Verdict.CORRUPT)
+        except DecodeError as error:
+            self._events.append(MessageDropped(f"from {path.describe()}: {error}"))
+            return ReceiveOutcome(Verdict.CORRUPT)
+        if _is_new_sa_request(data):
+            return self._receive_ike_sa_init(data, header, path, when)
+        local_spi = header.spi_r if header.is_initiator else header.spi_i
+        sa = self._sas.get(local_spi)
+        if (
+            sa is None
+            or sa.spi_i != header.spi_i
+            or (sa.spi_r != header.spi_r and sa.state is not IkeSaState.INIT_SENT)
+        ):
+            # RFC 7296 §2.21.4: MAY answer INVALID_IKE_SPI; silence is the safer choice.
+            reason = f"{header.exchange_type.name} from {path.describe()} for unknown SPIs"
+            self._events.append(MessageDropped(reason, b"", header.spi_i, header.spi_r))
+            return ReceiveOutcome(Verdict.CORRUPT)
+        verdict = dispatch.receive(sa, data, header, path, when)
+        self._collect(sa, when.now)
+        return ReceiveOutcome(verdict, sa.local_spi)
+
+    def _receive_ike_sa_init(self, data: bytes, header: Header, path: Path, when: Instant) -> ReceiveOutcome:
+        digest = hashlib.sha256(data).digest()
+        known = self._init_digests.get(digest)
+        if known is not None:
+            stored = known.layer.stored_response(0, data)
+            if stored is not None:
+                # RFC 7296 §2.1: a retransmission belonging to a half-open SA gets the same response.
+                self._outgoing += [Outgoing(path, packet) for packet in stored]
+                self._events.append(RetransmissionAnswered(*known.ids, 0))
+                return ReceiveOutcome(Verdict.RETRANSMISSION, known.local_spi)
+            # RFC 7296 §2.1: one that belongs to an IKE SA whose IKE_AUTH request has
+            # already been received is ignored.
+            reason = "copy of the IKE_SA_INIT request after IKE_AUTH began: ignored (RFC 7296 §2.1)"
+            self._events.append(MessageDropped(reason, *known.ids, authenticated=True))
+            return ReceiveOutcome(Verdict.IGNORED, known.local_spi)
+        limits = self.config.limits
+        if len(self._half_open) >= limits.half_open_max or len(self._sas) >= limits.ike_sa_max:
+            reason = f"IKE_SA_INIT from {path.describe()}: half-open or IKE SA limit reached"
+            self._events.append(MessageDropped(reason, b"", header.spi_i))
+            return ReceiveOutcome(Verdict.LIMITED)
+        try:
+            message = decode_message(data)
+        except DecodeError as error:
+            self._refuse_undecodable(header, path, error)
+            return ReceiveOutcome(Verdict.MALFORMED)
+        cookie_required = not path.transport.is_stream and len(self._half_open) >= limits.cookie_threshold
+        outcome = ike_sa_init.respond(
+            services=self._services,
+            cookies=self._cookies,
+            cookie_required=cookie_required,
+            data=data,
+            message=message,
+            path=path,
+            when=when,
+        )
+        if isinstance(outcome, ike_sa_init.InitRefusal):
+            self._outgoing.append(Outgoing(path, outcome.response))
+            self._events.append(IkeSaInitRefused(header.spi_i, outcome.notify, outcome.reason))
+            malformed = outcome.notify is NotifyType.INVALID_SYNTAX
+            return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
+        self._init_digests[digest] = outcome
+        self._digest_of[outcome.local_spi] = digest
+        self._adopt(outcome, when.now)
+        return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
+
+    def _refuse_undecodable(self, request: Header, path: Path, error: DecodeError) -> None:
+        """An IKE_SA_INIT that does not decode: answer its notify unprotected (RFC 7296 §2.21.1)."""
+        notify = error.answer
+        self._events.append(IkeSaInitRefused(request.spi_i, notify or NotifyType.INVALID_SYNTAX, str(error)))
+        if notify is None:
+            return
+        response = Header(
+            spi_i=request.spi_i,
+            spi_r=bytes(8),
+            exchange_type=ExchangeType.IKE_SA_INIT,
+            is_initiator=False,
+            is_response=True,
+            message_id=request.message_id,
+        )
+        message = Message(response, (NotifyPayload(notify, error.notify_data),))
+        self._outgoing.append(Outgoing(path, encode_message(message)))
+
+    def _answer_major_version(self, data: bytes, path: Path, error: InvalidMajorVersion) -> None:
+        """RFC 7296 §2.5: drop, and SHOULD answer INVALID_MAJOR_VERSION with version 2.0.
+
+        Only requests are answered (never a response, to avoid loops); the reply
+        copies the SPIs, exchange type and Message ID, in a header of our own.
+        """
+        self._events.append(MessageDropped(f"from {path.describe()}: {error}"))
+        if len(data) < HEADER_SIZE or data[19] & 0x20:
+            return
+        response = Header(
+            spi_i=data[0:8],
+            spi_r=data[8:16],
+            exchange_type=ExchangeType(data[18]),
+            is_initiator=False,
+            is_response=True,
+            message_id=int.from_bytes(data[20:24], "big"),
+        )
+        notify = NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)
+        self._outgoing.append(Outgoing(path, encode_message(Message(response, (notify,)))))
+
+    # ------------------------------------------------------------------ commands
+
+    def initiate(
+        self, settings: InitiatorSettings, path: Path, now: float, *, wall: float | None = None
+    ) -> IkeSa:
+        """Start an IKE SA as initiator; its IKE_SA_INIT request is queued."""
+        sa = IkeSa(
+            services=self._services,
+            is_original_initiator=True,
+            spi_i=fresh_spi(self.random_bytes, 8),
+            spi_r=bytes(8),
+            path=path,
+            created_at=now,
+            settings=settings,
+        )
+        self._sas[sa.local_spi] = sa
+        self._new.append(sa)
+        dispatch.start(sa, ike_sa_init.IkeSaInitInitiator(), Instant(now, wall))
+        self._collect(sa, now)
+        return sa
+
+    def request_liveness_check(self, local_spi: bytes, now: float) -> None:
+        """Start an empty INFORMATIONAL request on an established SA (RFC 7296 §2.4)."""
+        self.start(local_spi, LivenessCheck(), now)
+
+    def request_delete(self, local_spi: bytes, now: float) -> None:
+        """Delete an established SA with an INFORMATIONAL Delete (RFC 7296 §1.4.1)."""
+        self.start(local_spi, DeleteIkeSa(), now)
+
+    def start(self, local_spi: bytes, exchange: Exchange, now: float, *, wall: float | None = None) -> None:
+        """Start an exchange of ours on an established SA (queued behind the peer's window)."""
+        sa = self._sas.get(local_spi)
+        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
+            raise LocalError(f"no established IKE SA with our SPI {local_spi.hex()}")
+        dispatch.start(sa, exchange, Instant(now, wall))
+        self._collect(sa, now)
+
+    def resume(
+        self, local_spi: bytes, message_id: int, result: object, now: float, *, wall: float | None = None
+    ) -> bool:
+        """Hand a deferred answer its outside work's ``result`` (an
+        :class:`~responder.core.events.AnswerDeferred` named the work).
+
+        ``False`` when nothing waits for it any more (the SA closed meanwhile).
+        """
+        sa = self._sas.get(local_spi)
+        if sa is None:
+            return False
+        resumed = dispatch.resume(sa, message_id, result, Instant(now, wall))
+        self._collect(sa, now)
+        return resumed
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _adopt(self, sa: IkeSa, now: float) -> None:
+        """Take a new SA (from IKE_SA_INIT, or spawned by another SA's rekey)."""
+        self._sas[sa.local_spi] = sa
+        self._new.append(sa)
+        self._collect(sa, now)
+
+    def _collect(self, sa: IkeSa, now: float) -> None:
+        self._outgoing += sa.messages_to_send()
+        local_spi = sa.local_spi
+        while (event := sa.next_event()) is not None:
+            if isinstance(event, ChildSaEstablished):
+                self._esp[event.inbound_spi] = local_spi
+            elif isinstance(event, ChildSaDeleted):
+                self._esp.pop(event.inbound_spi, None)
+            self._events.append(event)
+        if sa.spawned:
+            spawned, sa.spawned = sa.spawned, []
+            for new in spawned:
+                self._adopt(new, now)
+        if sa.state is IkeSaState.INIT_DONE:
+            self._half_open.add(local_spi)
+        else:
+            self._half_open.discard(local_spi)
+        if sa.state is IkeSaState.CLOSED:
+            self._forget(sa, now)
+        else:
+            self._deadlines.set(local_spi, sa.get_timer())
+
+    def _forget(self, sa: IkeSa, now: float) -> None:
+        local_spi = sa.local_spi
+        if self._sas.get(local_spi) is not sa:
+            return
+        del self._sas[local_spi]
+        self._deadlines.set(local_spi, None)
+        digest = self._digest_of.pop(local_spi, None)
+        if digest is not None:
+            self._init_digests.pop(digest, None)
+        for inbound_spi in sa.children:
+            self._esp.pop(inbound_spi, None)
+        for pool in self._services.pools.values():
+            pool.release(local_spi)
+        self._connections.sa_ended(local_spi, now)
+        self._events.extend(self._connections.closing())

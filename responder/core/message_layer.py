@@ -1,0 +1,343 @@
+"""The message layer of one IKE SA: Message IDs, windows, retransmission, SK protection, the response cache.
+
+Strategy: every IKE SA has one :class:`MessageLayer`, and it is the only
+place that knows how messages of the SA are numbered, protected, stored and
+repeated.  The exchanges above it see whole, authenticated messages
+(:class:`Received`) and hand it payloads; the IKE SA's state is elsewhere
+(:mod:`responder.core.ike_sa`).  The rules it applies:
+
+* **The peer's requests** (RFC 7296 §2.1-§2.3).  A request is new when its
+  Message ID lies in ``[next_expected, next_expected + window_size)`` and was
+  neither answered nor is being answered.  Its response is stored (as the
+  list of packets that carried it, so that RFC 7383 fragments fit later) with
+  a hash of the request, until a request with a Message ID at least the
+  response's plus the window arrives; a bitwise copy of an answered request
+  gets the stored packets again, nothing else, and it is recognised *before*
+  decryption (a retransmission authenticates itself by being identical), so
+  it is answered even after the SA switched keys.  A copy of a request whose
+  answer is still being worked out (deferred) is ignored.
+* **Our requests** (RFC 7296 §2.3, §2.4).  Exchanges wait in a queue until the
+  peer's window has room; each then gets the next Message ID.  Over UDP a
+  request is retransmitted, bitwise identical, after 1, 2, 4 and 8 seconds and
+  given up 16 seconds after the last one; over TCP and TLS it is sent once and
+  given up after :data:`TCP_RESPONSE_TIMEOUT` (RFC 9329 §6.2, row A39).  What
+  giving up means is the IKE SA's business.
+* **SK protection** (RFC 7296 §3.14).  :meth:`open` decodes the message once,
+  checks the ICV or AEAD tag, decrypts and decodes the inner payloads, and
+  hands back the decrypted plaintext beside them (IKE_INTERMEDIATE's IntAuth,
+  RFC 9242 §3.3.2, signs exactly those octets); a message that fails before
+  its integrity is proven raises, one that is authenticated but malformed
+  comes back as :class:`Malformed` for the error boundary.  The keys of each
+  direction can be switched between two messages (:meth:`install_keys`).
+
+It is generic in the exchange objects it holds for our requests (``X``), so
+it needs to know nothing about them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import attrs
+
+from responder.core.enums import ExchangeType
+from responder.core.errors import DecodeError, IntegrityCheckFailed, LocalError
+from responder.core.messages import (
+    EncryptedPayload,
+    Header,
+    Message,
+    Payload,
+    decode_message,
+    encode_payloads,
+)
+from responder.core.path import Path
+from responder.core.sk_payload import SkProtection, protect_bytes, unprotect
+
+__all__ = [
+    "RETRANSMIT_BASE",
+    "RETRANSMIT_TRIES",
+    "TCP_RESPONSE_TIMEOUT",
+    "GiveUp",
+    "Malformed",
+    "MessageLayer",
+    "PendingRequest",
+    "Received",
+    "Retransmit",
+    "Sent",
+]
+
+X = TypeVar("X")
+
+RETRANSMIT_BASE = 1.0  #: seconds before the first retransmission (RFC 7296 §2.1)
+RETRANSMIT_TRIES = 5  #: sends in all over UDP: 1 + 4 retransmissions, doubling each time
+#: Seconds a request of ours waits for its response over TCP/TLS, where it is never retransmitted
+#: (RFC 9329 §6.2): what the UDP schedule takes, 1 + 2 + 4 + 8 + 16 s.
+TCP_RESPONSE_TIMEOUT = 31.0
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@attrs.frozen(slots=True)
+class Received:
+    """A message of the SA that passed its integrity check, or an unprotected IKE_SA_INIT.
+
+    ``message`` has the header and the payloads in order, the Encrypted
+    payload replaced by the payloads inside it; ``plaintext`` is that inner
+    payload chain as decrypted, without padding (empty for IKE_SA_INIT);
+    ``data`` is the message as it arrived on ``path``.
+    """
+
+    message: Message
+    plaintext: bytes
+    data: bytes
+    path: Path
+
+    @property
+    def header(self) -> Header:
+        return self.message.header
+
+
+@attrs.frozen(slots=True)
+class Malformed:
+    """A message that passed its integrity check but whose inner payloads do not decode."""
+
+    header: Header
+    error: DecodeError
+    data: bytes
+
+
+@attrs.frozen(slots=True)
+class Sent:
+    """One message as we sent it: the packets that carry it and the plaintext of its inner payloads."""
+
+    packets: tuple[bytes, ...]
+    plaintext: bytes
+
+
+@attrs.define(eq=False, slots=True)
+class PendingRequest(Generic[X]):
+    """A request of ours waiting for its response: the exchange that sent it, and how to repeat it."""
+
+    message_id: int
+    exchange_type: ExchangeType
+    exchange: X
+    packets: tuple[bytes, ...]
+    sent_at: float
+    sends: int = 1
+
+    def deadline(self, stream: bool) -> float:
+        """When to retransmit (UDP) or give up (TCP/TLS, or after the last retransmission)."""
+        if stream:
+            return self.sent_at + TCP_RESPONSE_TIMEOUT
+        return self.sent_at + RETRANSMIT_BASE * (1 << (self.sends - 1))
+
+
+@attrs.frozen(slots=True)
+class Retransmit:
+    """Send these packets of a pending request again (UDP, RFC 7296 §2.1)."""
+
+    packets: tuple[bytes, ...]
+
+
+@attrs.frozen(slots=True)
+class GiveUp(Generic[X]):
+    """No response came for this request in time; the IKE SA decides what follows."""
+
+    request: PendingRequest[X]
+
+
+@attrs.frozen(slots=True)
+class _Answer:
+    request_digest: bytes
+    packets: tuple[bytes, ...]
+
+
+@attrs.define(eq=False, slots=True)
+class MessageLayer(Generic[X]):
+    """Message IDs, windows, retransmission, protection and stored responses of one IKE SA."""
+
+    random_bytes: Callable[[int], bytes] = attrs.field(repr=False)
+    inbound: SkProtection | None = attrs.field(default=None, repr=False)
+    outbound: SkProtection | None = attrs.field(default=None, repr=False)
+    #: How many requests of the peer's we take at once (what we announce, RFC 7296 §2.3).
+    window_size: int = 1
+    #: How many requests of ours the peer takes at once (what it announced).
+    peer_window: int = 1
+    #: Lowest Message ID of the peer's requests not yet answered.
+    next_expected: int = 0
+    #: Message ID of our next request.
+    next_send_id: int = 0
+    pending: dict[int, PendingRequest[X]] = attrs.Factory(dict)
+    queued: deque[X] = attrs.Factory(deque)
+    _answered: dict[int, _Answer] = attrs.Factory(dict)
+    _in_progress: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> digest of a request being answered
+
+    # ------------------------------------------------------------------ keys
+
+    @property
+    def protected(self) -> bool:
+        """True once SK keys exist (after IKE_SA_INIT)."""
+        return self.inbound is not None
+
+    def install_keys(self, inbound: SkProtection, outbound: SkProtection) -> None:
+        """Protect every message from now on with these keys (RFC 7296 §2.14; RFC 9370 switches them)."""
+        self.inbound, self.outbound = inbound, outbound
+
+    def open(self, data: bytes, path: Path) -> Received | Malformed:
+        """Authenticate and decrypt a protected message of this SA (RFC 7296 §3.14).
+
+        Raises :class:`DecodeError` when the structure before the Encrypted
+        payload does not decode, or there is none, and
+        :class:`IntegrityCheckFailed` when the ICV or tag does not verify:
+        both unauthenticated, so never answered (RFC 7296 §2.21.2).  A message
+        that authenticates but whose inner payloads do not decode is returned
+        as :class:`Malformed`.
+        """
+        if self.inbound is None:
+            raise LocalError("open() before keys exist")
+        outer = decode_message(data)
+        if not outer.payloads or not isinstance(outer.payloads[-1], EncryptedPayload):
+            raise DecodeError(f"{outer.header.exchange_type.name} without an Encrypted payload", offset=28)
+        try:
+            message, plaintext = unprotect(self.inbound, data, outer)
+        except IntegrityCheckFailed:
+            raise
+        except DecodeError as error:  # the ICV verified: authenticated, but malformed inside
+            return Malformed(outer.header, error, data)
+        return Received(message, plaintext, data, path)
+
+    def _protect(self, header: Header, payloads: Sequence[Payload]) -> Sent:
+        if self.outbound is None:
+            raise LocalError("protect before keys exist")
+        first_inner, plaintext = encode_payloads(tuple(payloads))
+        iv = self.random_bytes(self.outbound.encryption.iv_size)
+        return Sent((protect_bytes(self.outbound, header, first_inner, plaintext, iv),), plaintext)
+
+    # ------------------------------------------------------------------ the peer's requests
+
+    def stored_response(self, message_id: int, data: bytes) -> tuple[bytes, ...] | None:
+        """Our stored response when ``data`` is a bitwise copy of the request it answered (RFC 7296 §2.1)."""
+        answer = self._answered.get(message_id)
+        if answer is None or answer.request_digest != _digest(data):
+            return None
+        return answer.packets
+
+    def being_answered(self, message_id: int, data: bytes) -> bool:
+        """A copy of a request accepted earlier whose answer is not sent yet (deferred)."""
+        digest = self._in_progress.get(message_id)
+        return digest is not None and digest == _digest(data)
+
+    def request_status(self, message_id: int) -> str | None:
+        """``None`` for a new request inside the window, else why it is not taken (RFC 7296 §2.3)."""
+        if message_id in self._answered:
+            return f"request Message ID {message_id} was answered for another request"
+        if message_id in self._in_progress:
+            return f"request Message ID {message_id} is being answered for another request"
+        if not self.next_expected <= message_id < self.next_expected + self.window_size:
+            return (
+                f"request Message ID {message_id} outside the window "
+                f"[{self.next_expected}, {self.next_expected + self.window_size})"
+            )
+        return None
+
+    def begin(self, message_id: int, data: bytes) -> None:
+        """Take a new request: no copy of it is processed again, and old responses may go.
+
+        RFC 7296 §2.1: a response is kept until a request arrives whose Message
+        ID is at least the response's plus the window size.
+        """
+        self._in_progress[message_id] = _digest(data)
+        for old in [m for m in self._answered if m <= message_id - self.window_size]:
+            del self._answered[old]
+
+    def forget(self, message_id: int) -> None:
+        """A request taken with :meth:`begin` is dropped unanswered; a copy of it will be looked at anew."""
+        self._in_progress.pop(message_id, None)
+
+    def answer(self, request: Header, response: Header, payloads: Sequence[Payload]) -> Sent:
+        """Protect our response to a request taken with :meth:`begin`, store it, move the window."""
+        sent = self._protect(response, payloads)
+        self._store(request.message_id, sent.packets)
+        return sent
+
+    def answer_unprotected(self, message_id: int, request: bytes, response: bytes) -> None:
+        """Store the response to a request that travels in the clear (IKE_SA_INIT, Message ID 0)."""
+        self._in_progress[message_id] = _digest(request)
+        self._store(message_id, (response,))
+
+    def _store(self, message_id: int, packets: tuple[bytes, ...]) -> None:
+        digest = self._in_progress.pop(message_id, None)
+        if digest is None:
+            raise LocalError(f"answer to request {message_id}, which was not taken with begin()")
+        self._answered[message_id] = _Answer(digest, packets)
+        while self.next_expected in self._answered:
+            self.next_expected += 1
+
+    # ------------------------------------------------------------------ our requests
+
+    def enqueue(self, exchange: X) -> None:
+        """A request of ours, to be sent when the peer's window has room (RFC 7296 §2.3)."""
+        self.queued.append(exchange)
+
+    def next_to_send(self) -> tuple[int, X] | None:
+        """The next queued exchange and its Message ID, if the peer's window has room."""
+        if not self.queued or len(self.pending) >= self.peer_window:
+            return None
+        message_id = self.next_send_id
+        self.next_send_id += 1
+        return message_id, self.queued.popleft()
+
+    def send(
+        self, message_id: int, exchange: X, header: Header, payloads: Sequence[Payload], now: float
+    ) -> Sent:
+        """Protect a request of ours and wait for its response."""
+        sent = self._protect(header, payloads)
+        self.pending[message_id] = PendingRequest(
+            message_id, header.exchange_type, exchange, sent.packets, now
+        )
+        return sent
+
+    def send_unprotected(self, message_id: int, exchange: X, header: Header, data: bytes, now: float) -> None:
+        """A request of ours in the clear (IKE_SA_INIT), waiting for its response like any other."""
+        self.pending[message_id] = PendingRequest(message_id, header.exchange_type, exchange, (data,), now)
+
+    def response_to(self, header: Header) -> PendingRequest[X] | None:
+        """The request of ours ``header`` answers (same Message ID and exchange type), now done."""
+        request = self.pending.get(header.message_id)
+        if request is None or request.exchange_type is not header.exchange_type:
+            return None
+        del self.pending[header.message_id]
+        return request
+
+    def abandon_all(self) -> list[X]:
+        """Forget every request of ours, sent or queued; returns their exchanges."""
+        exchanges = [request.exchange for request in self.pending.values()] + list(self.queued)
+        self.pending.clear()
+        self.queued.clear()
+        return exchanges
+
+    # ------------------------------------------------------------------ time
+
+    def get_timer(self, stream: bool) -> float | None:
+        """When a request of ours is due for retransmission or giving up."""
+        return min((request.deadline(stream) for request in self.pending.values()), default=None)
+
+    def handle_timer(self, now: float, stream: bool) -> list[Retransmit | GiveUp[X]]:
+        """Retransmit what is due over UDP; give up on what is out of time (RFC 7296 §2.1, RFC 9329 §6.2)."""
+        actions: list[Retransmit | GiveUp[X]] = []
+        for request in list(self.pending.values()):
+            if now < request.deadline(stream):
+                continue
+            if stream or request.sends >= RETRANSMIT_TRIES:
+                del self.pending[request.message_id]
+                actions.append(GiveUp(request))
+                continue
+            request.sends += 1
+            request.sent_at = now
+            actions.append(Retransmit(request.packets))
+        return actions
