@@ -55,10 +55,12 @@ import attrs
 import trio
 
 from responder.core.config import Config
+from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint
+from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
 from responder.core.events import ConnectionClosing, Event, MessageDropped
-from responder.core.ike_sa import IkeSa
+from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.outcomes import ReceiveOutcome, Verdict
@@ -114,6 +116,10 @@ class Engine:
     log_interval: float = 10.0  #: seconds between two rate-limited lines of one kind
     #: The wall clock handed to the core beside ``trio.current_time()`` (tests may fix it).
     wall_clock: Callable[[], float] = attrs.field(default=time.time, repr=False)
+    #: The core's legality table (:data:`responder.core.dispatch.RESPONDERS`), for programs that add exchanges.
+    responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = attrs.field(
+        default=RESPONDERS, repr=False
+    )
     _endpoint: Endpoint = attrs.field(init=False)
     _router: Router = attrs.field(init=False)
     _runners: SaRunners = attrs.field(init=False)
@@ -126,7 +132,7 @@ class Engine:
 
     def __attrs_post_init__(self) -> None:
         ke_factory = self.ke_factory or KeyExchangeFactory(self.random_bytes)
-        self._endpoint = Endpoint(self.config, self.random_bytes, ke_factory)
+        self._endpoint = Endpoint(self.config, self.random_bytes, ke_factory, self.responders)
         self._limiter = RateLimiter(self.log_interval)
         self._router = Router(self._limiter)
         self._runners = SaRunners(self._run_sa_timer, self._alive)

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, ip_address, ip_network
 
 import pytest
 
+from responder.core.child_sa import ChildSaState
 from responder.core.config import (
     AddressPool,
     ChildConfig,
@@ -37,7 +38,7 @@ from responder.core.events import (
 from responder.core.ike_sa import IkeSaState
 from responder.core.messages import decode_header, decode_message
 from responder.core.path import Transport
-from responder.core.payloads import NotifyPayload
+from responder.core.payloads import NotifyPayload, TsrPayload
 from responder.core.selectors import to_selector
 from tests.fakes.pair import (
     PSK,
@@ -45,7 +46,9 @@ from tests.fakes.pair import (
     Pair,
     any_selectors,
     child_request,
+    forge,
     initiator_settings,
+    read,
     responder_config,
 )
 
@@ -348,6 +351,42 @@ def test_cp_reply_from_pool_rfc7296_2_19() -> None:
         (1, IPv4Address("10.9.0.1").packed),
         (3, IPv4Address("10.9.0.53").packed),
     ]
+
+
+def test_ike_auth_with_part_of_a_child_request_is_refused_and_never_established_rfc7296_1_2() -> None:
+    """RFC 7296 §1.2, §2.21.2: SA and TSi without TSr is INVALID_SYNTAX, and the IKE SA closes.
+    Everything in the request is checked before the SA changes: no IkeSaEstablished (whose keys
+    would reach the key log), no Child SA, although IDi and AUTH were good."""
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
+    pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request()))
+    [init_request] = [o.data for o in pair.initiator.messages_to_send()]
+    [auth_request] = pair.to_initiator(pair.to_responder(init_request)[0])
+    [responder_sa] = pair.responder.sas
+    good = read(responder_sa, auth_request, from_initiator=True).payloads
+    assert any(isinstance(p, TsrPayload) for p in good)
+    partial = tuple(p for p in good if not isinstance(p, TsrPayload))
+    [answer] = pair.to_responder(forge(responder_sa, ExchangeType.IKE_AUTH, partial, message_id=1))
+    refusal = read(responder_sa, answer, from_initiator=False).payloads
+    assert refusal == (NotifyPayload(NotifyType.INVALID_SYNTAX),)
+    assert responder_sa.state is IkeSaState.CLOSED
+    assert pair.events(IkeSaEstablished) == [] and pair.events(ChildSaEstablished) == []
+    assert "only part of SA, TSi and TSr" in pair.events(RequestAnswered)[-1].result
+
+
+def test_ike_sa_and_child_sa_are_reported_once_the_response_is_out() -> None:
+    """The response first, then what it established: RequestAnswered, IkeSaEstablished,
+    ChildSaEstablished; the Child SA pair is installed on both ends."""
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
+    initiator_sa = pair.initiate(initiator_settings("aes256gcm16-prfsha256-x25519", child_request()))
+    pair.pump()
+    reported = (RequestAnswered, IkeSaEstablished, ChildSaEstablished)
+    assert [type(e) for e in pair.responder_events if type(e) in reported] == list(reported)
+    [responder_sa] = pair.responder.sas
+    [theirs] = responder_sa.children.values()
+    [ours] = initiator_sa.children.values()
+    assert theirs.state is ours.state is ChildSaState.INSTALLED
+    assert (theirs.inbound_spi, theirs.outbound_spi) == (ours.outbound_spi, ours.inbound_spi)
+    assert pair.responder.esp_owner(theirs.inbound_spi) == responder_sa.local_spi
 
 
 def test_retransmitted_requests_get_identical_responses_rfc7296_2_1() -> None:

@@ -79,8 +79,9 @@ def test_retransmitted_informational_gets_cached_response_byte_for_byte() -> Non
 
 
 def test_retransmission_is_answered_only_after_authentication() -> None:
-    """RFC 7296 §2.1, §2.4 (row B4, B8): the cache is consulted only for authenticated requests: the same
-    Message ID with a broken ICV, or the request in the clear, gets nothing."""
+    """RFC 7296 §2.1, §2.4 (row B4, B8): only a bitwise copy of an authenticated request gets the stored
+    response (it is recognised before decryption by being identical); the same Message ID with a
+    broken ICV, or the request in the clear, gets nothing."""
     pair, initiator_sa, responder_sa = established()
     pair.initiator.request_liveness_check(initiator_sa.local_spi, pair.now)
     pair.pump()

@@ -10,7 +10,7 @@ byte the same.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from ipaddress import ip_address
 from typing import TypeVar
 
@@ -26,10 +26,11 @@ from responder.core.config import (
     Secret,
     TrafficSelectorPolicy,
 )
+from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.events import Event
-from responder.core.ike_sa import IkeSa
+from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import Header, Message, encode_payloads
@@ -143,11 +144,13 @@ class Pair:
         transport: Transport = Transport.UDP,
         seed: int = 1,
         initiator_config: Config | None = None,
+        responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = RESPONDERS,
     ) -> Pair:
+        """``responders`` replaces the responder's legality table (tests add exchanges of their own)."""
         path = Path(transport, ip_address("192.0.2.1"), 500, ip_address("192.0.2.2"), 500, None)
         if transport is not Transport.UDP:
             path = Path(transport, ip_address("192.0.2.1"), 40001, ip_address("192.0.2.2"), 4500, 1)
-        responder = Endpoint(config, seeded(seed), KeyExchangeFactory(seeded(seed + 100)))
+        responder = Endpoint(config, seeded(seed), KeyExchangeFactory(seeded(seed + 100)), responders)
         initiator = Endpoint(
             initiator_config or Config(), seeded(seed + 200), KeyExchangeFactory(seeded(seed + 300))
         )

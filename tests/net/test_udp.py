@@ -23,7 +23,8 @@ from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
 from responder.server.engine import Engine
-from responder.server.udp import UdpListener
+from responder.server.logs import RateLimiter
+from responder.server.udp import UdpListener, UdpSink, UdpStats
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
 
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -225,3 +226,17 @@ async def test_open_chooses_the_framing_from_the_configured_port() -> None:
         assert plain.marker  # only port 500 is plain; port 0 is any other port
     finally:
         plain.socket.close()
+
+
+async def test_the_udp_sink_frames_ike_and_esp_as_rfc_3948_says() -> None:
+    """RFC 3948 §2.1, §2.2: on a marker port IKE gets four zero octets and ESP goes as it is; on
+    port 500 (plain IKE) there is no ESP."""
+    path = Path(Transport.UDP, ip_address("127.0.0.1"), 4500, ip_address("127.0.0.1"), 40000)
+    esp = b"\xc0\x00\x00\x01" + bytes(16)
+    for marker in (True, False):
+        send, receive = trio.open_memory_channel[tuple[bytes, Path]](8)
+        sink = UdpSink(send, UdpStats(), RateLimiter(), marker)
+        assert sink.send_ike(b"ike", path)
+        assert sink.send_esp(esp, path) is marker
+        queued = [receive.receive_nowait()[0] for _ in range(2 if marker else 1)]
+        assert queued == ([MARKER + b"ike", esp] if marker else [b"ike"])

@@ -18,10 +18,12 @@ import trio
 from trio.testing import MockClock
 
 from responder.core.config import Config
+from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import LocalError
 from responder.core.events import (
+    AnswerDeferred,
     ChildSaEstablished,
     Event,
     IkeSaClosed,
@@ -30,12 +32,17 @@ from responder.core.events import (
     MessageDropped,
     RequestAnswered,
 )
+from responder.core.exchanges.base import Deferred, Exchange, Reply
 from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.instant import Instant
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.message_layer import Received
 from responder.core.messages import decode_header, decode_message
-from responder.core.path import Path, Transport
+from responder.core.path import Outgoing, Path, Transport
 from responder.core.payloads import NotifyPayload
 from responder.server.engine import Engine
+from responder.server.logs import RateLimiter
+from responder.server.router import Router
 from tests.fakes.pair import child_request, initiator_settings, responder_config, reverse, seeded
 
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -57,6 +64,7 @@ class RecordingSink:
     """A sink that keeps what it is given, with the time; ``alive=False`` refuses like a closing one."""
 
     sent: list[tuple[float, bytes, Path]] = attrs.Factory(list)
+    esp: list[tuple[bytes, Path]] = attrs.Factory(list)
     alive: bool = True
     closed: str | None = None
 
@@ -65,6 +73,10 @@ class RecordingSink:
             return False
         self.sent.append((trio.current_time(), message, path))
         return True
+
+    def send_esp(self, packet: bytes, path: Path) -> bool:
+        self.esp.append((packet, path))
+        return self.alive
 
     def close(self, reason: str) -> None:
         self.closed = reason
@@ -531,4 +543,88 @@ async def test_timers_before_run_start_once_it_runs(autojump_clock: MockClock) -
         assert engine.stats.sa_tasks == 1
         await trio.sleep(31)
         assert engine.stats.half_open == 0 and engine.stats.sa_tasks == 0
+        nursery.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------- the router and the core's seams
+
+
+async def test_router_sends_esp_through_send_esp_and_falls_back_to_the_wildcard_socket() -> None:
+    """ESP leaves through the sink's ``send_esp`` (RFC 9329 §3.2 on a stream, RFC 3948 §2.1 on UDP);
+    a UDP path finds the socket bound to every address of its port; a gone connection is counted."""
+    router = Router(RateLimiter())
+    stream, wildcard = RecordingSink(), RecordingSink()
+    one = tcp(1, 40001)
+    router.attach(one, stream)
+    anywhere = ip_address(0)  # a socket bound to every IPv4 address
+    router.attach(Path(Transport.UDP, anywhere, 4500, anywhere, 0), wildcard)
+    router.route(Outgoing(one, b"\xc0\x00\x00\x01esp", esp=True))
+    router.route(Outgoing(one, b"ike"))
+    router.route(Outgoing(UDP, b"\xc0\x00\x00\x02esp", esp=True))
+    router.route(Outgoing(tcp(2, 40002), b"ike"))
+    assert stream.esp == [(b"\xc0\x00\x00\x01esp", one)] and stream.take() == [(b"ike", one)]
+    assert wildcard.esp == [(b"\xc0\x00\x00\x02esp", UDP)]
+    counts = router.counts
+    assert (counts["esp_out"], counts["messages_out"], counts["sends_dropped"]) == (2, 1, 1)
+
+
+@attrs.frozen
+class Question:
+    text: str
+
+
+@attrs.define(eq=False)
+class AskOutside(Exchange):
+    """An INFORMATIONAL answer that waits for work outside the core, noting the time it was asked."""
+
+    exchange_type = ExchangeType.INFORMATIONAL
+    asked_at: list[Instant] = attrs.Factory(list)
+
+    def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
+        self.asked_at.append(when)
+        return Deferred(Question("may they?"))
+
+    def resume(self, sa: IkeSa, result: object, when: Instant) -> Reply | Deferred:
+        return Reply((), f"outside said {result}")
+
+
+async def test_a_deferred_answer_is_resumed_through_the_engine_with_both_clocks(
+    autojump_clock: MockClock,
+) -> None:
+    """The embedding program sees AnswerDeferred (with the work) among the events, does the work in a
+    task of its own, and hands the result back with ``Engine.resume``; the core got the wall clock."""
+    asker = AskOutside()
+    table = {**RESPONDERS, (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL): lambda sa, request: asker}
+    observer = RecordingObserver()
+    engine = Engine(
+        responder_config(IKE),
+        seeded(1),
+        KeyExchangeFactory(seeded(2)),
+        (observer,),
+        wall_clock=lambda: 1_765_000_000.0,
+        responders=table,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        peer = Peer(engine, observer)
+        one = tcp(1, 40001)
+        sink = peer.connect(one)
+        sa = peer.establish(one)
+        await trio.sleep(5)
+        engine.receive_ike(peer.informational(sa), one)
+        [(deferred, _)] = observer.of(AnswerDeferred)
+        assert isinstance(deferred, AnswerDeferred) and deferred.work == Question("may they?")
+        assert asker.asked_at == [Instant(5.0, 1_765_000_000.0)]
+        assert sink.take() == []
+
+        async def backend() -> None:
+            await trio.sleep(2)  # the outside work takes its time; other SAs are not held up
+            assert engine.resume(deferred.local_spi, deferred.message_id, "yes")
+
+        nursery.start_soon(backend)
+        await trio.sleep(3)
+        assert exchanges(sink) == [(ExchangeType.INFORMATIONAL, True)]
+        answered = [e for e, _ in observer.of(RequestAnswered)][-1]
+        assert isinstance(answered, RequestAnswered) and answered.result == "outside said yes"
+        assert not engine.resume(deferred.local_spi, deferred.message_id, "again")
         nursery.cancel_scope.cancel()

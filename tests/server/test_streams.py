@@ -299,6 +299,26 @@ async def test_a10_responder_never_writes_a_prefix() -> None:
         assert not received.startswith(PREFIX)
 
 
+async def test_esp_goes_out_as_an_esp_frame_between_ike_frames() -> None:
+    """RFC 9329 §3.2 (rows A16, A17): the sink frames ESP with its Length and no non-ESP marker,
+    in the order it was queued with IKE messages; an ESP packet with a zero SPI is refused."""
+    async with serving(RecordingEngine()) as server:
+        client = await server.listener.connect()
+        await client.send_all(PREFIX + frame_ike(IKE))
+        await settle()
+        sink = server.engine.sinks[server.table.connections()[0].id]
+        path = server.engine.paths("attach")[0]
+        esp = b"\xc0\x00\x00\x01" + bytes(range(40))
+        assert sink.send_ike(b"one", path) and sink.send_esp(esp, path) and sink.send_ike(b"two", path)
+        assert not sink.send_esp(bytes(4) + esp, path)  # a zero SPI is the non-ESP marker
+        expected = frame_ike(b"one") + (2 + len(esp)).to_bytes(2, "big") + esp + frame_ike(b"two")
+        received = b""
+        with trio.fail_after(2):
+            while len(received) < len(expected):
+                received += await client.receive_some()
+        assert received == expected
+
+
 async def test_writes_never_interleave() -> None:
     """Many messages queued at once leave whole and in order (one writer per connection)."""
     async with serving(RecordingEngine(), lockstep=True) as server:
