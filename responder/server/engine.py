@@ -116,7 +116,7 @@ class Engine:
     log_interval: float = 10.0  #: seconds between two rate-limited lines of one kind
     #: The wall clock handed to the core beside ``trio.current_time()`` (tests may fix it).
     wall_clock: Callable[[], float] = attrs.field(default=time.time, repr=False)
-    #: The core's legality table (:data:`responder.core.dispatch.RESPONDERS`), for programs that add exchanges.
+    #: The core's legality table (:data:`responder.core.dispatch.RESPONDERS`); programs may add exchanges.
     responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = attrs.field(
         default=RESPONDERS, repr=False
     )
