@@ -164,10 +164,6 @@ class Endpoint:
         """What the RFC 9329 §6.1 rules know of an attached stream connection."""
         return self._connections.get(connection)
 
-    def esp_owner(self, spi: bytes) -> bytes | None:
-        """Our SPI of the IKE SA whose Child SA has inbound ESP SPI ``spi``."""
-        return self._esp.get(spi)
-
     # ------------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:

@@ -60,9 +60,7 @@ __all__ = [
     "ChosenProposal",
     "NoProposalChosen",
     "ProposalRejection",
-    "acceptable_ke",
     "offer",
-    "preferred_ke_methods",
     "select_esp_proposal",
     "select_ike_proposal",
 ]
@@ -608,56 +606,6 @@ def select_esp_proposal(
     return _select(
         locals_, offered, _ESP_RULES, prefer_initiator_order=prefer_initiator_order, ke_hint=ke_hint
     )
-
-
-def preferred_ke_methods(policy: Sequence[IkeProposal | EspProposal]) -> tuple[KeyExchangeId, ...]:
-    """Every key exchange method of the policy, in preference order, without repeats.
-
-    The first is the group to suggest in INVALID_KE_PAYLOAD when the caller has
-    no better candidate (RFC 7296 §3.10.1).
-    """
-    methods: list[KeyExchangeId] = []
-    for proposal in policy:
-        for method in proposal.key_exchange:
-            if method not in methods:
-                methods.append(method)
-    return tuple(methods)
-
-
-def acceptable_ke(
-    policy: Sequence[IkeProposal] | Sequence[EspProposal],
-    offered: SaPayload,
-    method: KeyExchangeId,
-    *,
-    spi_size: int = 0,
-    require_key_exchange: bool = False,
-) -> bool:
-    """Whether some acceptable pairing of local and offered proposals allows ``method``.
-
-    Answers "would a KE payload of this group have been usable?", e.g. before
-    asking the initiator to switch groups with INVALID_KE_PAYLOAD.  The
-    protocol follows the policy's type; ``spi_size`` applies to IKE policy,
-    ``require_key_exchange`` to ESP policy.
-    """
-    if not policy:
-        return False
-    if all(isinstance(p, IkeProposal) for p in policy):
-        rules = _ike_rules(spi_size)
-        locals_ = [_local(p, require_key_exchange=True) for p in policy]
-    elif all(isinstance(p, EspProposal) for p in policy):
-        rules = _ESP_RULES
-        locals_ = [_local(p, require_key_exchange=require_key_exchange) for p in policy]
-    else:
-        raise LocalError("policy mixes IKE and ESP proposals")
-    for proposal in offered.proposals:
-        if _structural_rejection(rules, proposal) is not None:
-            continue
-        offer = _offer(proposal)
-        for local in locals_:
-            match = _match(local, offer, False)
-            if isinstance(match, _Match) and method in match.key_exchange:
-                return True
-    return False
 
 
 def offer(proposals: Sequence[IkeProposal | EspProposal], spi: bytes = b"") -> SaPayload:

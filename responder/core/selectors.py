@@ -35,12 +35,9 @@ from responder.core.errors import LocalError
 from responder.core.payloads import AnyTrafficSelector, TrafficSelector
 
 __all__ = [
-    "contains",
     "describe_selector",
     "intersect",
-    "is_packet_selector",
     "narrow",
-    "narrow_with_packet",
     "to_policy",
     "to_selector",
 ]
@@ -120,25 +117,6 @@ def _address(like: TrafficSelector, value: int) -> IPAddress:
     return ipaddress.IPv6Address(value)
 
 
-def contains(outer: TrafficSelector, inner: TrafficSelector) -> bool:
-    """Whether ``outer`` covers all of ``inner``'s traffic."""
-    return intersect(outer, inner) == inner
-
-
-def is_packet_selector(selector: AnyTrafficSelector) -> bool:
-    """Whether a selector describes one packet: one address, one protocol, one port (or OPAQUE).
-
-    Initiators put such selectors first in TSi and TSr when a packet
-    triggered the request (RFC 7296 §2.9).
-    """
-    return (
-        isinstance(selector, TrafficSelector)
-        and selector.start_address == selector.end_address
-        and selector.ip_protocol != 0
-        and (selector.start_port == selector.end_port or (selector.start_port, selector.end_port) == _OPAQUE)
-    )
-
-
 def narrow(
     policy: Sequence[TrafficSelectorPolicy], offered: Sequence[AnyTrafficSelector]
 ) -> tuple[TrafficSelector, ...]:
@@ -156,29 +134,6 @@ def narrow(
             if part is not None and part not in result:
                 result.append(part)
     return tuple(result)
-
-
-def narrow_with_packet(
-    policy: Sequence[TrafficSelectorPolicy], offered: Sequence[AnyTrafficSelector]
-) -> tuple[TrafficSelector, ...]:
-    """:func:`narrow`, with the first-selector rule of RFC 7296 §2.9 spelled out.
-
-    If the first offered selector describes the triggering packet
-    (:func:`is_packet_selector`) and the policy covers it, the result begins
-    with that very selector ("MUST narrow to a subset that includes the
-    initiator's first choices").  If the policy does not cover it, §2.9 says
-    to narrow to an acceptable subset of the rest, not to refuse: the result
-    is then whatever the other selectors give (possibly empty).  Both hold for
-    :func:`narrow` by construction; this function checks it.
-    """
-    result = narrow(policy, offered)
-    if offered and is_packet_selector(offered[0]):
-        packet = offered[0]
-        assert isinstance(packet, TrafficSelector)
-        covered = any(contains(to_selector(p), packet) for p in policy)
-        if covered and (not result or result[0] != packet):
-            raise LocalError("narrowing lost the packet selector")  # pragma: no cover - invariant
-    return result
 
 
 def describe_selector(selector: TrafficSelector) -> str:

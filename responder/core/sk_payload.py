@@ -87,10 +87,6 @@ class SkProtection:
         """Octets of ICV after the ciphertext."""
         return self.integrity.icv_size if self.integrity is not None else self.encryption.icv_size
 
-    def overhead(self, inner_length: int) -> int:
-        """Octets an SK payload adds around ``inner_length`` octets of inner payloads."""
-        return SK_HEADER_SIZE + self.encryption.iv_size + self._pad_length(inner_length) + 1 + self.icv_size
-
     def _pad_length(self, inner_length: int) -> int:
         return -(inner_length + 1) % self.encryption.block_size
 

@@ -5,8 +5,8 @@ octets a stream delivered, in pieces of any size, and hands out whole frames
 with :meth:`StreamDeframer.next_frame`.  It knows nothing of sockets, TLS or
 time: the same code serves TCP, TLS and the tests (RFC 9329 §3, row A23).
 The shell applies the timeouts (to the prefix, to the first frame) while
-:attr:`StreamDeframer.awaiting_prefix` and :attr:`StreamDeframer.frames_seen`
-say what it is waiting for.
+:attr:`StreamDeframer.awaiting_prefix` and the frames it hands out say what
+it is waiting for.
 
 On the receiving side of a TCP Responder, in stream order:
 
@@ -98,7 +98,6 @@ class StreamDeframer:
     max_buffer: int = 2 * MAX_LENGTH
     _buffer: bytearray = attrs.field(factory=bytearray, init=False)
     _prefix_seen: bool = attrs.field(default=False, init=False)
-    frames_seen: int = attrs.field(default=0, init=False)
     ignored: int = attrs.field(default=0, init=False)  #: empty messages and keepalives dropped
     failed: str | None = attrs.field(default=None, init=False)
 
@@ -146,7 +145,6 @@ class StreamDeframer:
                 return None
             body = bytes(self._buffer[LENGTH_SIZE:length])
             del self._buffer[:length]
-            self.frames_seen += 1
             if not body or body == NAT_KEEPALIVE:
                 self.ignored += 1  # RFC 9329 §3 (empty) and §6.6 (keepalive)
                 continue

@@ -259,9 +259,6 @@ class ConnectionTable:
         """Open connections, oldest first."""
         return list(self._connections.values())
 
-    def count_from(self, address: IPAddress) -> int:
-        return self._per_source[address]
-
     @property
     def closing(self) -> bool:
         """True once :meth:`aclose_all` has started: nothing more is admitted."""

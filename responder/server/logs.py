@@ -47,7 +47,7 @@ from responder.core.events import (
 )
 from responder.core.path import Path
 
-__all__ = ["RateLimiter", "address_port", "describe_event", "describe_path", "event_level", "spis", "where"]
+__all__ = ["RateLimiter", "address_port", "describe_event", "event_level", "spis", "where"]
 
 #: IKE_SA_INIT refusals that are part of a normal exchange (RFC 7296 §1.2, §2.6).
 _ROUTINE_REFUSALS = frozenset({NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD})
@@ -58,18 +58,8 @@ def spis(spi_i: bytes, spi_r: bytes = b"") -> str:
     return f"SPIs {spi_i.hex() or '-'}/{spi_r.hex() or '0' * 16}"
 
 
-def describe_path(path: Path | None) -> str:
-    """``tcp 192.0.2.1:40001 conn 3 -> 192.0.2.2:4500`` or ``udp 192.0.2.1:500 -> ...``."""
-    if path is None:
-        return "(no path)"
-    remote = address_port(path.remote_address, path.remote_port)
-    local = address_port(path.local_address, path.local_port)
-    conn = f" conn {path.connection}" if path.connection is not None else ""
-    return f"{path.transport.value} {remote}{conn} -> {local}"
-
-
 def where(path: Path | None) -> str:
-    """The peer half of :func:`describe_path`: ``tcp 192.0.2.1:40001 conn 3``."""
+    """The peer's side of a path: ``tcp 192.0.2.1:40001 conn 3``."""
     if path is None:
         return "(no path)"
     conn = f" conn {path.connection}" if path.connection is not None else ""

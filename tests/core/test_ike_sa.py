@@ -50,6 +50,7 @@ from tests.fakes.pair import (
     initiator_settings,
     read,
     responder_config,
+    reverse,
 )
 
 SUITES = {
@@ -386,7 +387,8 @@ def test_ike_sa_and_child_sa_are_reported_once_the_response_is_out() -> None:
     [ours] = initiator_sa.children.values()
     assert theirs.state is ours.state is ChildSaState.INSTALLED
     assert (theirs.inbound_spi, theirs.outbound_spi) == (ours.outbound_spi, ours.inbound_spi)
-    assert pair.responder.esp_owner(theirs.inbound_spi) == responder_sa.local_spi
+    esp = theirs.inbound_spi + bytes(20)  # an ESP packet to the pair (RFC 4303 §2.1)
+    assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == responder_sa.local_spi
 
 
 def test_retransmitted_requests_get_identical_responses_rfc7296_2_1() -> None:

@@ -24,8 +24,6 @@ from responder.core.proposals import (
     ChosenProposal,
     NoProposalChosen,
     ProposalRejection,
-    acceptable_ke,
-    preferred_ke_methods,
     select_esp_proposal,
     select_ike_proposal,
 )
@@ -158,36 +156,8 @@ def test_ke_hint_never_makes_another_pair_win() -> None:
     offered = ike_sa((GCM256, SHA256, X25519), (CBC256, HMAC256, SHA256, MODP2048))
     chosen = choose_ike(offered, ke_hint=KeyExchangeId.MODP_2048)
     assert chosen.number == 1 and chosen.key_exchange is KeyExchangeId.CURVE25519
-    assert acceptable_ke((AEAD_POLICY, CBC_POLICY), offered, KeyExchangeId.MODP_2048)
-
-
-def test_preferred_ke_methods_and_acceptable_ke() -> None:
-    assert preferred_ke_methods(DEFAULT_IKE_PROPOSALS) == (
-        KeyExchangeId.CURVE25519,
-        KeyExchangeId.ECP_256,
-        KeyExchangeId.ECP_384,
-        KeyExchangeId.MODP_2048,
-    )
-    assert preferred_ke_methods((AEAD_POLICY, CBC_POLICY)) == (
-        KeyExchangeId.CURVE25519,
-        KeyExchangeId.ECP_256,
-        KeyExchangeId.MODP_2048,
-    )
-    assert preferred_ke_methods(DEFAULT_ESP_PROPOSALS) == ()
-    offered = ike_sa((GCM256, SHA256, ECP256, MODP2048))
-    assert acceptable_ke((AEAD_POLICY,), offered, KeyExchangeId.ECP_256)
-    assert not acceptable_ke((AEAD_POLICY,), offered, KeyExchangeId.MODP_2048)  # not in that policy
-    assert not acceptable_ke((AEAD_POLICY,), offered, KeyExchangeId.CURVE25519)  # not offered
-    assert not acceptable_ke((), offered, KeyExchangeId.ECP_256)
-    assert not acceptable_ke(
-        (AEAD_POLICY,), ike_sa((GCM256, SHA256, ECP256), spi=bytes(8)), KeyExchangeId.ECP_256
-    )
-    esp_policy = (EspProposal.parse("aes256gcm16-ecp256"),)
-    esp_offer = esp_sa((GCM256, ECP256, esn(EsnId.NO_ESN)))
-    assert acceptable_ke(esp_policy, esp_offer, KeyExchangeId.ECP_256, require_key_exchange=True)
-    assert not acceptable_ke(esp_policy, esp_offer, KeyExchangeId.CURVE25519)
-    with pytest.raises(LocalError, match="mixes"):
-        acceptable_ke((AEAD_POLICY, esp_policy[0]), offered, KeyExchangeId.ECP_256)  # type: ignore[arg-type]
+    other_pair = select_ike_proposal((CBC_POLICY,), offered, prefer_initiator_order=False)
+    assert not isinstance(other_pair, NoProposalChosen) and other_pair.key_exchange is KeyExchangeId.MODP_2048
 
 
 # --- AEAD and integrity (RFC 5282 §8, RFC 7296 §3.3) --------------------------------------------
@@ -549,8 +519,7 @@ def test_ike_selection_properties(
         assert all(r.reason for r in result.rejections)
         return
     _check_response(offered, result)
-    assert result.key_exchange in preferred_ke_methods(DEFAULT_IKE_PROPOSALS)
-    assert acceptable_ke(DEFAULT_IKE_PROPOSALS, offered, result.key_exchange)
+    assert result.key_exchange in {k for p in DEFAULT_IKE_PROPOSALS for k in p.key_exchange}
     suite = (result.encryption_transform(), result.prf_transform(), result.integrity_transform())
     assert suite[0].is_aead == (suite[2] is None)
     # The hint changes the key exchange method only, and only to itself.

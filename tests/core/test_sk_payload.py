@@ -107,7 +107,8 @@ def test_round_trip_and_layout(encr: Encryption, integ: Integrity | None, inner_
     inner = bytes(range(inner_length))
     iv = bytes(range(encr.iv_size))
     data = protect_bytes(protection, HEADER, PayloadType.IDi, inner, iv)
-    assert len(data) == 28 + protection.overhead(inner_length) + inner_length
+    padded = inner_length + 1 + (-(inner_length + 1) % encr.block_size)  # pad to the block, Pad Length
+    assert len(data) == 28 + 4 + encr.iv_size + padded + protection.icv_size
     assert int.from_bytes(data[24:28], "big") == len(data)
     assert data[16] == PayloadType.SK and data[28] == PayloadType.IDi
     assert int.from_bytes(data[30:32], "big") == len(data) - 28

@@ -29,7 +29,7 @@ from responder.core.events import (
 )
 from responder.core.keys import ChildSaKeys, IkeSaKeys
 from responder.core.path import Path, Transport
-from responder.server.logs import RateLimiter, describe_event, describe_path, event_level, where
+from responder.server.logs import RateLimiter, describe_event, event_level, where
 
 SPI_I = bytes.fromhex("0123456789abcdef")
 SPI_R = bytes.fromhex("fedcba9876543210")
@@ -42,7 +42,6 @@ CHILD_KEYS = ChildSaKeys(*(bytes([0xC0 + n]) * 36 for n in range(4)))
 def test_path_descriptions() -> None:
     assert where(TCP) == "tcp 192.0.2.1:40001 conn 7"
     assert where(UDP6) == "udp [2001:db8::1]:4500"
-    assert describe_path(TCP) == "tcp 192.0.2.1:40001 conn 7 -> 192.0.2.2:4500"
     assert where(None) == "(no path)"
 
 
