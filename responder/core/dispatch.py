@@ -301,7 +301,7 @@ def _send(sa: IkeSa, message_id: int, exchange: Exchange, when: Instant) -> None
     else:
         data = encode_message(Message(header, payloads))
         sa.layer.send_unprotected(message_id, exchange, header, data, when.now)
-        sent = Sent((data,), b"")
+        sent = Sent((data,))
     exchange.sent(sa, sent)
     _send_packets(sa, sent, None)
 

@@ -48,6 +48,7 @@ from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
 from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
+    ChildSasMoved,
     Event,
     IkeSaInitRefused,
     MessageDropped,
@@ -428,6 +429,11 @@ class Endpoint:
                 self._esp[event.inbound_spi] = local_spi
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
+            elif isinstance(event, ChildSasMoved):
+                for inbound_spi in event.inbound_spis:
+                    self._esp[inbound_spi] = event.heir
+                for pool in self._services.pools.values():
+                    pool.transfer(local_spi, event.heir)
             self._events.append(event)
         if sa.spawned:
             spawned, sa.spawned = sa.spawned, []

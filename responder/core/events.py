@@ -24,6 +24,7 @@ __all__ = [
     "ChildSaDeleted",
     "ChildSaEstablished",
     "ChildSaRefused",
+    "ChildSasMoved",
     "ConnectionClosing",
     "Event",
     "IkeSaClosed",
@@ -218,6 +219,22 @@ class ChildSaDeleted:
 
 
 @attrs.frozen
+class ChildSasMoved:
+    """The Child SAs of this IKE SA now belong to another, its heir (RFC 7296 §1.3.2, §2.8.2).
+
+    After an IKE SA rekey the surviving new IKE SA "MUST inherit all the Child
+    SAs"; its address leases (RFC 7296 §2.19) go with them.  ``heir`` is our SPI
+    of the IKE SA that holds them now; ``inbound_spis`` are the pairs moved.
+    """
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    heir: bytes
+    inbound_spis: tuple[bytes, ...]
+
+
+@attrs.frozen
 class IkeSaClosed:
     """The IKE SA is gone, with all of its Child SAs; ``reason`` says why."""
 
@@ -256,6 +273,7 @@ Event = (
     | ChildSaEstablished
     | ChildSaRefused
     | ChildSaDeleted
+    | ChildSasMoved
     | IkeSaClosed
     | ConnectionClosing
 )

@@ -54,7 +54,7 @@ from responder.core.messages import (
     encode_payloads,
 )
 from responder.core.path import Path
-from responder.core.sk_payload import SkProtection, protect_bytes, unprotect
+from responder.core.sk_payload import IKE_HEADER_SIZE, SK_HEADER_SIZE, SkProtection, protect_bytes, unprotect
 
 __all__ = [
     "RETRANSMIT_BASE",
@@ -88,7 +88,10 @@ class Received:
 
     ``message`` has the header and the payloads in order, the Encrypted
     payload replaced by the payloads inside it; ``plaintext`` is that inner
-    payload chain as decrypted, without padding (empty for IKE_SA_INIT);
+    payload chain as decrypted, without padding, and ``aad`` the octets from
+    the IKE header to the end of the Encrypted payload's generic header (the
+    AEAD associated data, RFC 5282 §5.1): together, what IKE_INTERMEDIATE's
+    IntAuth signs (RFC 9242 §3.3.2).  Both are empty for IKE_SA_INIT.
     ``data`` is the message as it arrived on ``path``.
     """
 
@@ -96,6 +99,7 @@ class Received:
     plaintext: bytes
     data: bytes
     path: Path
+    aad: bytes = b""
 
     @property
     def header(self) -> Header:
@@ -113,10 +117,13 @@ class Malformed:
 
 @attrs.frozen(slots=True)
 class Sent:
-    """One message as we sent it: the packets that carry it and the plaintext of its inner payloads."""
+    """One message as we sent it: the packets that carry it, and (if protected) the plaintext of its
+    inner payloads and the octets before them up to the Encrypted payload's generic header, taken
+    from the whole message before any fragmentation (RFC 9242 §3.3.2 signs those)."""
 
     packets: tuple[bytes, ...]
-    plaintext: bytes
+    plaintext: bytes = b""
+    aad: bytes = b""
 
 
 @attrs.define(eq=False, slots=True)
@@ -201,7 +208,8 @@ class MessageLayer(Generic[X]):
         if self.inbound is None:
             raise LocalError("open() before keys exist")
         outer = decode_message(data)
-        if not outer.payloads or not isinstance(outer.payloads[-1], EncryptedPayload):
+        sk = outer.payloads[-1] if outer.payloads else None
+        if not isinstance(sk, EncryptedPayload):
             raise DecodeError(f"{outer.header.exchange_type.name} without an Encrypted payload", offset=28)
         try:
             message, plaintext = unprotect(self.inbound, data, outer)
@@ -209,14 +217,15 @@ class MessageLayer(Generic[X]):
             raise
         except DecodeError as error:  # the ICV verified: authenticated, but malformed inside
             return Malformed(outer.header, error, data)
-        return Received(message, plaintext, data, path)
+        return Received(message, plaintext, data, path, data[: len(data) - len(sk.body)])
 
     def _protect(self, header: Header, payloads: Sequence[Payload]) -> Sent:
         if self.outbound is None:
             raise LocalError("protect before keys exist")
         first_inner, plaintext = encode_payloads(tuple(payloads))
         iv = self.random_bytes(self.outbound.encryption.iv_size)
-        return Sent((protect_bytes(self.outbound, header, first_inner, plaintext, iv),), plaintext)
+        data = protect_bytes(self.outbound, header, first_inner, plaintext, iv)
+        return Sent((data,), plaintext, data[: IKE_HEADER_SIZE + SK_HEADER_SIZE])
 
     # ------------------------------------------------------------------ the peer's requests
 

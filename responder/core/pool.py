@@ -118,6 +118,17 @@ class PoolAllocator:
         for family in self._families.values():
             family.release(owner)
 
+    def transfer(self, owner: bytes, heir: bytes) -> None:
+        """Hand every address ``owner`` holds to ``heir``, which holds none (an IKE SA rekey keeps
+        the virtual address, RFC 7296 §2.19)."""
+        for family in self._families.values():
+            if heir in family.by_owner and owner in family.by_owner:
+                raise LocalError("the heir of a lease already holds an address of that family")
+            value = family.by_owner.pop(owner, None)
+            if value is not None:
+                family.by_owner[heir] = value
+                family.by_address[value] = heir
+
     def leases(self, owner: bytes) -> tuple[IPAddress, ...]:
         """The addresses ``owner`` holds, IPv4 first."""
         return tuple(

@@ -33,6 +33,7 @@ from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSaRefused,
+    ChildSasMoved,
     ConnectionClosing,
     Event,
     IkeSaClosed,
@@ -111,6 +112,10 @@ def describe_event(event: Event, path: Path | None) -> str:
         case ChildSaRefused():
             ids = spis(event.spi_i, event.spi_r)
             return f"{peer} {ids} Child SA refused with {event.notify.name}: {event.reason}"
+        case ChildSasMoved():
+            moved = ", ".join(spi.hex() for spi in event.inbound_spis) or "none"
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} Child SAs {moved} moved to IKE SA {event.heir.hex()}"
         case ChildSaDeleted():
             return (
                 f"{peer} {spis(event.spi_i, event.spi_r)} Child SA deleted: ESP in {event.inbound_spi.hex()} "

@@ -12,21 +12,24 @@ flight (RFC 7296 §2.25).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import ip_address, ip_network
 
 import attrs
 
-from responder.core.config import EspProposal
+from responder.core.config import AddressPool, ChildConfig, EspProposal, IdPattern, PeerConfig
 from responder.core.dispatch import RESPONDERS
 from responder.core.enums import EncrId, ExchangeType, NotifyType, ProtocolId
 from responder.core.errors import TemporaryFailure
 from responder.core.events import (
     AnswerDeferred,
+    ChildSasMoved,
     IkeSaClosed,
     MessageAccepted,
     RequestAnswered,
     ResponseReceived,
 )
-from responder.core.exchanges.base import Deferred, Exchange, Reply, SpawnIkeSa, SwitchKeys
+from responder.core.exchanges.base import Deferred, Exchange, MoveChildSas, Reply, SpawnIkeSa, SwitchKeys
+from responder.core.exchanges.informational import InformationalResponder
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
 from responder.core.message_layer import Received
@@ -37,7 +40,10 @@ from responder.core.proposals import offer
 from responder.core.sk_payload import SkProtection, unprotect
 from responder.core.transforms import encryption
 from tests.fakes.pair import (
+    PSK,
+    RESPONDER_ID,
     Pair,
+    child_request,
     forge,
     initiator_settings,
     protect,
@@ -201,6 +207,52 @@ class Spawning(Exchange):
         new.layer.install_keys(NEW_INITIATOR, NEW_RESPONDER)
         self.made.append(new)
         return Reply((), "new IKE SA", (SpawnIkeSa(new),))
+
+
+@attrs.define(eq=False)
+class Inheriting(Spawning):
+    """Spawns a new IKE SA and hands it the Child SAs (the heir of an IKE SA rekey, RFC 7296 §2.8.2)."""
+
+    def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
+        reply = super().respond(sa, request, when)
+        assert isinstance(reply, Reply)
+        return attrs.evolve(reply, after_send=(*reply.after_send, MoveChildSas(self.made[-1])))
+
+
+def test_an_heir_gets_the_child_sas_their_esp_and_their_address_leases() -> None:
+    """RFC 7296 §2.8.2: the surviving IKE SA "MUST inherit all the Child SAs"; their ESP finds the
+    heir, and the virtual address stays leased when the old IKE SA ends (RFC 7296 §2.19)."""
+    heir_maker = Inheriting()
+    pool = AddressPool("vips", ip_network("10.9.0.0/29"), None)
+    child = ChildConfig("net", pool="vips", esp_proposals=(EspProposal.parse("aes256gcm16"),))
+    peer = PeerConfig("alice", IdPattern.any(), PSK, local_id=RESPONDER_ID, children=(child,))
+    config = responder_config(IKE, peers=(peer,), pools=(pool,))
+    def factory(sa: IkeSa, request: Received) -> Exchange:  # the first INFORMATIONAL makes the heir
+        return heir_maker if not heir_maker.made else InformationalResponder.for_request(sa, request)
+
+    pair = Pair.create(config, responders=with_informational(factory))
+    first = pair.initiate(initiator_settings(IKE, child_request(request_ipv4=True)))
+    pair.pump()
+    [old] = pair.responder.sas
+    [pair_spi] = old.children
+    esp = pair_spi + bytes(20)
+    assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == old.local_spi
+    pair.to_responder(forge(old, ExchangeType.INFORMATIONAL, (), message_id=2))
+    [heir] = heir_maker.made
+    assert list(heir.children) == [pair_spi] and old.children == {}
+    [moved] = pair.events(ChildSasMoved)
+    assert (moved.local_spi, moved.heir, moved.inbound_spis) == (old.local_spi, heir.local_spi, (pair_spi,))
+    assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == heir.local_spi
+    delete = forge(old, ExchangeType.INFORMATIONAL, (DeletePayload(ProtocolId.IKE, 0, ()),), message_id=3)
+    pair.to_responder(delete)  # the old IKE SA ends (its rekeyer deletes it)
+    assert old.state is IkeSaState.CLOSED
+    assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == heir.local_spi
+    [first_child] = first.children.values()
+    assert first_child.params.local_ts[0].start_address == ip_address("10.9.0.1")
+    other = pair.initiate(initiator_settings(IKE, child_request(request_ipv4=True)))
+    pair.pump()
+    [other_child] = other.children.values()  # 10.9.0.1 is still the heir's: the next one is given
+    assert other_child.params.local_ts[0].start_address == ip_address("10.9.0.2")
 
 
 def test_a_spawned_ike_sa_joins_the_endpoint_and_gets_its_messages() -> None:

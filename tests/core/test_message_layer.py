@@ -76,9 +76,14 @@ def take(layer: MessageLayer[str], data: bytes) -> Received:
 def test_open_gives_the_payloads_and_the_plaintext_they_came_from() -> None:
     """RFC 9242 §3.3.2 signs the inner payloads' octets: the layer hands them out beside the payloads."""
     initiator, responder = layers()
-    opened = take(responder, request(initiator, 0))
+    sent = initiator.send(0, "exchange", header(0), NOTIFY, 0.0)
+    opened = take(responder, sent.packets[0])
     assert opened.message.payloads == NOTIFY and opened.path == PATH
-    assert opened.plaintext == encode_payloads(NOTIFY)[1]
+    assert opened.plaintext == sent.plaintext == encode_payloads(NOTIFY)[1]
+    # IntAuth's A chunk: the IKE header and the Encrypted payload's generic header (no IV).
+    assert opened.aad == sent.aad == sent.packets[0][:32]
+    length = int.from_bytes(opened.aad[24:28], "big")
+    assert opened.aad[16] == PayloadType.SK and length == len(sent.packets[0])
 
 
 def test_open_tells_unauthenticated_from_authenticated_but_malformed() -> None:

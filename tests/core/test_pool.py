@@ -161,3 +161,17 @@ def test_against_a_model(ops: list[tuple[str, int, int | None]]) -> None:
                 model[owner_number] = expected
         assert got == (None if expected is None else IPv4Address(f"10.3.0.{expected}"))
         assert pool.in_use(4) == len(model)
+
+
+def test_transfer_hands_the_leases_to_the_heir() -> None:
+    """An IKE SA rekey keeps the client's virtual addresses: they pass to the new IKE SA."""
+    pool = allocator("10.3.0.0/29", "2001:db8:1::/64")
+    v4, v6 = pool.lease(A, 4), pool.lease(A, 6)
+    pool.transfer(A, B)
+    assert pool.leases(A) == () and pool.leases(B) == (v4, v6)
+    assert pool.owner_of(v4) == B  # type: ignore[arg-type]
+    pool.release(A)  # the old SA ending frees nothing
+    assert pool.lease(C, 4) != v4
+    pool.transfer(b"nobody", C)  # nothing to hand over: no error
+    with pytest.raises(LocalError, match="heir"):
+        pool.transfer(B, C)  # C holds an IPv4 address already

@@ -44,7 +44,7 @@ import attrs
 from responder.core.child_sa import ChildSa, ChildSaState
 from responder.core.enums import EsnId, ExchangeType
 from responder.core.errors import LocalError
-from responder.core.events import ChildSaEstablished, Event
+from responder.core.events import ChildSaEstablished, ChildSasMoved, Event
 from responder.core.ike_sa import IkeSa
 from responder.core.instant import Instant
 from responder.core.message_layer import Received, Sent
@@ -62,6 +62,7 @@ __all__ = [
     "Initiate",
     "InstallChildSa",
     "Intent",
+    "MoveChildSas",
     "NextRound",
     "Operation",
     "Reply",
@@ -69,6 +70,7 @@ __all__ = [
     "SpawnIkeSa",
     "SwitchKeys",
     "child_established",
+    "move_children",
 ]
 
 
@@ -265,6 +267,30 @@ class InstallChildSa:
 
     def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
         child_established(sa, self.child)
+
+
+@attrs.frozen(slots=True)
+class MoveChildSas:
+    """Once the response is out, the SA's Child SAs belong to ``heir`` (an IKE SA rekey, RFC 7296 §2.8)."""
+
+    heir: IkeSa
+
+    def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
+        move_children(sa, self.heir)
+
+
+def move_children(old: IkeSa, heir: IkeSa) -> None:
+    """Hand ``old``'s Child SAs and its queued requests to ``heir`` (RFC 7296 §1.3.2, §2.8.2).
+
+    The endpoint sees :class:`~responder.core.events.ChildSasMoved` and sends
+    their ESP, and their address leases, with the heir from then on.
+    """
+    moved = tuple(old.children)
+    heir.children.update(old.children)
+    old.children.clear()
+    while old.layer.queued:
+        heir.layer.enqueue(old.layer.queued.popleft())
+    old.emit(ChildSasMoved(*old.ids, heir.local_spi, moved))
 
 
 def child_established(sa: IkeSa, child: ChildSa) -> None:
