@@ -56,7 +56,7 @@ from responder.core.outcomes import Verdict
 from responder.core.path import Path
 from responder.core.payloads import NotifyPayload
 
-__all__ = ["RESPONDERS", "handle_timer", "receive", "resume", "start"]
+__all__ = ["RESPONDERS", "flush", "handle_timer", "receive", "resume", "start"]
 
 RESPONDERS: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = MappingProxyType(
     {
@@ -144,10 +144,10 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
     exchange = sa.continuing.get(header.exchange_type)
     if exchange is None:
         factory = sa.services.responders.get((sa.state, header.exchange_type))
-        if factory is None:
+        exchange = factory(sa, request) if factory is not None else None
+        if exchange is None:
             reason = f"{header.exchange_type.name} request not allowed in {sa.state.name}"
             return _drop(sa, reason, authenticated=True)
-        exchange = factory(sa, request)
     sa.moved_to(request.path)
     sa.layer.begin(header.message_id, request.data)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False))
@@ -158,7 +158,7 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
         _answer_error(sa, header, error, request.path)
     else:
         _deliver(sa, exchange, header, request.path, result, when)
-    _flush(sa, when)
+    flush(sa, when)
     return Verdict.ACCEPTED
 
 
@@ -229,7 +229,7 @@ def _response(sa: IkeSa, response: Received, when: Instant) -> Verdict:
     sa.moved_to(response.path)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True))
     _complete(sa, request, response, when)
-    _flush(sa, when)
+    flush(sa, when)
     return Verdict.ACCEPTED
 
 
@@ -251,7 +251,7 @@ def _ike_sa_init_response(sa: IkeSa, data: bytes, header: Header, path: Path, wh
     request = sa.layer.response_to(header)
     assert request is not None  # checked above
     _complete(sa, request, Received(message, b"", data, path), when)
-    _flush(sa, when)
+    flush(sa, when)
     return Verdict.ACCEPTED
 
 
@@ -285,10 +285,11 @@ def _complete(sa: IkeSa, request: PendingRequest[Exchange], response: Received, 
 def start(sa: IkeSa, exchange: Exchange, when: Instant) -> None:
     """Start an exchange of ours: sent now if the peer's window has room, else queued (RFC 7296 §2.3)."""
     sa.layer.enqueue(exchange)
-    _flush(sa, when)
+    flush(sa, when)
 
 
-def _flush(sa: IkeSa, when: Instant) -> None:
+def flush(sa: IkeSa, when: Instant) -> None:
+    """Send queued exchanges of ours while the peer's window has room (RFC 7296 §2.3)."""
     while sa.state is not IkeSaState.CLOSED and (next_request := sa.layer.next_to_send()) is not None:
         _send(sa, *next_request, when)
 
@@ -344,5 +345,5 @@ def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:
         _answer_error(sa, deferral.request, error, deferral.path)
     else:
         _deliver(sa, deferral.exchange, deferral.request, deferral.path, answer, when)
-    _flush(sa, when)
+    flush(sa, when)
     return True

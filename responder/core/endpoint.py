@@ -194,10 +194,11 @@ class Endpoint:
             self._run_timer(sa, now, wall)
 
     def _run_timer(self, sa: IkeSa, now: float, wall: float | None) -> None:
+        when = Instant(now, wall)
         deadline = sa.get_timer()
         if deadline is not None and now >= deadline:
-            dispatch.handle_timer(sa, Instant(now, wall))
-        self._collect(sa, now)
+            dispatch.handle_timer(sa, when)
+        self._collect(sa, when)
 
     def connection_timer(self) -> float | None:
         """The earliest deadline of the RFC 9329 §6.1 connection rules, or ``None``."""
@@ -276,7 +277,7 @@ class Endpoint:
             self._events.append(MessageDropped(reason, b"", header.spi_i, header.spi_r))
             return ReceiveOutcome(Verdict.CORRUPT)
         verdict = dispatch.receive(sa, data, header, path, when)
-        self._collect(sa, when.now)
+        self._collect(sa, when)
         return ReceiveOutcome(verdict, sa.local_spi)
 
     def _receive_ike_sa_init(self, data: bytes, header: Header, path: Path, when: Instant) -> ReceiveOutcome:
@@ -321,7 +322,7 @@ class Endpoint:
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
         self._init_digests[digest] = outcome
         self._digest_of[outcome.local_spi] = digest
-        self._adopt(outcome, when.now)
+        self._adopt(outcome, when)
         return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
 
     def _refuse_undecodable(self, request: Header, path: Path, error: DecodeError) -> None:
@@ -378,8 +379,9 @@ class Endpoint:
         )
         self._sas[sa.local_spi] = sa
         self._new.append(sa)
-        dispatch.start(sa, ike_sa_init.IkeSaInitInitiator(), Instant(now, wall))
-        self._collect(sa, now)
+        when = Instant(now, wall)
+        dispatch.start(sa, ike_sa_init.IkeSaInitInitiator(), when)
+        self._collect(sa, when)
         return sa
 
     def request_liveness_check(self, local_spi: bytes, now: float) -> None:
@@ -395,8 +397,9 @@ class Endpoint:
         sa = self._sas.get(local_spi)
         if sa is None or sa.state is not IkeSaState.ESTABLISHED:
             raise LocalError(f"no established IKE SA with our SPI {local_spi.hex()}")
-        dispatch.start(sa, exchange, Instant(now, wall))
-        self._collect(sa, now)
+        when = Instant(now, wall)
+        dispatch.start(sa, exchange, when)
+        self._collect(sa, when)
 
     def resume(
         self, local_spi: bytes, message_id: int, result: object, now: float, *, wall: float | None = None
@@ -409,19 +412,21 @@ class Endpoint:
         sa = self._sas.get(local_spi)
         if sa is None:
             return False
-        resumed = dispatch.resume(sa, message_id, result, Instant(now, wall))
-        self._collect(sa, now)
+        when = Instant(now, wall)
+        resumed = dispatch.resume(sa, message_id, result, when)
+        self._collect(sa, when)
         return resumed
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _adopt(self, sa: IkeSa, now: float) -> None:
-        """Take a new SA (from IKE_SA_INIT, or spawned by another SA's rekey)."""
+    def _adopt(self, sa: IkeSa, when: Instant) -> None:
+        """Take a new SA (from IKE_SA_INIT, or spawned by another SA's rekey) and send what it queued."""
         self._sas[sa.local_spi] = sa
         self._new.append(sa)
-        self._collect(sa, now)
+        dispatch.flush(sa, when)
+        self._collect(sa, when)
 
-    def _collect(self, sa: IkeSa, now: float) -> None:
+    def _collect(self, sa: IkeSa, when: Instant) -> None:
         self._outgoing += sa.messages_to_send()
         local_spi = sa.local_spi
         while (event := sa.next_event()) is not None:
@@ -438,13 +443,13 @@ class Endpoint:
         if sa.spawned:
             spawned, sa.spawned = sa.spawned, []
             for new in spawned:
-                self._adopt(new, now)
+                self._adopt(new, when)
         if sa.state is IkeSaState.INIT_DONE:
             self._half_open.add(local_spi)
         else:
             self._half_open.discard(local_spi)
         if sa.state is IkeSaState.CLOSED:
-            self._forget(sa, now)
+            self._forget(sa, when.now)
         else:
             self._deadlines.set(local_spi, sa.get_timer())
 

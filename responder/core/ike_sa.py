@@ -56,8 +56,9 @@ class IkeSaState(enum.Enum):
     CLOSED = "closed"  #: gone; every further message is dropped
 
 
-#: Builds the exchange object that answers a request of the peer's (see :mod:`responder.core.dispatch`).
-ResponderFactory: TypeAlias = "Callable[[IkeSa, Received], Exchange]"
+#: Builds the exchange object that answers a request of the peer's (see :mod:`responder.core.dispatch`),
+#: or ``None`` when the request is not allowed after all (an extension that was not negotiated).
+ResponderFactory: TypeAlias = "Callable[[IkeSa, Received], Exchange | None]"
 
 
 @attrs.frozen(slots=True)

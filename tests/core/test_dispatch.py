@@ -29,7 +29,7 @@ from responder.core.events import (
     ResponseReceived,
 )
 from responder.core.exchanges.base import Deferred, Exchange, MoveChildSas, Reply, SpawnIkeSa, SwitchKeys
-from responder.core.exchanges.informational import InformationalResponder
+from responder.core.exchanges.informational import InformationalResponder, LivenessCheck
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
 from responder.core.message_layer import Received
@@ -268,6 +268,38 @@ def test_a_spawned_ike_sa_joins_the_endpoint_and_gets_its_messages() -> None:
     outcome = pair.responder.receive(request, reverse(pair.path), pair.now)
     assert outcome == ReceiveOutcome(Verdict.ACCEPTED, new.local_spi)  # answered by the new SA
     assert new.layer.next_expected == 1 and responder_sa.layer.next_expected == 3
+
+
+def test_requests_a_spawned_ike_sa_queued_are_sent_when_the_endpoint_takes_it() -> None:
+    """A rekey that loses the nonce comparison deletes the new IKE SA it made (RFC 7296 §2.8.2): an
+    exchange queued on a freshly spawned SA goes out on that SA, Message ID 0, when it is adopted."""
+
+    @attrs.define(eq=False)
+    class SpawningWithCheck(Spawning):
+        def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
+            reply = super().respond(sa, request, when)
+            self.made[-1].layer.enqueue(LivenessCheck())
+            return reply
+
+    spawner = SpawningWithCheck()
+    pair, _, responder_sa = established(lambda sa, request: spawner)
+    out = pair.to_responder(forge(responder_sa, ExchangeType.INFORMATIONAL, (), message_id=2))
+    [new] = spawner.made
+    assert len(out) == 2  # the response on the old SA, then the new SA's request
+    header = decode_header(out[1])[0]
+    assert (header.spi_i, header.spi_r, header.message_id) == (new.spi_i, new.spi_r, 0)
+    assert not header.is_response
+    assert unprotect(NEW_RESPONDER, out[1])[0].payloads == () and 0 in new.layer.pending
+
+
+def test_a_factory_may_decline_a_request_it_was_listed_for() -> None:
+    """An extension's exchange is listed in the table but allowed only when negotiated: a factory that
+    returns ``None`` makes the request "not allowed in this state", dropped as an authenticated one."""
+    pair, _, responder_sa = established(lambda sa, request: None)
+    request = forge(responder_sa, ExchangeType.INFORMATIONAL, (), message_id=2)
+    outcome = pair.responder.receive(request, reverse(pair.path), pair.now)
+    assert outcome == ReceiveOutcome(Verdict.IGNORED, responder_sa.local_spi)
+    assert pair.responder.messages_to_send() == [] and responder_sa.layer.next_expected == 2
 
 
 @attrs.define(eq=False)
