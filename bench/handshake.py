@@ -2,7 +2,7 @@
 
 Run: ``python bench/handshake.py [--suite x25519|modp2048|all] [--seconds S] [--seed N]``.
 
-A handshake is an initiator :class:`~responder.core.sa_table.Endpoint` and a responder
+A handshake is an initiator :class:`~responder.core.endpoint.Endpoint` and a responder
 ``Endpoint`` (fresh ones each time, so no state piles up; building them costs a few
 microseconds) exchanging the four messages in memory, with no I/O: PSK authentication, one
 Child SA (tunnel, any IPv4), both sides' events drained as a shell would.  Suites:

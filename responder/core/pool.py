@@ -1,4 +1,4 @@
-"""Virtual address leases from an :class:`~responder.config.AddressPool` (RFC 7296 §2.19, §3.15).
+"""Virtual address leases from an :class:`~responder.core.config.AddressPool` (RFC 7296 §2.19, §3.15).
 
 Strategy: deterministic, so tests and lab runs repeat.  Each family keeps two
 maps (owner -> address, address -> owner) as integers; a lease is the

@@ -22,7 +22,7 @@ Per connection, in stream order:
   ``first_frame_timeout``;
 * IKE frames go to ``engine.receive_ike``, ESP frames to
   ``engine.receive_esp`` (rows A16, A17, A22), with this connection's
-  :class:`~responder.core.ike_sa.Path`; empty messages and NAT-keepalives are
+  :class:`~responder.core.path.Path`; empty messages and NAT-keepalives are
   dropped by the deframer (rows A19, A45);
 * the engine may end the connection through its sink
   (:meth:`~responder.server.connections.Connection.close`): too much corrupt

@@ -8,7 +8,7 @@ refusals.  Protected messages are opened with the SA's keys, so a template is a 
 run's SPIs and keys), takes templates, mutates them (header fields, the payload list, field
 values through ``attrs.evolve``, raw plaintext octets), protects them again with the sender's
 keys, so that the handlers and not only the ICV check see the mutations, and feeds them to the
-:class:`~responder.core.sa_table.Endpoint`.  After every message (:func:`check`):
+:class:`~responder.core.endpoint.Endpoint`.  After every message (:func:`check`):
 
 * nothing escapes ``Endpoint.receive``;
 * every queued message decodes, and opens with the keys of the SA that sent it;

@@ -1,7 +1,7 @@
 """An initiator endpoint and a responder endpoint wired back to back in memory.
 
 After aioquic's ``client_and_server`` and h11's ``ConnectionPair``: both
-sides are real :class:`~responder.core.sa_table.Endpoint` objects; messages
+sides are real :class:`~responder.core.endpoint.Endpoint` objects; messages
 move between them only when :meth:`Pair.pump` says so, and time moves only
 when a test sets ``now``.  Randomness is seeded, so every run is byte for
 byte the same.

@@ -6,7 +6,7 @@ what each one asserts.  The responder is :class:`~responder.server.engine.Engine
 behind :func:`~responder.server.streams.serve_stream_listener` on a
 :class:`~tests.server.fakes.MemoryListener` (memory streams, ``autojump_clock``
 for the grace periods); the Originator is the core's own initiator
-(:class:`~responder.core.sa_table.Endpoint`) writing RFC 9329 frames by hand,
+(:class:`~responder.core.endpoint.Endpoint`) writing RFC 9329 frames by hand,
 so a test can send exactly the octets it needs (forged ICVs, malformed
 payloads, ESP with unknown SPIs) on exactly the connection it names.  UDP,
 where a row needs it, is a recording sink attached to the same engine.

@@ -1,6 +1,6 @@
 """A replay of the strongSwan harvests (tests/vectors/strongswan/) through the responder's core.
 
-A responder :class:`~responder.core.sa_table.Endpoint` is given what strongSwan's responder had
+A responder :class:`~responder.core.endpoint.Endpoint` is given what strongSwan's responder had
 drawn: ``random_bytes`` that yields the captured SPIr, Nr, the captured inbound ESP SPI and the
 captured IV of the IKE_AUTH response (in the order the core draws them: an 8-octet IKE SPI and the
 32-octet nonce in ``ike_sa_init.respond``, the 4-octet ESP SPI in ``child.respond_first_child``,
