@@ -50,7 +50,7 @@ from responder.core.exchanges.ike_auth import IkeAuthResponder
 from responder.core.exchanges.informational import InformationalResponder
 from responder.core.ike_sa import Deferral, IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
-from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Sent
+from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Retransmit, Sent
 from responder.core.messages import Header, Message, decode_message, encode_message
 from responder.core.outcomes import Verdict
 from responder.core.path import Path
@@ -127,10 +127,10 @@ def _malformed(sa: IkeSa, opened: Malformed, path: Path, when: Instant) -> Verdi
     UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 §2.21.2, §2.21.3, RFC 9329 row A34); a
     response, or a request outside the window, is dropped."""
     header = opened.header
-    if header.is_response or sa.layer.request_status(header.message_id) is not None:
-        return _drop(sa, f"{header.exchange_type.name}: {opened.error}", authenticated=True)
-    if (sa.state, header.exchange_type) not in sa.services.responders:
-        return _drop(sa, f"{header.exchange_type.name}: {opened.error}", authenticated=True)
+    kind = header.exchange_type
+    taken = kind in sa.continuing or (sa.state, kind) in sa.services.responders
+    if header.is_response or sa.layer.request_status(header.message_id) is not None or not taken:
+        return _drop(sa, f"{kind.name}: {opened.error}", authenticated=True)
     sa.layer.begin(header.message_id, opened.data)
     _answer_error(sa, header, opened.error, path)
     return Verdict.ACCEPTED
@@ -205,7 +205,9 @@ def _deliver(
 def _answer_error(sa: IkeSa, request: Header, error: ProtocolError, path: Path) -> None:
     """The boundary: turn an exchange's error into the RFC's answer (RFC 7296 §2.21)."""
     kind, message_id = request.exchange_type, request.message_id
-    sa.continuing.pop(kind, None)  # an error ends an exchange of several rounds
+    lasting = sa.continuing.pop(kind, None)  # an error ends an exchange of several rounds
+    if lasting is not None:
+        lasting.abandon(sa, error.reason)
     notify = error.answer
     if notify is None:
         sa.layer.forget(message_id)
@@ -323,15 +325,18 @@ def handle_timer(sa: IkeSa, when: Instant) -> None:
         sa.close("half-open IKE SA expired: no IKE_AUTH request in time")
         return
     stream = sa.path.transport.is_stream
-    for action in sa.layer.handle_timer(when.now, stream):
-        if isinstance(action, GiveUp):
-            request = action.request
-            reason = f"peer did not answer {request.exchange.name} request {request.message_id}"
+    actions = sa.layer.handle_timer(when.now, stream)
+    unanswered = [action.request for action in actions if isinstance(action, GiveUp)]
+    if unanswered:
+        reasons = [f"peer did not answer {r.exchange.name} request {r.message_id}" for r in unanswered]
+        for request, reason in zip(unanswered, reasons, strict=True):
             request.exchange.abandon(sa, reason)
-            sa.close(reason + (" (no retransmission over TCP, RFC 9329 §6.2)" if stream else ""))
-            return
-        for packet in action.packets:
-            sa.send(packet)
+        sa.close(reasons[0] + (" (no retransmission over TCP, RFC 9329 §6.2)" if stream else ""))
+        return
+    for action in actions:
+        if isinstance(action, Retransmit):
+            for packet in action.packets:
+                sa.send(packet)
 
 
 def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:

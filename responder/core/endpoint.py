@@ -176,10 +176,18 @@ class Endpoint:
 
     def handle_timer(self, now: float, *, wall: float | None = None) -> None:
         """Run every SA and connection timer that is due."""
-        for local_spi in self._deadlines.due(now):
+        due = self._deadlines.due(now)
+        for index, local_spi in enumerate(due):
             sa = self._sas.get(local_spi)
-            if sa is not None:
+            if sa is None:
+                continue
+            try:
                 self._run_timer(sa, now, wall)
+            except BaseException:  # a bug: keep the deadlines of the SAs not yet run
+                for rest in due[index + 1 :]:
+                    if (other := self._sas.get(rest)) is not None:
+                        self._deadlines.set(rest, other.get_timer())
+                raise
         self.handle_connection_timers(now)
 
     def handle_sa_timer(self, local_spi: bytes, now: float, *, wall: float | None = None) -> None:
@@ -293,7 +301,7 @@ class Endpoint:
             # RFC 7296 §2.1: one that belongs to an IKE SA whose IKE_AUTH request has
             # already been received is ignored.
             reason = "copy of the IKE_SA_INIT request after IKE_AUTH began: ignored (RFC 7296 §2.1)"
-            self._events.append(MessageDropped(reason, *known.ids, authenticated=True))
+            self._events.append(MessageDropped(reason, *known.ids))
             return ReceiveOutcome(Verdict.IGNORED, known.local_spi)
         limits = self.config.limits
         if len(self._half_open) >= limits.half_open_max or len(self._sas) >= limits.ike_sa_max:
@@ -304,7 +312,9 @@ class Endpoint:
             message = decode_message(data)
         except DecodeError as error:
             self._refuse_undecodable(header, path, error)
-            return ReceiveOutcome(Verdict.MALFORMED)
+            # An unknown critical payload parses far enough to be refused by name (RFC 7296 §2.5).
+            malformed = error.answer in (NotifyType.INVALID_SYNTAX, None)
+            return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
         cookie_required = not path.transport.is_stream and len(self._half_open) >= limits.cookie_threshold
         outcome = ike_sa_init.respond(
             services=self._services,
@@ -429,6 +439,7 @@ class Endpoint:
     def _collect(self, sa: IkeSa, when: Instant) -> None:
         self._outgoing += sa.messages_to_send()
         local_spi = sa.local_spi
+        heirs: list[bytes] = []
         while (event := sa.next_event()) is not None:
             if isinstance(event, ChildSaEstablished):
                 self._esp[event.inbound_spi] = local_spi
@@ -439,11 +450,17 @@ class Endpoint:
                     self._esp[inbound_spi] = event.heir
                 for pool in self._services.pools.values():
                     pool.transfer(local_spi, event.heir)
+                heirs.append(event.heir)
             self._events.append(event)
         if sa.spawned:
             spawned, sa.spawned = sa.spawned, []
             for new in spawned:
                 self._adopt(new, when)
+        for heir_spi in heirs:  # requests that moved with the Child SAs go out on the heir
+            heir = self._sas.get(heir_spi)
+            if heir is not None and heir is not sa:
+                dispatch.flush(heir, when)
+                self._collect(heir, when)
         if sa.state is IkeSaState.INIT_DONE:
             self._half_open.add(local_spi)
         else:

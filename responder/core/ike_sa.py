@@ -211,6 +211,6 @@ class IkeSa:
         abandoned += self.continuing.values()
         self.deferred.clear()
         self.continuing.clear()
-        for exchange in abandoned:
+        for exchange in {id(e): e for e in abandoned}.values():  # a deferred round is also continuing
             exchange.abandon(self, reason)
         self.emit(IkeSaClosed(*self.ids, reason))

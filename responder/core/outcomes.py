@@ -62,5 +62,6 @@ class ReceiveOutcome:
 
     @property
     def authenticated(self) -> bool:
-        """The sender proved it holds the SA's keys (or repeated a message that did)."""
+        """The sender proved it holds the SA's keys, or repeated a message of the SA bit for bit
+        (a late copy of IKE_SA_INIT included)."""
         return self.verdict in (Verdict.ACCEPTED, Verdict.RETRANSMISSION, Verdict.IGNORED)

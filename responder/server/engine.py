@@ -59,7 +59,7 @@ from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
-from responder.core.events import ConnectionClosing, Event, MessageDropped
+from responder.core.events import ConnectionClosing, Event, IkeSaClosed, MessageDropped
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
@@ -128,6 +128,7 @@ class Engine:
     _esp_per_connection: Counter[SinkKey] = attrs.field(init=False, factory=Counter)
     _esp_per_sa: Counter[bytes] = attrs.field(init=False, factory=Counter)
     _connection_wake: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _connection_sleep: float | None = attrs.field(init=False, default=None)  #: the watcher's deadline
     _running: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
@@ -165,7 +166,7 @@ class Engine:
         """Run the core's RFC 9329 §6.1 connection timers (orphan grace, row A25)."""
         while True:
             self._connection_wake = trio.Event()
-            deadline = self._endpoint.connection_timer()
+            deadline = self._connection_sleep = self._endpoint.connection_timer()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._connection_wake.wait()
             now = trio.current_time()
@@ -196,20 +197,21 @@ class Engine:
 
     def receive_ike(self, message: bytes, path: Path) -> None:
         self._counts["messages_in"] += 1
-        carried = self.carried(path.connection) if path.connection is not None else ()
         now = trio.current_time()
 
         def receive() -> ReceiveOutcome:
             return self._endpoint.receive(message, path, now, wall=self.wall_clock())
 
         outcome = self._call(receive, path)
-        if outcome is not None and outcome.verdict is Verdict.CREATED and carried:
-            # RFC 9329 §6.1 (row A30): one IKE SA per connection; our policy is to process it.
-            logger.info(
-                "%s new IKE SA on a connection carrying live IKE SA %s: processed (RFC 9329 §6.1)",
-                where(path),
-                ", ".join(spi.hex() for spi in carried),
-            )
+        if outcome is not None and outcome.verdict is Verdict.CREATED and path.connection is not None:
+            older = [spi for spi in self.carried(path.connection) if spi != outcome.local_spi]
+            if older:
+                # RFC 9329 §6.1 (row A30): one IKE SA per connection; our policy is to process it.
+                logger.info(
+                    "%s new IKE SA on a connection carrying live IKE SA %s: processed (RFC 9329 §6.1)",
+                    where(path),
+                    ", ".join(spi.hex() for spi in older),
+                )
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
         self._counts["esp_packets"] += 1
@@ -258,7 +260,9 @@ class Engine:
         """Answer a deferred request (see :class:`~responder.core.events.AnswerDeferred`)."""
         now = trio.current_time()
         resumed = self._call(
-            lambda: self._endpoint.resume(local_spi, message_id, result, now, wall=self.wall_clock()), None
+            lambda: self._endpoint.resume(local_spi, message_id, result, now, wall=self.wall_clock()),
+            None,
+            local_spi,
         )
         return bool(resumed)
 
@@ -298,8 +302,14 @@ class Engine:
 
     # ------------------------------------------------------------------ after every core call
 
-    def _call(self, action: Callable[[], T], input_path: Path | None) -> T | None:
-        """Run ``action`` on the core; a bug there is logged, never passed to the transport."""
+    def _call(
+        self, action: Callable[[], T], input_path: Path | None, touched: bytes | None = None
+    ) -> T | None:
+        """Run ``action`` on the core; a bug there is logged, never passed to the transport.
+
+        ``touched`` names the SA whose deadline the call may have moved (a received
+        message names its own through its outcome).
+        """
         result: T | None = None
         try:
             result = action()
@@ -307,7 +317,8 @@ class Engine:
             self._counts["internal_errors"] += 1
             logger.exception("internal error handling %s", where(input_path) if input_path else "a timer")
         finally:
-            touched = getattr(result, "local_spi", None) if isinstance(result, ReceiveOutcome) else None
+            if isinstance(result, ReceiveOutcome):
+                touched = result.local_spi
             self._after_core(input_path, touched)
         return result
 
@@ -330,7 +341,9 @@ class Engine:
             self._dispatch(event, input_path)
         if touched:
             self._runners.poke(touched)  # its timer may have changed
-        self._connection_wake.set()  # so may the connection timers
+        deadline = self._endpoint.connection_timer()
+        if deadline is not None and (self._connection_sleep is None or deadline < self._connection_sleep):
+            self._connection_wake.set()  # a connection's grace period ends before the watcher wakes
 
     def _dispatch(self, event: Event, input_path: Path | None) -> None:
         sa = self._runners.sa(event.local_spi) if event.local_spi else None
@@ -338,6 +351,9 @@ class Engine:
         if isinstance(event, ConnectionClosing):
             self._close_connection(event)
             return
+        if isinstance(event, IkeSaClosed):
+            self._esp_per_sa.pop(event.local_spi, None)
+            self._runners.poke(event.local_spi)  # its task ends
         if isinstance(event, MessageDropped):
             key = ("dropped", path.remote_address if path is not None else None)
             line = describe_event(event, path)

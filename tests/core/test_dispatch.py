@@ -32,9 +32,10 @@ from responder.core.exchanges.base import Deferred, Exchange, MoveChildSas, Repl
 from responder.core.exchanges.informational import InformationalResponder, LivenessCheck
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
-from responder.core.message_layer import Received
+from responder.core.message_layer import TCP_RESPONSE_TIMEOUT, Received
 from responder.core.messages import decode_header
 from responder.core.outcomes import ReceiveOutcome, Verdict
+from responder.core.path import Transport
 from responder.core.payloads import DeletePayload, NotifyPayload, Payload
 from responder.core.proposals import offer
 from responder.core.sk_payload import SkProtection, unprotect
@@ -227,6 +228,7 @@ def test_an_heir_gets_the_child_sas_their_esp_and_their_address_leases() -> None
     child = ChildConfig("net", pool="vips", esp_proposals=(EspProposal.parse("aes256gcm16"),))
     peer = PeerConfig("alice", IdPattern.any(), PSK, local_id=RESPONDER_ID, children=(child,))
     config = responder_config(IKE, peers=(peer,), pools=(pool,))
+
     def factory(sa: IkeSa, request: Received) -> Exchange:  # the first INFORMATIONAL makes the heir
         return heir_maker if not heir_maker.made else InformationalResponder.for_request(sa, request)
 
@@ -237,11 +239,17 @@ def test_an_heir_gets_the_child_sas_their_esp_and_their_address_leases() -> None
     [pair_spi] = old.children
     esp = pair_spi + bytes(20)
     assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == old.local_spi
-    pair.to_responder(forge(old, ExchangeType.INFORMATIONAL, (), message_id=2))
+    for _ in range(2):  # one request of ours in flight, one waiting for the peer's window
+        pair.responder.request_liveness_check(old.local_spi, pair.now)
+    assert len(pair.responder.messages_to_send()) == 1 and len(old.layer.queued) == 1
+    out = pair.to_responder(forge(old, ExchangeType.INFORMATIONAL, (), message_id=2))
     [heir] = heir_maker.made
     assert list(heir.children) == [pair_spi] and old.children == {}
+    assert not old.layer.queued and 0 in heir.layer.pending  # the waiting request went with them
+    assert [decode_header(m)[0].spi_r for m in out] == [old.spi_r, heir.spi_r]
     [moved] = pair.events(ChildSasMoved)
-    assert (moved.local_spi, moved.heir, moved.inbound_spis) == (old.local_spi, heir.local_spi, (pair_spi,))
+    assert (moved.local_spi, moved.heir) == (old.local_spi, heir.local_spi)
+    assert moved.inbound_spis == (pair_spi,)
     assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == heir.local_spi
     delete = forge(old, ExchangeType.INFORMATIONAL, (DeletePayload(ProtocolId.IKE, 0, ()),), message_id=3)
     pair.to_responder(delete)  # the old IKE SA ends (its rekeyer deletes it)
@@ -312,6 +320,55 @@ class Rounds(Exchange):
     def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
         self.round += 1
         return Reply((), f"round {self.round}", done=self.round == 3)
+
+
+def test_an_error_in_a_later_round_ends_the_exchange_and_abandons_it() -> None:
+    """The boundary ends an exchange of several rounds: the next request starts a new one."""
+    abandoned: list[str] = []
+
+    @attrs.define(eq=False)
+    class Failing(Rounds):
+        def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
+            if self.round == 1:
+                raise TemporaryFailure("the backend went away")
+            return super().respond(sa, request, when)
+
+        def abandon(self, sa: IkeSa, reason: str) -> None:
+            abandoned.append(reason)
+
+    made: list[Failing] = []
+
+    def factory(sa: IkeSa, request: Received) -> Exchange:
+        made.append(Failing())
+        return made[-1]
+
+    pair, _, responder_sa = established(factory)
+    for message_id in (2, 3, 4):
+        pair.to_responder(forge(responder_sa, ExchangeType.INFORMATIONAL, (), message_id=message_id))
+    results = [e.result for e in pair.events(RequestAnswered)][-3:]
+    assert results == ["round 1", "refused with TEMPORARY_FAILURE: the backend went away", "round 1"]
+    assert abandoned == ["the backend went away"] and len(made) == 2
+
+
+def test_every_request_given_up_is_abandoned_before_the_sa_closes() -> None:
+    """RFC 9329 §6.2 over TCP: two requests of ours in flight (the peer's window is 2) time out
+    together; both exchanges hear of it, then the SA ends."""
+    abandoned: list[str] = []
+
+    @attrs.define(eq=False)
+    class Watched(LivenessCheck):
+        def abandon(self, sa: IkeSa, reason: str) -> None:
+            abandoned.append(reason)
+
+    pair = Pair.create(responder_config(IKE, window_size=2), transport=Transport.TCP)
+    initiator_sa = pair.initiate(initiator_settings(IKE))
+    pair.pump()
+    for _ in range(2):
+        pair.initiator.start(initiator_sa.local_spi, Watched(), pair.now)
+    assert len(pair.initiator.messages_to_send()) == 2  # sent, never delivered
+    pair.initiator.handle_timer(pair.now + TCP_RESPONSE_TIMEOUT)
+    assert abandoned == [f"peer did not answer INFORMATIONAL request {n}" for n in (2, 3)]
+    assert initiator_sa.state is IkeSaState.CLOSED
 
 
 def test_an_exchange_of_several_rounds_is_one_object_until_done() -> None:

@@ -54,9 +54,19 @@ def test_receive_outcomes_name_the_sa_and_say_whether_the_message_authenticated(
     assert pair.responder.receive(unknown, path, 0.0) == ReceiveOutcome(Verdict.CORRUPT)
     assert pair.responder.receive(b"\x00" * 5, path, 0.0).corrupt
     copy = pair.responder.receive(init_request.data, path, 0.0)  # IKE_AUTH arrived: ignored (RFC 7296 §2.1)
-    assert copy == ReceiveOutcome(Verdict.IGNORED, created.local_spi) and copy.authenticated
+    assert copy == ReceiveOutcome(Verdict.IGNORED, created.local_spi) and not copy.corrupt
     broken = init_request.data[:-1]  # Length no longer matches
     assert pair.responder.receive(broken, path, 0.0) == ReceiveOutcome(Verdict.MALFORMED)
+    pair.responder.messages_to_send()  # its INVALID_SYNTAX
+    # An unknown payload with the critical bit parses far enough to be refused by name (RFC 7296 §2.5).
+    critical = bytearray(init_request.data)
+    first_type = critical[16]
+    critical[16] = 0xC8  # an unassigned payload type, first in the chain ...
+    unknown = bytes([first_type, 0x80]) + (4).to_bytes(2, "big")  # ... with its critical bit, empty
+    data = bytes(critical[:24]) + (len(critical) + 4).to_bytes(4, "big") + unknown + bytes(critical[28:])
+    assert pair.responder.receive(data, path, 0.0) == ReceiveOutcome(Verdict.REFUSED)
+    [refusal] = pair.responder.messages_to_send()
+    assert b"\x00\x00\x00\x01\xc8" in refusal.data  # UNSUPPORTED_CRITICAL_PAYLOAD naming type 200
 
 
 def test_handle_sa_timer_runs_only_that_sa_and_only_when_due() -> None:

@@ -374,6 +374,21 @@ def test_ike_auth_with_part_of_a_child_request_is_refused_and_never_established_
     assert "only part of SA, TSi and TSr" in pair.events(RequestAnswered)[-1].result
 
 
+def test_authentication_is_checked_before_the_child_request_rfc7296_2_21_2() -> None:
+    """A request with a bad AUTH is AUTHENTICATION_FAILED, whatever else is wrong with it."""
+    pair = Pair.create(responder_config("aes256gcm16-prfsha256-x25519"))
+    wrong = initiator_settings("aes256gcm16-prfsha256-x25519", child_request(), psk=Secret.parse("not it"))
+    pair.initiate(wrong)
+    [init_request] = [o.data for o in pair.initiator.messages_to_send()]
+    [auth_request] = pair.to_initiator(pair.to_responder(init_request)[0])
+    [responder_sa] = pair.responder.sas
+    payloads = read(responder_sa, auth_request, from_initiator=True).payloads
+    partial = tuple(p for p in payloads if not isinstance(p, TsrPayload))
+    [answer] = pair.to_responder(forge(responder_sa, ExchangeType.IKE_AUTH, partial, message_id=1))
+    refusal = read(responder_sa, answer, from_initiator=False).payloads
+    assert refusal == (NotifyPayload(NotifyType.AUTHENTICATION_FAILED),)
+
+
 def test_ike_sa_and_child_sa_are_reported_once_the_response_is_out() -> None:
     """The response first, then what it established: RequestAnswered, IkeSaEstablished,
     ChildSaEstablished; the Child SA pair is installed on both ends."""
@@ -407,7 +422,7 @@ def test_retransmitted_requests_get_identical_responses_rfc7296_2_1() -> None:
     assert pair.to_responder(auth_request) == [auth_response]
     assert pair.to_responder(init_request) == []  # ignored now
     dropped = pair.events(MessageDropped)[-1]
-    assert "after IKE_AUTH began" in dropped.reason and dropped.authenticated
+    assert "after IKE_AUTH began" in dropped.reason and not dropped.authenticated  # it is plaintext
     assert len(pair.events(RetransmissionAnswered)) == 2
     assert len(pair.events(IkeSaEstablished)) == 1
 

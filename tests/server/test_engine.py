@@ -32,7 +32,8 @@ from responder.core.events import (
     MessageDropped,
     RequestAnswered,
 )
-from responder.core.exchanges.base import Deferred, Exchange, Reply
+from responder.core.exchanges.base import Deferred, Exchange, Initiate, Reply
+from responder.core.exchanges.informational import LivenessCheck
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.instant import Instant
 from responder.core.key_exchange import KeyExchangeFactory
@@ -474,6 +475,10 @@ async def test_esp_is_counted_per_connection_and_sa_and_dropped(
     assert stats.esp_per_connection == {1: 4}
     assert stats.esp_per_sa == {sa.spi_r: 3}
     assert sink.sent == []
+    peer.engine.request_delete(sa.spi_r)
+    peer.pump(one)
+    assert peer.engine.stats.esp_per_sa == {}  # forgotten with its SA
+    assert peer.engine.stats.esp_per_connection == {1: 4}  # until the connection goes
 
 
 async def test_events_reach_observers_with_the_sas_path(peer: Peer, autojump_clock: MockClock) -> None:
@@ -627,4 +632,40 @@ async def test_a_deferred_answer_is_resumed_through_the_engine_with_both_clocks(
         answered = [e for e, _ in observer.of(RequestAnswered)][-1]
         assert isinstance(answered, RequestAnswered) and answered.result == "outside said yes"
         assert not engine.resume(deferred.local_spi, deferred.message_id, "again")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_resumed_answer_that_starts_a_request_wakes_the_sas_task(autojump_clock: MockClock) -> None:
+    """After ``Engine.resume`` the SA's task looks at its deadline again: a request of ours that the
+    resumed answer started is given up over TCP after 31 s (RFC 9329 §6.2), and the task ends."""
+
+    @attrs.define(eq=False)
+    class AskThenCheck(AskOutside):
+        def resume(self, sa: IkeSa, result: object, when: Instant) -> Reply | Deferred:
+            return Reply((), "answered; checking the peer", (Initiate(LivenessCheck()),))
+
+    asker = AskThenCheck()
+    table = {**RESPONDERS, (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL): lambda sa, request: asker}
+    observer = RecordingObserver()
+    engine = Engine(
+        responder_config(IKE), seeded(1), KeyExchangeFactory(seeded(2)), (observer,), responders=table
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        peer = Peer(engine, observer)
+        one = tcp(1, 40001)
+        sink = peer.connect(one)
+        sa = peer.establish(one)
+        engine.receive_ike(peer.informational(sa), one)
+        [(deferred, _)] = observer.of(AnswerDeferred)
+        assert isinstance(deferred, AnswerDeferred)
+        await trio.sleep(1)
+        assert engine.resume(deferred.local_spi, deferred.message_id, "yes")
+        assert exchanges(sink) == [(ExchangeType.INFORMATIONAL, True), (ExchangeType.INFORMATIONAL, False)]
+        await trio.sleep(30.5)
+        assert engine.stats.ike_sas == 1  # not before the response timeout
+        await trio.sleep(1)
+        [(closed, _)] = observer.of(IkeSaClosed)
+        assert isinstance(closed, IkeSaClosed) and "did not answer INFORMATIONAL request 0" in closed.reason
+        assert (engine.stats.ike_sas, engine.stats.sa_tasks) == (0, 0)
         nursery.cancel_scope.cancel()

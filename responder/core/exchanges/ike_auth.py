@@ -1,11 +1,12 @@
 """IKE_AUTH (RFC 7296 §1.2, §2.15, §2.21.2; RFC 6023).
 
-Responder (:class:`IkeAuthResponder`): check that the request is whole (SA,
-TSi and TSr come together or not at all), find the peer by its IDi (exact or
-wildcard patterns, or the lab "any ID" mode), verify its AUTH, then answer
-with IDr, our AUTH and the first Child SA.  Every check that can fail runs
-before anything changes, so a failure leaves nothing behind: the dispatcher's
-boundary answers AUTHENTICATION_FAILED or INVALID_SYNTAX and closes the SA.
+Responder (:class:`IkeAuthResponder`): find the peer by its IDi (exact or
+wildcard patterns, or the lab "any ID" mode), verify its AUTH, check that the
+Child SA request is whole (SA, TSi and TSr come together or not at all), then
+answer with IDr, our AUTH and the first Child SA.  Every check that can fail
+runs before anything is reported, so a failure leaves nothing behind: the
+dispatcher's boundary answers AUTHENTICATION_FAILED or INVALID_SYNTAX and
+closes the SA.
 The IKE SA is established, and reported so, only once the response is on its
 way (:class:`EstablishIkeSa`, an after-send action); a Child SA failure is
 answered next to IDr and AUTH and keeps the IKE SA (RFC 7296 §2.21.3).
@@ -120,14 +121,9 @@ class IkeAuthResponder(Exchange):
         message = request.message
         config = sa.config
         idi = require(message, IdiPayload, "IDi")
-        offered_child = child_payloads(message)
         auth = find(message, AuthPayload)
         if auth is None:
             raise AuthenticationFailedError("IKE_AUTH without AUTH payload (EAP is not offered)")
-        if offered_child is None and config.childless is ChildlessPolicy.NEVER:
-            raise DecodeError(
-                "IKE_AUTH without SA, TSi and TSr, but childless IKE SAs are not allowed", offset=28
-            )
 
         identity = Identity(idi.id_type, idi.data)
         # Configured peers in order; with any_id_psk set, the lab peer matches every ID.
@@ -141,6 +137,11 @@ class IkeAuthResponder(Exchange):
                 f"AUTH of {identity} does not verify with the shared key of peer '{peer.name}'"
             )
         sa.peer_name = peer.name
+        offered_child = child_payloads(message)  # SA, TSi, TSr all or none: INVALID_SYNTAX otherwise
+        if offered_child is None and config.childless is ChildlessPolicy.NEVER:
+            raise DecodeError(
+                "IKE_AUTH without SA, TSi and TSr, but childless IKE SAs are not allowed", offset=28
+            )
 
         local = peer.local_id or config.local_id or Identity.from_address(request.path.local_address)
         idr = IdrPayload(local.id_type, local.data)
