@@ -98,6 +98,9 @@ class IkeSa:
     created_at: float
     state: IkeSaState = IkeSaState.INIT_SENT
     layer: MessageLayer[Exchange] = attrs.field(init=False, repr=False)
+    #: Our SPI of this SA, the one the endpoint finds it by: SPIi as original initiator, else SPIr
+    #: (fixed at creation: only the peer's SPI is learnt later).
+    local_spi: bytes = attrs.field(init=False)
 
     # Negotiated in IKE_SA_INIT (RFC 7296 §1.2, §2.14)
     proposal: ChosenProposal | None = None
@@ -134,13 +137,9 @@ class IkeSa:
 
     def __attrs_post_init__(self) -> None:
         self.layer = MessageLayer(self.services.random_bytes)
+        self.local_spi = self.spi_i if self.is_original_initiator else self.spi_r
 
     # ------------------------------------------------------------------ names
-
-    @property
-    def local_spi(self) -> bytes:
-        """Our SPI of this SA: the one the endpoint finds it by."""
-        return self.spi_i if self.is_original_initiator else self.spi_r
 
     @property
     def spis(self) -> tuple[bytes, bytes]:
