@@ -339,18 +339,9 @@ class Endpoint:
         """An IKE_SA_INIT that does not decode: answer its notify unprotected (RFC 7296 §2.21.1)."""
         notify = error.answer
         self._events.append(IkeSaInitRefused(request.spi_i, notify or NotifyType.INVALID_SYNTAX, str(error)))
-        if notify is None:
-            return
-        response = Header(
-            spi_i=request.spi_i,
-            spi_r=bytes(8),
-            exchange_type=ExchangeType.IKE_SA_INIT,
-            is_initiator=False,
-            is_response=True,
-            message_id=request.message_id,
-        )
-        message = Message(response, (NotifyPayload(notify, error.notify_data),))
-        self._outgoing.append(Outgoing(path, encode_message(message)))
+        if notify is not None:
+            refusal = ike_sa_init.refuse(request, notify, str(error), error.notify_data)
+            self._outgoing.append(Outgoing(path, refusal.response))
 
     def _answer_major_version(self, data: bytes, path: Path, error: InvalidMajorVersion) -> None:
         """RFC 7296 §2.5: drop, and SHOULD answer INVALID_MAJOR_VERSION with version 2.0.

@@ -41,7 +41,7 @@ from responder.core.payloads import KePayload, NoncePayload, NotifyPayload, Payl
 from responder.core.proposals import ChosenProposal, NoProposalChosen, offer, select_ike_proposal
 from responder.core.sk_payload import sk_protections
 
-__all__ = ["MAX_INIT_RETRIES", "NONCE_SIZE", "IkeSaInitInitiator", "InitRefusal", "respond"]
+__all__ = ["MAX_INIT_RETRIES", "NONCE_SIZE", "IkeSaInitInitiator", "InitRefusal", "refuse", "respond"]
 
 NONCE_SIZE = 32  #: RFC 7296 §2.10: at least 128 bits and half the PRF key size (SHA-512: 32)
 MAX_INIT_RETRIES = 4  #: COOKIE and INVALID_KE_PAYLOAD answers followed, at most
@@ -56,7 +56,9 @@ class InitRefusal:
     reason: str
 
 
-def _refuse(request: Header, notify: NotifyType, reason: str, data: bytes = b"") -> InitRefusal:
+def refuse(request: Header, notify: NotifyType, reason: str, data: bytes = b"") -> InitRefusal:
+    """A stateless answer to an IKE_SA_INIT request: one notify, responder SPI zero, and a header
+    of our own (version 2.0, no Version flag), never the request's (RFC 7296 §2.6, §3.1)."""
     header = Header(
         spi_i=request.spi_i,
         spi_r=bytes(8),
@@ -133,16 +135,16 @@ def respond(
     header = message.header
     config = services.config
     if header.message_id != 0:
-        return _refuse(header, NotifyType.INVALID_SYNTAX, f"IKE_SA_INIT with Message ID {header.message_id}")
+        return refuse(header, NotifyType.INVALID_SYNTAX, f"IKE_SA_INIT with Message ID {header.message_id}")
     try:
         sa_payload = require(message, SaPayload, "SA")
         ke = require(message, KePayload, "KE")
         nonce = require(message, NoncePayload, "Nonce")
     except DecodeError as error:
-        return _refuse(header, NotifyType.INVALID_SYNTAX, error.reason)
+        return refuse(header, NotifyType.INVALID_SYNTAX, error.reason)
     if not 16 <= len(nonce.data) <= 256:
         reason = f"nonce of {len(nonce.data)} octets (RFC 7296 §3.9)"
-        return _refuse(header, NotifyType.INVALID_SYNTAX, reason)
+        return refuse(header, NotifyType.INVALID_SYNTAX, reason)
 
     if cookie_required:
         # RFC 7296 §2.6: the COOKIE must be the first payload; one that does not
@@ -157,7 +159,7 @@ def respond(
         if offered is None or not cookies.check(now, offered, nonce.data, path.remote_address, header.spi_i):
             cookie = cookies.make(now, nonce.data, path.remote_address, header.spi_i)
             reason = "too many half-open SAs: " + ("cookie did not verify" if offered else "cookie requested")
-            return _refuse(header, NotifyType.COOKIE, reason, cookie)
+            return refuse(header, NotifyType.COOKIE, reason, cookie)
 
     chosen = select_ike_proposal(
         config.ike_proposals,
@@ -166,12 +168,12 @@ def respond(
         ke_hint=ke.group,
     )
     if isinstance(chosen, NoProposalChosen):
-        return _refuse(header, NotifyType.NO_PROPOSAL_CHOSEN, str(chosen))
+        return refuse(header, NotifyType.NO_PROPOSAL_CHOSEN, str(chosen))
     group = chosen.key_exchange
     assert group is not None  # select_ike_proposal always chooses a KE method
     if ke.group != group:
         # RFC 7296 §1.2, §3.10.1: name the group we selected; the initiator retries.
-        return _refuse(
+        return refuse(
             header,
             NotifyType.INVALID_KE_PAYLOAD,
             f"KEi uses {ke.group.name}, the selected proposal needs {group.name}",
@@ -181,7 +183,7 @@ def respond(
         ke_r, shared_secret = services.ke_factory.respond(group, ke.data)
     except InvalidKeyExchangeValue as error:
         # RFC 6989 §2.5: MAY answer INVALID_SYNTAX and forget the exchange.
-        return _refuse(header, NotifyType.INVALID_SYNTAX, f"KEi refused: {error.reason}")
+        return refuse(header, NotifyType.INVALID_SYNTAX, f"KEi refused: {error.reason}")
 
     # The window stays one until IKE_AUTH completes (RFC 7296 §2.3).
     sa = IkeSa(
