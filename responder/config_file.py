@@ -39,17 +39,21 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from responder.core.config import (
+    CHILD_LIFETIME,
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
+    IKE_LIFETIME,
     AddressPool,
     ChildConfig,
     ChildlessPolicy,
     Config,
     ConfigError,
+    Dpd,
     EspProposal,
     Identity,
     IdPattern,
     IkeProposal,
+    Lifetime,
     Limits,
     Mode,
     PeerConfig,
@@ -75,6 +79,12 @@ __all__ = [
 FileConfig = ServerSettings
 
 
+_LIFETIME_KEYS: Final = ("rekey_time", "life_time", "rand_time")
+_PEER_LIFE_KEYS: Final = (*_LIFETIME_KEYS, "dpd_delay", "dpd_timeout")
+_CHILD_KEYS: Final = ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse", *_LIFETIME_KEYS)
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*")
+_UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
 #: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
 KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
@@ -95,6 +105,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "cookie_threshold",
             "cookie_secret_lifetime",
             "ike_sa_max",
+            "child_sa_max",
             "connections_max",
             "connections_per_source",
             "buffer_per_connection",
@@ -103,14 +114,15 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "orphan_timeout",
             "corrupt_messages_max",
             "shutdown_timeout",
+            "shutdown_grace",
         ),
         "tls": ("cert", "key"),
         "keylog": ("dir",),
         "pools.NAME": ("addrs", "dns"),
-        "peers.NAME": ("remote_id", "psk", "local_id", "children"),
-        "peers.NAME.children.NAME": ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse"),
-        "lab": ("any_id_psk", "children"),
-        "lab.children.NAME": ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse"),
+        "peers.NAME": ("remote_id", "psk", "local_id", "children", *_PEER_LIFE_KEYS),
+        "peers.NAME.children.NAME": _CHILD_KEYS,
+        "lab": ("any_id_psk", "children", *_PEER_LIFE_KEYS),
+        "lab.children.NAME": _CHILD_KEYS,
     }
 )
 
@@ -186,6 +198,36 @@ def _strings(value: object, path: str) -> list[str]:
     for index, item in enumerate(items):
         _expect(item, str, "a string", f"{path}[{index}]")
     return items
+
+
+def _duration(value: object, path: str) -> float:
+    """Seconds: a number, or a string with swanctl.conf's units (``"90"``, ``"10m"``, ``"4h"``, ``"1d"``)."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ConfigError(f'{value!r} is not a duration such as 30, "90s", "10m", "4h" or "1d"', path)
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return _number(value, path)
+
+
+def _lifetime(table: Mapping[str, Any], path: str, default: Lifetime) -> Lifetime | None:
+    """A :class:`Lifetime` from the keys given, the others derived as strongSwan does; ``None`` if none."""
+    given = {key: _duration(table[key], _join(path, key)) for key in _LIFETIME_KEYS if key in table}
+    if not given:
+        return None
+    with config_path(path):
+        return Lifetime.derive(
+            given.get("rekey_time", default.rekey_time), given.get("life_time"), given.get("rand_time")
+        )
+
+
+def _dpd(table: Mapping[str, Any], path: str) -> Dpd | None:
+    if "dpd_delay" not in table and "dpd_timeout" not in table:
+        return None
+    delay = _duration(table.get("dpd_delay", 0), _join(path, "dpd_delay"))
+    timeout = _duration(table.get("dpd_timeout", 0), _join(path, "dpd_timeout"))
+    with _in_table(path, {"delay": "dpd_delay", "timeout": "dpd_timeout"}):
+        return Dpd(delay, timeout)
 
 
 def _number(value: object, path: str) -> float:
@@ -322,6 +364,9 @@ def _children(value: object, path: str, keys: str, aliases: dict[str, str], mode
             arguments["pool"] = _expect(table["pool"], str, "a string", _join(child_path, "pool"))
         if "refuse" in table:
             arguments["refuse"] = _expect(table["refuse"], bool, "a boolean", _join(child_path, "refuse"))
+        lifetime = _lifetime(table, child_path, CHILD_LIFETIME)
+        if lifetime is not None:
+            arguments["lifetime"] = lifetime
         with _in_table(child_path):
             children.append(ChildConfig(name, **arguments))
     return children
@@ -392,9 +437,22 @@ def _peers(value: object, aliases: dict[str, str]) -> list[PeerConfig]:
                     f"peers[{index}].children",
                 )
             )
+        _peer_lifecycle(table, path, arguments, "ike_lifetime", "dpd")
         with _in_table(path):
             peers.append(PeerConfig(name, **arguments))
     return peers
+
+
+def _peer_lifecycle(
+    table: Mapping[str, Any], path: str, arguments: dict[str, Any], lifetime_key: str, dpd_key: str
+) -> None:
+    """The IKE SA lifetime and the liveness checks of a ``[peers.NAME]`` or ``[lab]`` table."""
+    lifetime = _lifetime(table, path, IKE_LIFETIME)
+    if lifetime is not None:
+        arguments[lifetime_key] = lifetime
+    dpd = _dpd(table, path)
+    if dpd is not None:
+        arguments[dpd_key] = dpd
 
 
 _LIMITS_CORE: Final[dict[str, type]] = {
@@ -403,6 +461,7 @@ _LIMITS_CORE: Final[dict[str, type]] = {
     "cookie_threshold": int,
     "cookie_secret_lifetime": float,
     "ike_sa_max": int,
+    "child_sa_max": int,
     "orphan_timeout": float,
     "corrupt_messages_max": int,
 }
@@ -413,6 +472,7 @@ _LIMITS_SHELL: Final[dict[str, type]] = {
     "prefix_timeout": float,
     "first_frame_timeout": float,
     "shutdown_timeout": float,
+    "shutdown_grace": float,
 }
 
 
@@ -495,6 +555,7 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
             config["lab_children"] = tuple(
                 _children(lab["children"], "lab.children", "lab.children.NAME", aliases, "lab_children")
             )
+        _peer_lifecycle(lab, "lab", config, "lab_ike_lifetime", "lab_dpd")
 
     with _renamed(aliases):
         core = Config(**config)

@@ -33,10 +33,12 @@ from responder.core.config import (
     ChildlessPolicy,
     Config,
     ConfigError,
+    Dpd,
     EspProposal,
     Identity,
     IdPattern,
     IkeProposal,
+    Lifetime,
     Limits,
     Mode,
     PeerConfig,
@@ -86,6 +88,7 @@ EXPECTED_EXAMPLE = ServerSettings(
             cookie_threshold=100,
             cookie_secret_lifetime=300.0,
             ike_sa_max=10000,
+            child_sa_max=64,
             orphan_timeout=10.0,
             corrupt_messages_max=16,
         ),
@@ -103,6 +106,8 @@ EXPECTED_EXAMPLE = ServerSettings(
                 IdPattern.parse("alice@example.org"),
                 Secret(bytes.fromhex("6b9a3c1d2e4f5061728394a5b6c7d8e9")),
                 local_id=Identity.parse("@alice-gw.example.org"),
+                ike_lifetime=Lifetime(4 * 3600.0, 264 * 60.0, 24 * 60.0),
+                dpd=Dpd(30.0, 150.0),
                 children=(
                     ChildConfig(
                         "office",
@@ -112,12 +117,14 @@ EXPECTED_EXAMPLE = ServerSettings(
                             EspProposal.parse("aes256gcm16"),
                             EspProposal.parse("aes256-sha256-ecp256"),
                         ),
+                        lifetime=Lifetime(3600.0, 3960.0, 360.0),
                     ),
                     ChildConfig(
                         "web",
                         mode=Mode.TRANSPORT,
                         local_ts=ts("192.0.2.10[tcp/443]"),
                         remote_ts=ts("10.2.0.0/24"),
+                        lifetime=Lifetime(3600.0, 7200.0, 600.0),
                     ),
                 ),
             ),
@@ -153,6 +160,7 @@ EXPECTED_EXAMPLE = ServerSettings(
     prefix_timeout=5.0,
     first_frame_timeout=10.0,
     shutdown_timeout=5.0,
+    shutdown_grace=2.0,
 )
 
 
@@ -176,8 +184,13 @@ def test_example_file_uses_every_key() -> None:
 
     walk(tomllib.loads(EXAMPLE.read_text()), "")
     # Lab children take the same keys as peers' children; the example shows them there.
+    # The lab's lifetime and liveness keys are the peers'; the example shows them there.
     assert used.pop("lab.children.NAME") <= set(KEYS["lab.children.NAME"])
-    assert used == {pattern: set(keys) for pattern, keys in KEYS.items() if pattern != "lab.children.NAME"}
+    assert {"any_id_psk", "children"} <= used.pop("lab") <= set(KEYS["lab"])
+    assert set(KEYS["lab"]) - {"any_id_psk"} <= set(KEYS["peers.NAME"])
+    assert used == {
+        pattern: set(keys) for pattern, keys in KEYS.items() if pattern not in {"lab", "lab.children.NAME"}
+    }
 
 
 def test_example_found_peer_is_the_first_match_in_file_order() -> None:
@@ -367,6 +380,48 @@ def test_connection_rules_are_read() -> None:
     assert loaded.config.limits.orphan_timeout == 3.0
     assert loaded.config.limits.corrupt_messages_max == 4
     assert loaded.config.limits == Limits(orphan_timeout=3.0, corrupt_messages_max=4)  # the core applies them
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30", 30.0),
+        ("2.5", 2.5),
+        ('"90"', 90.0),
+        ('"90s"', 90.0),
+        ('"10m"', 600.0),
+        ('" 4h "', 14400.0),
+        ('"1d"', 86400.0),
+    ],
+)
+def test_durations_take_swanctl_units(text: str, seconds: float) -> None:
+    loaded = load(PEER + f"dpd_delay = {text}\n")
+    assert loaded.config.peers[0].dpd == Dpd(delay=seconds)
+
+
+def test_lifetimes_are_derived_as_strongswan_does() -> None:
+    """life_time defaults to rekey_time + 10%, rand_time to the difference; defaults 4 h and 1 h."""
+    peer = load(PEER + 'rekey_time = "10m"\n[peers.p.children.c]\nlife_time = "2h"\n').config.peers[0]
+    assert peer.ike_lifetime == Lifetime(600.0, 660.0, 60.0)
+    assert peer.children[0].lifetime == Lifetime(3600.0, 7200.0, 3600.0)
+    default = load(CHILD).config.peers[0]
+    assert default.ike_lifetime == Lifetime(14400.0, 15840.0, 1440.0)
+    assert default.children[0].lifetime == Lifetime(3600.0, 3960.0, 360.0)
+    assert default.dpd == Dpd(0.0, 0.0)
+    never = load(PEER + "rekey_time = 0\nlife_time = 0\n").config.peers[0].ike_lifetime
+    assert (never.rekey_at(5.0, 0.5), never.expires_at(5.0)) == (None, None)
+
+
+def test_lab_lifetimes_and_limits_are_read() -> None:
+    loaded = load(
+        "[responder.limits]\nchild_sa_max = 3\nshutdown_grace = 0\n"
+        '[lab]\nany_id_psk = "x"\nrekey_time = 100\nrand_time = 0\ndpd_delay = "1m"\ndpd_timeout = 5\n'
+    )
+    assert loaded.config.limits.child_sa_max == 3 and loaded.shutdown_grace == 0.0
+    lab = loaded.config.lab_peer
+    assert lab is not None
+    assert lab.ike_lifetime == Lifetime(100.0, 110.0, 0.0)
+    assert lab.dpd == Dpd(60.0, 5.0)
 
 
 def test_integers_are_accepted_for_seconds() -> None:
@@ -562,6 +617,16 @@ ERRORS = [
         "responder.limits.half_open",
         "unknown key; did you mean 'half_open_max'?",
     ),
+    ("[responder.limits]\nchild_sa_max = 0", "responder.limits.child_sa_max", "must be positive, got 0"),
+    ("[responder.limits]\nshutdown_grace = -1", "responder.limits.shutdown_grace", ">= 0, got -1.0"),
+    (PEER + 'rekey_time = "10x"', "peers.p.rekey_time", "is not a duration"),
+    (PEER + "rekey_time = -5", "peers.p.rekey_time", ">= 0, got -5"),
+    (PEER + "rekey_time = 60\nlife_time = 60", "peers.p.life_time", "must be longer than rekey_time (60s)"),
+    (PEER + "rekey_time = 60\nrand_time = 61", "peers.p.rand_time", "must not exceed rekey_time (60s)"),
+    (PEER + "dpd_delay = true", "peers.p.dpd_delay", "expected a number"),
+    (PEER + 'dpd_timeout = "-1s"', "peers.p.dpd_timeout", "is not a duration"),
+    (CHILD + 'life_time = "1m"', "peers.p.children.c.life_time", "must be longer than rekey_time (3600s)"),
+    ('[lab]\nany_id_psk = "x"\ndpd_delay = -2', "lab.dpd_delay", ">= 0, got -2.0"),
     ('[tls]\ncert = "c"', "tls.key", "missing: a TLS certificate needs its private key"),
     ('[tls]\nkey = "k"', "tls.cert", "missing: a TLS private key needs its certificate"),
     ('[tls]\ncert = ""\nkey = "k"', "tls.cert", "empty path"),

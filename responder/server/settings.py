@@ -194,6 +194,13 @@ def _seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigError(f"must be a finite number of seconds > 0, got {value}", attribute.name)
 
 
+def _seconds_or_zero(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, float):
+        raise ConfigError(f"expected a float, got {type(value).__name__}", attribute.name)
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"must be a finite number of seconds >= 0, got {value}", attribute.name)
+
+
 def _check_log_level(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value not in LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}", attribute.name)
@@ -211,8 +218,10 @@ class ServerSettings:
     ``connections_per_source`` per remote address, ``buffer_per_connection``
     octets buffered per stream (at least one maximal RFC 9329 frame);
     ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
-    to receive the first whole frame after it, ``shutdown_timeout`` for
-    graceful shutdown before streams are cut; all in seconds.  The RFC 9329
+    to receive the first whole frame after it; on shutdown, ``shutdown_grace``
+    for the peers to answer the Delete of each IKE SA (RFC 9329 row A24, 0 to
+    send the Deletes without waiting) and then ``shutdown_timeout`` for the
+    streams to close before they are cut; all in seconds.  The RFC 9329
     §6.1 rules for connections that carry no live IKE SA or corrupt input are
     the core's (:class:`~responder.core.config.Limits`).
     """
@@ -229,6 +238,7 @@ class ServerSettings:
     prefix_timeout: float = attrs.field(default=5.0, validator=_seconds)
     first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    shutdown_grace: float = attrs.field(default=2.0, validator=_seconds_or_zero)
 
     def __attrs_post_init__(self) -> None:
         if self.connections_per_source > self.connections_max:

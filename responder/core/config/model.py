@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 from typing import Any, Final
 
 import attrs
@@ -43,11 +44,15 @@ from responder.core.validation import (
 )
 
 __all__ = [
+    "CHILD_LIFETIME",
+    "IKE_LIFETIME",
     "LAB_PEER_NAME",
     "AddressPool",
     "ChildConfig",
     "ChildlessPolicy",
     "Config",
+    "Dpd",
+    "Lifetime",
     "Limits",
     "Mode",
     "PeerConfig",
@@ -112,6 +117,80 @@ class ChildlessPolicy(enum.Enum):
     NEVER = "never"
 
 
+def _duration(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigError(f"expected a number of seconds, got {type(value).__name__}", attribute.name)
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"must be a finite number of seconds >= 0, got {value}", attribute.name)
+
+
+@attrs.frozen
+class Lifetime:
+    """When an SA is rekeyed and when it is deleted, in seconds after it was made.
+
+    swanctl.conf's ``rekey_time``, ``life_time`` and ``rand_time``: the rekey
+    starts at ``rekey_time`` less a random share of ``rand_time`` (RFC 7296 §2.8:
+    jitter, so that two ends with the same policy seldom rekey at once), and at
+    ``life_time`` the SA is deleted whether or not it was rekeyed.  0 means
+    never.  :meth:`derive` fills in what a user leaves out the way strongSwan does.
+    """
+
+    rekey_time: float = attrs.field(validator=_duration)
+    life_time: float = attrs.field(validator=_duration)
+    rand_time: float = attrs.field(validator=_duration)
+
+    def __attrs_post_init__(self) -> None:
+        if self.rekey_time and self.life_time and self.life_time <= self.rekey_time:
+            raise ConfigError(
+                f"must be longer than rekey_time ({self.rekey_time:g}s), got {self.life_time:g}s", "life_time"
+            )
+        if self.rand_time > self.rekey_time and self.rekey_time:
+            raise ConfigError(
+                f"must not exceed rekey_time ({self.rekey_time:g}s), got {self.rand_time:g}s", "rand_time"
+            )
+
+    @classmethod
+    def derive(
+        cls, rekey_time: float, life_time: float | None = None, rand_time: float | None = None
+    ) -> Lifetime:
+        """strongSwan's defaults for what is not given: ``life_time`` 10% past ``rekey_time``,
+        ``rand_time`` the difference (never more than ``rekey_time``)."""
+        if life_time is None:
+            life_time = rekey_time + rekey_time / 10
+        if rand_time is None:
+            rand_time = min(max(life_time - rekey_time, 0.0), rekey_time) if rekey_time and life_time else 0.0
+        return cls(rekey_time, life_time, rand_time)
+
+    def rekey_at(self, start: float, share: float) -> float | None:
+        """When to rekey an SA made at ``start``; ``share`` in [0, 1) draws the jitter."""
+        return start + self.rekey_time - share * self.rand_time if self.rekey_time else None
+
+    def expires_at(self, start: float) -> float | None:
+        """When an SA made at ``start`` is deleted (its hard lifetime)."""
+        return start + self.life_time if self.life_time else None
+
+
+#: strongSwan's IKE SA defaults: rekey after 4 h, over_time 10% (24 min), rand_time the same.
+IKE_LIFETIME: Final = Lifetime.derive(4 * 3600.0)
+#: strongSwan's Child SA defaults: rekey after 1 h, life_time 10% longer, rand_time the difference.
+CHILD_LIFETIME: Final = Lifetime.derive(3600.0)
+
+
+@attrs.frozen
+class Dpd:
+    """Liveness checks of our own (RFC 7296 §2.4), as swanctl.conf's ``dpd_delay`` and ``dpd_timeout``.
+
+    After ``delay`` seconds without a valid message from the peer, an empty
+    INFORMATIONAL request goes out; unanswered, it ends the IKE SA: over UDP
+    after the retransmission schedule (RFC 7296 §2.1), over TCP after the
+    response timeout (RFC 9329 §6.2), or after ``timeout`` seconds when that is
+    set.  ``delay`` 0 (strongSwan's default) sends none.
+    """
+
+    delay: float = attrs.field(default=0.0, validator=_duration)
+    timeout: float = attrs.field(default=0.0, validator=_duration)
+
+
 def _check_selectors(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     tuple_of(TrafficSelectorPolicy, "TrafficSelectorPolicy", min_size=1)(_instance, attribute, value)
 
@@ -139,6 +218,7 @@ class ChildConfig:
     )
     pool: str | None = attrs.field(default=None)
     refuse: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+    lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
 
     @pool.validator
     def _check_pool(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -171,6 +251,8 @@ class PeerConfig:
     children: tuple[ChildConfig, ...] = attrs.field(
         default=(ChildConfig("default"),), validator=_check_children
     )
+    ike_lifetime: Lifetime = attrs.field(default=IKE_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
+    dpd: Dpd = attrs.field(factory=Dpd, validator=instance_of(Dpd, "a Dpd"))
 
     def child(self, name: str) -> ChildConfig | None:
         """The child named ``name``, if any."""
@@ -194,6 +276,7 @@ class Limits:
     cookie_threshold: int = attrs.field(default=100)
     cookie_secret_lifetime: float = attrs.field(default=300.0, validator=positive)
     ike_sa_max: int = attrs.field(default=10000, validator=positive_int)
+    child_sa_max: int = attrs.field(default=64, validator=positive_int)
     orphan_timeout: float = attrs.field(default=10.0, validator=seconds)
     corrupt_messages_max: int = attrs.field(default=16, validator=positive_int)
 
@@ -244,6 +327,10 @@ class Config:
     childless: ChildlessPolicy = attrs.field(
         default=ChildlessPolicy.ALLOW, validator=instance_of(ChildlessPolicy, "a ChildlessPolicy")
     )
+    lab_ike_lifetime: Lifetime = attrs.field(
+        default=IKE_LIFETIME, validator=instance_of(Lifetime, "a Lifetime")
+    )
+    lab_dpd: Dpd = attrs.field(factory=Dpd, validator=instance_of(Dpd, "a Dpd"))
 
     def __attrs_post_init__(self) -> None:
         for index, peer in enumerate(self.peers):
@@ -269,7 +356,12 @@ class Config:
         if self.any_id_psk is None:
             return None
         return PeerConfig(
-            LAB_PEER_NAME, IdPattern.any(), PskAuth(self.any_id_psk), children=self.lab_children
+            LAB_PEER_NAME,
+            IdPattern.any(),
+            PskAuth(self.any_id_psk),
+            children=self.lab_children,
+            ike_lifetime=self.lab_ike_lifetime,
+            dpd=self.lab_dpd,
         )
 
     def find_peer(self, identity: Identity) -> PeerConfig | None:

@@ -254,4 +254,3 @@ def _fail(sa: IkeSa, reason: str) -> Done:
     sa.emit(AuthenticationFailed(*sa.ids, reason))
     sa.close(f"IKE_AUTH failed: {reason}")
     return Done(reason)
-
