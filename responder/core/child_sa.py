@@ -45,7 +45,10 @@ class ChildSaParams:
 
     ``inbound_spi`` is the SPI we chose (the peer sends to it);
     ``outbound_spi`` the one the peer chose.  ``local_ts``/``remote_ts`` are
-    from our point of view.
+    from our point of view.  ``initiated`` says whether we sent the request of
+    the exchange that made the pair: KEYMAT is cut for that exchange's
+    initiator first (RFC 7296 §2.17), so it says which keys are ours.
+    ``rekeyed`` is our inbound SPI of the pair this one replaces, if any.
     """
 
     name: str
@@ -56,14 +59,34 @@ class ChildSaParams:
     remote_ts: tuple[TrafficSelector, ...]
     mode: Mode
     keys: ChildSaKeys = attrs.field(repr=False)
+    initiated: bool = False
+    rekeyed: bytes | None = None
 
 
 @attrs.define(eq=False, slots=True)
 class ChildSa:
-    """One Child SA pair of an IKE SA and its state."""
+    """One Child SA pair of an IKE SA, its state and its deadlines (absolute times; ``None``: none).
+
+    ``rekey_at`` is the soft lifetime (with its jitter drawn) or the time of
+    a retry after TEMPORARY_FAILURE; ``expires_at`` the hard lifetime;
+    ``doomed_at`` when we delete a pair the peer should have deleted (the
+    old pair of a rekey the peer made, or the loser of a collision it must
+    delete, RFC 7296 §2.8.1) if its Delete never came.
+    """
 
     params: ChildSaParams
     state: ChildSaState = ChildSaState.INSTALLING
+    installed_at: float = 0.0
+    rekey_at: float | None = None
+    expires_at: float | None = None
+    doomed_at: float | None = None
+
+    def deadline(self) -> float | None:
+        """The earliest of the pair's deadlines that can still act."""
+        times = [t for t in (self.expires_at, self.doomed_at) if t is not None]
+        if self.rekey_at is not None and self.state is ChildSaState.INSTALLED:
+            times.append(self.rekey_at)
+        return min(times, default=None)
 
     @property
     def inbound_spi(self) -> bytes:
@@ -72,3 +95,12 @@ class ChildSa:
     @property
     def outbound_spi(self) -> bytes:
         return self.params.outbound_spi
+
+    @property
+    def name(self) -> str:
+        return self.params.name
+
+    @property
+    def counts_towards_limit(self) -> bool:
+        """Whether it counts towards ``child_sa_max``: a replaced pair and one being deleted do not."""
+        return self.state not in (ChildSaState.REKEYED, ChildSaState.DELETING)

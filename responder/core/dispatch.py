@@ -19,8 +19,15 @@ so the two never import each other.  It holds
   and the end of the SA where RFC 7296 §2.21 says so (INVALID_SYNTAX,
   AUTHENTICATION_FAILED, or any error before the SA is established);
 * our own requests: :func:`start` queues an exchange, which is sent when the
-  peer's window has room; :func:`handle_timer` retransmits over UDP or gives
-  up (RFC 7296 §2.1, RFC 9329 §6.2), and expires a half-open SA;
+  peer's window has room (unless it became obsolete while it waited);
+  :func:`handle_timer` retransmits over UDP or gives up (RFC 7296 §2.1,
+  RFC 9329 §6.2), and expires a half-open SA;
+* the SA's life (RFC 7296 §2.4, §2.8): :func:`handle_timer` starts the rekey
+  of a Child SA or of the IKE SA at its soft lifetime, the Delete of either at
+  its hard lifetime (or of what the peer should have deleted after a rekey and
+  did not), and a liveness check once the peer has been silent ``dpd_delay``;
+* RFC 9329 §6.2 (row A39): when the peer comes back on a new stream
+  connection, our requests still waiting are sent once more there;
 * deferred answers: an exchange that returned
   :class:`~responder.core.exchanges.base.Deferred` is resumed by
   :func:`resume` with the outside work's result.
@@ -34,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from responder.core.child_sa import ChildSaState
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, IntegrityCheckFailed, ProtocolError, TemporaryFailure
 from responder.core.events import (
@@ -45,10 +53,16 @@ from responder.core.events import (
     RetransmissionAnswered,
 )
 from responder.core.exchanges.base import Collision, Deferred, Exchange, NextRound, Reply
-from responder.core.exchanges.create_child_sa import CreateChildSaRefusal
+from responder.core.exchanges.create_child_sa import RekeyChildSa, create_child_sa_responder
 from responder.core.exchanges.ike_auth import IkeAuthResponder
-from responder.core.exchanges.informational import InformationalResponder
-from responder.core.ike_sa import Deferral, IkeSa, IkeSaState, ResponderFactory
+from responder.core.exchanges.informational import (
+    DeleteChildSa,
+    DeleteIkeSa,
+    InformationalResponder,
+    LivenessCheck,
+)
+from responder.core.exchanges.rekey_ike import RekeyedRefusal, RekeyIkeSa
+from responder.core.ike_sa import REKEYED_GRACE, Deferral, IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
 from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Retransmit, Sent
 from responder.core.messages import Header, Message, decode_message, encode_message
@@ -62,7 +76,9 @@ RESPONDERS: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = Mapping
     {
         (IkeSaState.INIT_DONE, ExchangeType.IKE_AUTH): IkeAuthResponder.for_request,
         (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL): InformationalResponder.for_request,
-        (IkeSaState.ESTABLISHED, ExchangeType.CREATE_CHILD_SA): CreateChildSaRefusal.for_request,
+        (IkeSaState.ESTABLISHED, ExchangeType.CREATE_CHILD_SA): create_child_sa_responder,
+        (IkeSaState.REKEYED, ExchangeType.INFORMATIONAL): InformationalResponder.for_request,
+        (IkeSaState.REKEYED, ExchangeType.CREATE_CHILD_SA): RekeyedRefusal.for_request,
     }
 )
 """The legality table for the peer's requests (RFC 7296 §1.2-§1.4): ``(state, exchange) -> factory``.
@@ -101,6 +117,8 @@ def receive(sa: IkeSa, data: bytes, header: Header, path: Path, when: Instant) -
             for packet in stored:
                 sa.send(packet, path)
             sa.emit(RetransmissionAnswered(*sa.ids, header.message_id))
+            if path.connection is not None and path.connection != sa.path.connection:
+                _resend_pending(sa, path)  # the peer is back on a new connection (RFC 9329 §6.2)
             return Verdict.RETRANSMISSION
         if layer.being_answered(header.message_id, data):
             return _drop(sa, f"request {header.message_id} is still being answered", authenticated=True)
@@ -131,6 +149,7 @@ def _malformed(sa: IkeSa, opened: Malformed, path: Path, when: Instant) -> Verdi
     taken = kind in sa.continuing or (sa.state, kind) in sa.services.responders
     if header.is_response or sa.layer.request_status(header.message_id) is not None or not taken:
         return _drop(sa, f"{kind.name}: {opened.error}", authenticated=True)
+    sa.last_heard = when.now
     sa.layer.begin(header.message_id, opened.data)
     _answer_error(sa, header, opened.error, path)
     return Verdict.ACCEPTED
@@ -148,7 +167,7 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
         if exchange is None:
             reason = f"{header.exchange_type.name} request not allowed in {sa.state.name}"
             return _drop(sa, reason, authenticated=True)
-    sa.moved_to(request.path)
+    _heard(sa, request.path, when)
     sa.layer.begin(header.message_id, request.data)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False))
     try:
@@ -160,6 +179,21 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
         _deliver(sa, exchange, header, request.path, result, when)
     flush(sa, when)
     return Verdict.ACCEPTED
+
+
+def _heard(sa: IkeSa, path: Path, when: Instant) -> None:
+    """A valid message of the peer's: it is alive (RFC 7296 §2.4), and our requests go where it came
+    from (RFC 9329 §6.1, A36); on a new stream connection, those still waiting go there once more
+    (RFC 9329 §6.2, A39)."""
+    sa.last_heard = when.now
+    if sa.moved_to(path) and path.connection is not None:
+        _resend_pending(sa, path)
+
+
+def _resend_pending(sa: IkeSa, path: Path) -> None:
+    assert path.connection is not None
+    for packet in sa.layer.resend_on(path.connection):
+        sa.send(packet, path)
 
 
 def _collide(sa: IkeSa, theirs: Exchange) -> None:
@@ -213,7 +247,7 @@ def _answer_error(sa: IkeSa, request: Header, error: ProtocolError, path: Path) 
         sa.layer.forget(message_id)
         sa.emit(MessageDropped(f"{kind.name}: {error.reason}", *sa.ids, authenticated=True))
         return
-    payloads = (NotifyPayload(notify, error.notify_data),)
+    payloads = (NotifyPayload(notify, error.notify_data, *error.notify_spi),)
     sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), payloads)
     _send_packets(sa, sent, path)
     sa.emit(RequestAnswered(*sa.ids, kind, message_id, f"refused with {notify.name}: {error.reason}"))
@@ -228,7 +262,7 @@ def _response(sa: IkeSa, response: Received, when: Instant) -> Verdict:
     request = sa.layer.response_to(header)
     if request is None:
         return _drop(sa, f"response {header.message_id} matches no request of ours", authenticated=True)
-    sa.moved_to(response.path)
+    _heard(sa, response.path, when)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True))
     _complete(sa, request, response, when)
     flush(sa, when)
@@ -291,8 +325,20 @@ def start(sa: IkeSa, exchange: Exchange, when: Instant) -> None:
 
 
 def flush(sa: IkeSa, when: Instant) -> None:
-    """Send queued exchanges of ours while the peer's window has room (RFC 7296 §2.3)."""
-    while sa.state is not IkeSaState.CLOSED and (next_request := sa.layer.next_to_send()) is not None:
+    """Send queued exchanges of ours while the peer's window has room (RFC 7296 §2.3).
+
+    One that became obsolete while it waited is dropped before it is numbered.
+    """
+    layer = sa.layer
+    while sa.state is not IkeSaState.CLOSED and layer.queued and layer.has_room:
+        exchange = layer.queued[0]
+        reason = exchange.obsolete(sa)
+        if reason is not None:
+            layer.queued.popleft()
+            exchange.abandon(sa, reason)
+            continue
+        next_request = layer.next_to_send()
+        assert next_request is not None  # the queue is not empty and the window has room
         _send(sa, *next_request, when)
 
 
@@ -318,7 +364,8 @@ def _send_packets(sa: IkeSa, sent: Sent, path: Path | None) -> None:
 
 
 def handle_timer(sa: IkeSa, when: Instant) -> None:
-    """Expire a half-open SA; retransmit or give up on our requests (RFC 7296 §2.1, RFC 9329 §6.2)."""
+    """Expire a half-open SA; retransmit or give up on our requests (RFC 7296 §2.1, RFC 9329 §6.2);
+    then what the SA's life asks for now (:func:`_lifecycle`)."""
     if sa.state is IkeSaState.CLOSED:
         return
     if sa.state is IkeSaState.INIT_DONE and when.now >= sa.created_at + sa.config.limits.half_open_timeout:
@@ -337,6 +384,59 @@ def handle_timer(sa: IkeSa, when: Instant) -> None:
         if isinstance(action, Retransmit):
             for packet in action.packets:
                 sa.send(packet)
+    if sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+        _lifecycle(sa, when)
+        flush(sa, when)
+
+
+def _due(deadline: float | None, now: float) -> bool:
+    return deadline is not None and now >= deadline
+
+
+def _lifecycle(sa: IkeSa, when: Instant) -> None:
+    """Start what the SA's deadlines ask for; each deadline that acts is cleared, so none repeats.
+
+    RFC 7296 §2.8: an SA past its hard lifetime is deleted (the IKE SA with
+    everything queued behind it dropped); one past its soft lifetime is
+    rekeyed; what the peer should have deleted after a rekey and did not,
+    we delete.  §2.4: a liveness check once the peer was silent ``dpd_delay``.
+    """
+    now = when.now
+    if _due(sa.expires_at, now):
+        sa.expires_at = sa.doomed_at = sa.rekey_at = None
+        for exchange in list(sa.layer.queued):
+            exchange.abandon(sa, "the IKE SA expired")
+        sa.layer.queued.clear()
+        sa.layer.enqueue(DeleteIkeSa("IKE SA lifetime expired"))
+        return
+    if _due(sa.doomed_at, now):
+        sa.doomed_at = None
+        sa.layer.enqueue(DeleteIkeSa(f"the peer did not delete it within {REKEYED_GRACE:g} s of its rekey"))
+        return
+    if sa.state is not IkeSaState.ESTABLISHED:
+        return
+    expired: list[bytes] = []
+    doomed: list[bytes] = []
+    for child in list(sa.children.values()):
+        if _due(child.expires_at, now):
+            child.expires_at = child.doomed_at = child.rekey_at = None
+            expired.append(child.inbound_spi)
+        elif _due(child.doomed_at, now):
+            child.doomed_at = None
+            doomed.append(child.inbound_spi)
+        elif child.state is ChildSaState.INSTALLED and _due(child.rekey_at, now):
+            child.rekey_at = None
+            sa.layer.enqueue(RekeyChildSa.of(child.inbound_spi))
+    if expired:
+        sa.layer.enqueue(DeleteChildSa.of(tuple(expired), "Child SA lifetime expired"))
+    if doomed:
+        reason = f"replaced by a rekey; the peer did not delete it within {REKEYED_GRACE:g} s"
+        sa.layer.enqueue(DeleteChildSa.of(tuple(doomed), reason))
+    if _due(sa.rekey_at, now):
+        sa.rekey_at = None
+        sa.layer.enqueue(RekeyIkeSa())
+    if _due(sa.liveness_due(), now):
+        sa.layer.enqueue(LivenessCheck())
 
 
 def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:

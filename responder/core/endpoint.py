@@ -25,7 +25,11 @@ IKE bytes.  The endpoint:
   SAs as they change state: no call looks at every SA;
 * collects what the SAs queue, takes the IKE SAs they spawn (an IKE SA
   rekey), and forgets an SA, its leases and its ESP SPIs included, once it
-  is closed.
+  is closed;
+* knows the IKE SAs of each peer identity, so that an IKE_AUTH with
+  INITIAL_CONTACT ends the older ones (RFC 7296 §2.4);
+* notes every SA whose deadline a call may have moved (:meth:`touched`), for
+  a shell that runs one timer task per SA.
 
 Like the SAs, it never reads a clock and never draws randomness itself.
 """
@@ -50,6 +54,7 @@ from responder.core.events import (
     ChildSaEstablished,
     ChildSasMoved,
     Event,
+    IkeSaEstablished,
     IkeSaInitRefused,
     MessageDropped,
     RetransmissionAnswered,
@@ -114,6 +119,8 @@ class Endpoint:
     _outgoing: list[Outgoing] = attrs.field(init=False, factory=list)
     _events: deque[Event] = attrs.field(init=False, factory=deque)
     _new: list[IkeSa] = attrs.field(init=False, factory=list)  # created since the last new_sas()
+    _touched: set[bytes] = attrs.field(init=False, factory=set)  # our SPIs whose deadline may have moved
+    _by_identity: dict[str, set[bytes]] = attrs.field(init=False, factory=dict)  # remote ID -> our SPIs
 
     def __attrs_post_init__(self) -> None:
         pools = {pool.name: PoolAllocator(pool) for pool in self.config.pools}
@@ -140,6 +147,13 @@ class Endpoint:
         and :meth:`next_event`, the list grows until it is taken.
         """
         out, self._new = self._new, []
+        return out
+
+    def touched(self) -> set[bytes]:
+        """Our SPIs of the SAs whose deadline may have moved since the last call (their timer tasks
+        look again); it includes SAs a call changed besides the one it named (an heir, an SA ended
+        by INITIAL_CONTACT)."""
+        out, self._touched = self._touched, set()
         return out
 
     # ------------------------------------------------------------------ views
@@ -389,14 +403,30 @@ class Endpoint:
         """Start an empty INFORMATIONAL request on an established SA (RFC 7296 §2.4)."""
         self.start(local_spi, LivenessCheck(), now)
 
-    def request_delete(self, local_spi: bytes, now: float) -> None:
-        """Delete an established SA with an INFORMATIONAL Delete (RFC 7296 §1.4.1)."""
-        self.start(local_spi, DeleteIkeSa(), now)
+    def request_delete(self, local_spi: bytes, now: float, reason: str = "deleted by us") -> None:
+        """Delete an established (or rekeyed) SA with an INFORMATIONAL Delete (RFC 7296 §1.4.1)."""
+        self.start(local_spi, DeleteIkeSa(reason), now)
+
+    def delete_all(self, now: float, reason: str = "shutting down") -> list[bytes]:
+        """Start the Delete of every established or rekeyed IKE SA that is not being deleted already
+        (RFC 9329 row A24, on shutdown); returns our SPIs of every SA now being deleted."""
+        deleting = []
+        for sa in list(self._sas.values()):
+            if sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+                continue
+            ours = [*sa.layer.queued, *(request.exchange for request in sa.layer.pending.values())]
+            if not any(isinstance(exchange, DeleteIkeSa) for exchange in ours):
+                self.start(sa.local_spi, DeleteIkeSa(reason), now)
+            if sa.local_spi in self._sas:  # still open: its Delete waits for an answer
+                deleting.append(sa.local_spi)
+        return deleting
 
     def start(self, local_spi: bytes, exchange: Exchange, now: float, *, wall: float | None = None) -> None:
-        """Start an exchange of ours on an established SA (queued behind the peer's window)."""
+        """Start an exchange of ours on an established SA (queued behind the peer's window); a Delete
+        of the IKE SA may also go on a rekeyed one."""
         sa = self._sas.get(local_spi)
-        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
+        allowed = (IkeSaState.ESTABLISHED, IkeSaState.REKEYED) if isinstance(exchange, DeleteIkeSa) else ()
+        if sa is None or (sa.state is not IkeSaState.ESTABLISHED and sa.state not in allowed):
             raise LocalError(f"no established IKE SA with our SPI {local_spi.hex()}")
         when = Instant(now, wall)
         dispatch.start(sa, exchange, when)
@@ -430,8 +460,13 @@ class Endpoint:
     def _collect(self, sa: IkeSa, when: Instant) -> None:
         self._outgoing += sa.messages_to_send()
         local_spi = sa.local_spi
+        self._touched.add(local_spi)
         heirs: list[bytes] = []
         while (event := sa.next_event()) is not None:
+            if isinstance(event, IkeSaEstablished):
+                self._events.append(event)
+                self._established(sa, when)
+                continue
             if isinstance(event, ChildSaEstablished):
                 self._esp[event.inbound_spi] = local_spi
             elif isinstance(event, ChildSaDeleted):
@@ -461,11 +496,28 @@ class Endpoint:
         else:
             self._deadlines.set(local_spi, sa.get_timer())
 
+    def _established(self, sa: IkeSa, when: Instant) -> None:
+        """Index the SA by its peer's identity; with INITIAL_CONTACT, end the peer's older IKE SAs:
+        it says it holds no other (RFC 7296 §2.4), so they are closed without a Delete."""
+        older = self._by_identity.setdefault(sa.remote_id, set())
+        if sa.initial_contact and sa.rekeyed_from is None:
+            for spi in sorted(older):
+                other = self._sas.get(spi)
+                if other is not None and other is not sa:
+                    other.close(f"INITIAL_CONTACT from {sa.remote_id} in the new IKE SA {sa.local_spi.hex()}")
+                    self._collect(other, when)
+        older.add(sa.local_spi)
+
     def _forget(self, sa: IkeSa, now: float) -> None:
         local_spi = sa.local_spi
         if self._sas.get(local_spi) is not sa:
             return
         del self._sas[local_spi]
+        same_peer = self._by_identity.get(sa.remote_id)
+        if same_peer is not None:
+            same_peer.discard(local_spi)
+            if not same_peer:
+                del self._by_identity[sa.remote_id]
         self._deadlines.set(local_spi, None)
         digest = self._digest_of.pop(local_spi, None)
         if digest is not None:

@@ -15,14 +15,16 @@ import contextlib
 from collections.abc import Iterator
 from typing import ClassVar
 
-from responder.core.enums import NotifyType, PayloadType
+from responder.core.enums import NotifyType, PayloadType, ProtocolId
 
 __all__ = [
     "AuthenticationFailedError",
     "ChildSaError",
+    "ChildSaNotFound",
     "ConfigError",
     "DecodeError",
     "IntegrityCheckFailed",
+    "InvalidKePayload",
     "InvalidKeyExchangeValue",
     "InvalidMajorVersion",
     "LocalError",
@@ -55,6 +57,11 @@ class ProtocolError(Exception):
     @property
     def notify_data(self) -> bytes:
         return b""
+
+    @property
+    def notify_spi(self) -> tuple[ProtocolId, bytes]:
+        """The Protocol ID and SPI of the answer's Notify payload (none: RESERVED and empty)."""
+        return ProtocolId.RESERVED, b""
 
 
 class DecodeError(ProtocolError):
@@ -156,6 +163,33 @@ class ChildSaError(ProtocolError):
     @property
     def answer(self) -> NotifyType | None:
         return self.child_notify
+
+
+class ChildSaNotFound(ChildSaError):
+    """A request to rekey a Child SA we do not have (RFC 7296 §2.25): CHILD_SA_NOT_FOUND, with the
+    Protocol ID and SPI copied from the request's REKEY_SA notify."""
+
+    def __init__(self, reason: str, protocol: ProtocolId, spi: bytes) -> None:
+        super().__init__(reason, NotifyType.CHILD_SA_NOT_FOUND)
+        self.protocol = protocol
+        self.spi = spi
+
+    @property
+    def notify_spi(self) -> tuple[ProtocolId, bytes]:
+        return self.protocol, self.spi
+
+
+class InvalidKePayload(ChildSaError):
+    """The KEi of a CREATE_CHILD_SA request is not of the group the chosen proposal needs
+    (RFC 7296 §1.3, §3.10.1): INVALID_KE_PAYLOAD naming that group; the initiator may retry."""
+
+    def __init__(self, reason: str, group: int) -> None:
+        super().__init__(reason, NotifyType.INVALID_KE_PAYLOAD)
+        self.group = group
+
+    @property
+    def notify_data(self) -> bytes:
+        return self.group.to_bytes(2, "big")
 
 
 class ConfigError(ValueError):

@@ -30,6 +30,7 @@ __all__ = [
     "IkeSaClosed",
     "IkeSaEstablished",
     "IkeSaInitRefused",
+    "IkeSaRekeyed",
     "MessageAccepted",
     "MessageDropped",
     "PathChanged",
@@ -150,7 +151,9 @@ class RetransmissionAnswered:
 
 @attrs.frozen
 class IkeSaEstablished:
-    """IKE_AUTH completed and its response is on its way: the IKE SA is up (RFC 7296 §1.2).
+    """The IKE SA is up: IKE_AUTH completed and its response is on its way (RFC 7296 §1.2), or a
+    CREATE_CHILD_SA made it as the new IKE SA of a rekey (§1.3.2; ``rekeyed`` is then our SPI of the
+    IKE SA it replaces).
 
     ``keys`` and the transform names are there for the Wireshark key log.
     """
@@ -164,6 +167,20 @@ class IkeSaEstablished:
     encryption_name: str
     integrity_name: str | None
     keys: IkeSaKeys = attrs.field(repr=False)
+    rekeyed: bytes | None = None
+
+
+@attrs.frozen
+class IkeSaRekeyed:
+    """This IKE SA was rekeyed (RFC 7296 §1.3.2, §2.8): ``heir`` (our SPI) carries its Child SAs and
+    every exchange from now on; this one waits only for its Delete (``deleting`` says whether we send
+    it, as the initiator of the surviving rekey, or the peer does)."""
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    heir: bytes
+    deleting: bool
 
 
 @attrs.frozen
@@ -178,7 +195,14 @@ class AuthenticationFailed:
 
 @attrs.frozen
 class ChildSaEstablished:
-    """A Child SA pair is installed.  SPIs are the inbound and outbound ESP SPIs."""
+    """A Child SA pair is installed.  SPIs are the inbound and outbound ESP SPIs.
+
+    ``initiated`` says whether we sent the request of the exchange that made
+    it: its ``*_i`` keys then protect what we send (RFC 7296 §2.17: KEYMAT is
+    cut for the exchange's initiator first).  ``rekeyed`` is our inbound SPI of
+    the pair it replaces (RFC 7296 §1.3.3), if it is a rekey; ``expires_in``
+    its hard lifetime in seconds (``None``: none).
+    """
 
     local_spi: bytes
     spi_i: bytes
@@ -193,7 +217,10 @@ class ChildSaEstablished:
     integrity_name: str | None
     esn: bool
     keys: ChildSaKeys = attrs.field(repr=False)
-    is_original_initiator: bool = False
+    initiated: bool = False
+    rekeyed: bytes | None = None
+    rekey_in: float | None = None
+    expires_in: float | None = None
 
 
 @attrs.frozen
@@ -209,13 +236,15 @@ class ChildSaRefused:
 
 @attrs.frozen
 class ChildSaDeleted:
-    """A Child SA pair was deleted by an INFORMATIONAL exchange (RFC 7296 §1.4.1)."""
+    """A Child SA pair was deleted, both directions together (RFC 7296 §1.4.1), and ``reason`` says why:
+    an INFORMATIONAL Delete of either end, its hard lifetime, a rekey that replaced it."""
 
     local_spi: bytes
     spi_i: bytes
     spi_r: bytes
     inbound_spi: bytes
     outbound_spi: bytes
+    reason: str = ""
 
 
 @attrs.frozen
@@ -269,6 +298,7 @@ Event = (
     | ResponseReceived
     | RetransmissionAnswered
     | IkeSaEstablished
+    | IkeSaRekeyed
     | AuthenticationFailed
     | ChildSaEstablished
     | ChildSaRefused

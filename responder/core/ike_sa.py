@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import attrs
 
 from responder.core.child_sa import ChildSa
-from responder.core.config import Config
+from responder.core.config import CHILD_LIFETIME, Config, Dpd, EspProposal, Lifetime, PeerConfig
 from responder.core.enums import ExchangeType
 from responder.core.events import Event, IkeSaClosed, PathChanged
 from responder.core.key_exchange import KeyExchangeFactory
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the exchanges import this module; it names them only in ann
     from responder.core.exchanges.base import Exchange
     from responder.core.initiator import InitiatorSettings
 
-__all__ = ["IkeSa", "IkeSaState", "ResponderFactory", "Services"]
+__all__ = ["REKEYED_GRACE", "RETRY_DELAY", "IkeSa", "IkeSaState", "ResponderFactory", "Services"]
 
 
 class IkeSaState(enum.Enum):
@@ -53,7 +53,17 @@ class IkeSaState(enum.Enum):
     INIT_DONE = "init-done"  #: responder: IKE_SA_INIT answered, waiting for IKE_AUTH (half-open)
     AUTH_SENT = "auth-sent"  #: initiator: IKE_AUTH request sent
     ESTABLISHED = "established"  #: authenticated; INFORMATIONAL and CREATE_CHILD_SA allowed
+    #: replaced by a new IKE SA that holds its Child SAs (§1.3.2, §2.8); it waits for its Delete
+    REKEYED = "rekeyed"
     CLOSED = "closed"  #: gone; every further message is dropped
+
+
+#: How long the peer has to delete what it should delete after a rekey (the replaced SA, or the
+#: loser of a collision, RFC 7296 §2.8.1, §2.8.2) before we delete it ourselves.
+REKEYED_GRACE = 30.0
+#: After TEMPORARY_FAILURE a rekey is tried again after this long, plus up to as much again at
+#: random: RFC 7296 §2.25 "MUST NOT immediately retry ... MAY retry ... over ... several minutes".
+RETRY_DELAY = 10.0
 
 
 #: Builds the exchange object that answers a request of the peer's (see :mod:`responder.core.dispatch`),
@@ -120,6 +130,16 @@ class IkeSa:
     local_id: str = ""
     remote_id: str = ""
     peer_name: str | None = None
+    peer: PeerConfig | None = attrs.field(default=None, repr=False)  #: the responder role's peer policy
+    initial_contact: bool = False  #: the peer's IKE_AUTH carried INITIAL_CONTACT (RFC 7296 §2.4)
+
+    # Lifecycle (RFC 7296 §2.4, §2.8): absolute times, None for none
+    established_at: float | None = None
+    last_heard: float = 0.0  #: the last message of the peer's that authenticated
+    rekey_at: float | None = None  #: soft lifetime (jitter drawn), or a retry after TEMPORARY_FAILURE
+    expires_at: float | None = None  #: hard lifetime: we delete the SA
+    doomed_at: float | None = None  #: we delete it if the peer has not (REKEYED_GRACE)
+    rekeyed_from: bytes | None = None  #: our SPI of the IKE SA this one replaced
     #: Child SAs by our inbound SPI (RFC 7296 §1.4.1: a Delete names the sender's inbound SPIs).
     children: dict[bytes, ChildSa] = attrs.Factory(dict)
 
@@ -185,21 +205,100 @@ class IkeSa:
 
     # ------------------------------------------------------------------ life
 
-    def moved_to(self, path: Path) -> None:
-        """A valid message came on ``path``: our requests go there from now on (RFC 9329 §6.1, A36)."""
-        if path != self.path:
-            previous, self.path = self.path, path
-            self.emit(PathChanged(*self.ids, path, previous))
+    def moved_to(self, path: Path) -> bool:
+        """A valid message came on ``path``: our requests go there from now on (RFC 9329 §6.1, A36).
+
+        ``True`` if the path changed.
+        """
+        if path == self.path:
+            return False
+        previous, self.path = self.path, path
+        self.emit(PathChanged(*self.ids, path, previous))
+        return True
+
+    # ------------------------------------------------------------------ policy
+
+    @property
+    def ike_lifetime(self) -> Lifetime:
+        """When this IKE SA is rekeyed and expires: the peer's policy, or the initiator's settings."""
+        if self.settings is not None:
+            return self.settings.ike_lifetime
+        return self.peer.ike_lifetime if self.peer is not None else Lifetime(0.0, 0.0, 0.0)
+
+    @property
+    def dpd(self) -> Dpd:
+        """Our liveness checks (RFC 7296 §2.4)."""
+        if self.settings is not None:
+            return self.settings.dpd
+        return self.peer.dpd if self.peer is not None else Dpd()
+
+    def child_policy(self, name: str) -> tuple[tuple[EspProposal, ...], Lifetime]:
+        """The ESP proposals and the lifetime of the Child SAs named ``name`` (their child config)."""
+        if self.settings is not None:
+            child = self.settings.child
+            return (child.esp_proposals, child.lifetime) if child is not None else ((), CHILD_LIFETIME)
+        config = self.peer.child(name) if self.peer is not None else None
+        if config is None and self.peer is not None:
+            config = self.peer.children[0]
+        if config is None:
+            return (), CHILD_LIFETIME
+        return config.esp_proposals, config.lifetime
+
+    def jitter(self) -> float:
+        """A share in [0, 1), from the SA's randomness, for rekey jitter (RFC 7296 §2.8.1)."""
+        return int.from_bytes(self.services.random_bytes(2), "big") / 65536
+
+    def start_lifetime(self, now: float) -> None:
+        """The IKE SA is established (or made by a rekey) at ``now``: its lifetime starts."""
+        lifetime = self.ike_lifetime
+        self.established_at = self.last_heard = now
+        self.rekey_at = lifetime.rekey_at(now, self.jitter() if lifetime.rand_time else 0.0)
+        self.expires_at = lifetime.expires_at(now)
+        timeout = self.dpd.timeout
+        self.layer.give_up_after = timeout if timeout > 0 else None
+
+    def start_child_lifetime(self, child: ChildSa, now: float) -> None:
+        """``child`` is installed at ``now``: its rekey and expiry times, from its config."""
+        _, lifetime = self.child_policy(child.name)
+        child.installed_at = now
+        child.rekey_at = lifetime.rekey_at(now, self.jitter() if lifetime.rand_time else 0.0)
+        child.expires_at = lifetime.expires_at(now)
+
+    def live_children(self) -> int:
+        """Child SAs that count towards ``limits.child_sa_max``."""
+        return sum(1 for child in self.children.values() if child.counts_towards_limit)
+
+    def child_by_outbound(self, spi: bytes) -> ChildSa | None:
+        """The pair whose outbound SPI (the peer's inbound, what it names in REKEY_SA) is ``spi``."""
+        for child in self.children.values():
+            if child.outbound_spi == spi:
+                return child
+        return None
+
+    # ------------------------------------------------------------------ time
+
+    def liveness_due(self) -> float | None:
+        """When our next liveness check is due: ``dpd.delay`` after the peer was last heard, while no
+        request of ours is out or queued (one that is out checks liveness too)."""
+        delay = self.dpd.delay
+        if not delay or self.state is not IkeSaState.ESTABLISHED or self.layer.pending or self.layer.queued:
+            return None
+        return self.last_heard + delay
 
     def get_timer(self) -> float | None:
         """The next time :func:`responder.core.dispatch.handle_timer` has work for this SA, or ``None``."""
-        if self.state is IkeSaState.CLOSED:
+        state = self.state
+        if state is IkeSaState.CLOSED:
             return None
-        deadline = self.layer.get_timer(self.path.transport.is_stream)
-        if self.state is IkeSaState.INIT_DONE:
-            expiry = self.created_at + self.config.limits.half_open_timeout
-            deadline = expiry if deadline is None else min(deadline, expiry)
-        return deadline
+        times = [self.layer.get_timer(self.path.transport.is_stream)]
+        if state is IkeSaState.INIT_DONE:
+            times.append(self.created_at + self.config.limits.half_open_timeout)
+        elif state is IkeSaState.ESTABLISHED:
+            times += (self.rekey_at, self.expires_at, self.doomed_at, self.liveness_due())
+            times += (child.deadline() for child in self.children.values())
+        elif state is IkeSaState.REKEYED:
+            times += (self.expires_at, self.doomed_at)
+        return min((t for t in times if t is not None), default=None)
 
     def close(self, reason: str) -> None:
         """End the SA and all of its Child SAs (RFC 7296 §1.4.1); every exchange in flight is abandoned."""

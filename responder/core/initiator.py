@@ -3,14 +3,15 @@
 The same core that answers also initiates: tests and benchmarks use it as the
 peer, and later the responder uses the same machinery to start rekeys and
 liveness checks of its own.  These values say what an IKE SA we initiate
-should propose and request.
+should propose and request, and (for tests of the lifecycle) when it rekeys
+its IKE SA and Child SA and checks liveness by itself: by default never.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from responder.core.config import EspProposal, Identity, IkeProposal, Mode, Secret
+from responder.core.config import NO_LIFETIME, Dpd, EspProposal, Identity, IkeProposal, Lifetime, Mode, Secret
 from responder.core.enums import KeyExchangeId
 from responder.core.payloads import TrafficSelector
 
@@ -27,6 +28,7 @@ class ChildRequest:
     mode: Mode = Mode.TUNNEL
     request_ipv4: bool = False  #: ask for INTERNAL_IP4_ADDRESS and DNS in a CP request
     request_ipv6: bool = False  #: ask for INTERNAL_IP6_ADDRESS and DNS in a CP request
+    lifetime: Lifetime = NO_LIFETIME  #: when we rekey and expire the Child SA (and its successors)
 
 
 @attrs.frozen
@@ -46,3 +48,6 @@ class InitiatorSettings:
     child: ChildRequest | None = None
     ke_method: KeyExchangeId | None = None
     window_size: int = 1
+    initial_contact: bool = False  #: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4)
+    ike_lifetime: Lifetime = NO_LIFETIME  #: when we rekey and expire the IKE SA
+    dpd: Dpd = attrs.field(factory=Dpd)  #: our liveness checks (RFC 7296 §2.4)

@@ -20,8 +20,13 @@ repeated.  The exchanges above it see whole, authenticated messages
   peer's window has room; each then gets the next Message ID.  Over UDP a
   request is retransmitted, bitwise identical, after 1, 2, 4 and 8 seconds and
   given up 16 seconds after the last one; over TCP and TLS it is sent once and
-  given up after :data:`TCP_RESPONSE_TIMEOUT` (RFC 9329 §6.2, row A39).  What
-  giving up means is the IKE SA's business.
+  given up after :data:`TCP_RESPONSE_TIMEOUT` (RFC 9329 §6.2, row A39).  With
+  ``give_up_after`` set (``dpd_timeout``) a request is given up that long
+  after it was first sent, retransmitted over UDP with the same doubling until
+  then.  If the peer comes back on a new TCP connection while a request
+  waits, it is sent once more there (:meth:`resend_on`, RFC 9329 §6.2); its
+  deadline still counts from the first sending.  What giving up means is the
+  IKE SA's business.
 * **SK protection** (RFC 7296 §3.14).  :meth:`open` decodes the message once,
   checks the ICV or AEAD tag, decrypts and decodes the inner payloads, and
   hands back the decrypted plaintext beside them (IKE_INTERMEDIATE's IntAuth,
@@ -134,14 +139,31 @@ class PendingRequest(Generic[X]):
     exchange_type: ExchangeType
     exchange: X
     packets: tuple[bytes, ...]
-    sent_at: float
+    sent_at: float  #: the last time it was sent
     sends: int = 1
+    first_sent_at: float = attrs.field()
+    #: Stream connections it was sent on again after the peer came back on them (RFC 9329 §6.2).
+    resent_on: list[int] = attrs.Factory(list)
 
-    def deadline(self, stream: bool) -> float:
-        """When to retransmit (UDP) or give up (TCP/TLS, or after the last retransmission)."""
+    @first_sent_at.default
+    def _first(self) -> float:
+        return self.sent_at
+
+    def deadline(self, stream: bool, give_up_after: float | None = None) -> float:
+        """When to retransmit (UDP) or give up (TCP/TLS, after the last retransmission, or at
+        ``give_up_after`` seconds from the first sending)."""
         if stream:
-            return self.sent_at + TCP_RESPONSE_TIMEOUT
-        return self.sent_at + RETRANSMIT_BASE * (1 << (self.sends - 1))
+            return self.first_sent_at + (give_up_after or TCP_RESPONSE_TIMEOUT)
+        retransmit = self.sent_at + RETRANSMIT_BASE * (1 << min(self.sends - 1, 30))
+        if give_up_after is None:
+            return retransmit
+        return min(retransmit, self.first_sent_at + give_up_after)
+
+    def out_of_time(self, now: float, stream: bool, give_up_after: float | None) -> bool:
+        """Whether no response can be waited for any longer."""
+        if give_up_after is not None:
+            return now >= self.first_sent_at + give_up_after
+        return stream or self.sends >= RETRANSMIT_TRIES
 
 
 @attrs.frozen(slots=True)
@@ -179,6 +201,8 @@ class MessageLayer(Generic[X]):
     next_expected: int = 0
     #: Message ID of our next request.
     next_send_id: int = 0
+    #: Seconds after which a request of ours is given up (``dpd_timeout``); ``None``: the defaults.
+    give_up_after: float | None = None
     pending: dict[int, PendingRequest[X]] = attrs.Factory(dict)
     queued: deque[X] = attrs.Factory(deque)
     _answered: dict[int, _Answer] = attrs.Factory(dict)
@@ -293,9 +317,14 @@ class MessageLayer(Generic[X]):
         """A request of ours, to be sent when the peer's window has room (RFC 7296 §2.3)."""
         self.queued.append(exchange)
 
+    @property
+    def has_room(self) -> bool:
+        """Whether the peer's window takes another request of ours (RFC 7296 §2.3)."""
+        return len(self.pending) < self.peer_window
+
     def next_to_send(self) -> tuple[int, X] | None:
         """The next queued exchange and its Message ID, if the peer's window has room."""
-        if not self.queued or len(self.pending) >= self.peer_window:
+        if not self.queued or not self.has_room:
             return None
         message_id = self.next_send_id
         self.next_send_id += 1
@@ -323,6 +352,17 @@ class MessageLayer(Generic[X]):
         del self.pending[header.message_id]
         return request
 
+    def resend_on(self, connection: int, limit: int = 4) -> list[bytes]:
+        """Packets of our pending requests to send once more on a new stream connection of the peer's
+        (RFC 9329 §6.2, row A39): each request at most once per connection and on at most ``limit``."""
+        packets: list[bytes] = []
+        for request in self.pending.values():
+            if connection in request.resent_on or len(request.resent_on) >= limit:
+                continue
+            request.resent_on.append(connection)
+            packets += request.packets
+        return packets
+
     def abandon_all(self) -> list[X]:
         """Forget every request of ours, sent or queued; returns their exchanges."""
         exchanges = [request.exchange for request in self.pending.values()] + list(self.queued)
@@ -334,15 +374,17 @@ class MessageLayer(Generic[X]):
 
     def get_timer(self, stream: bool) -> float | None:
         """When a request of ours is due for retransmission or giving up."""
-        return min((request.deadline(stream) for request in self.pending.values()), default=None)
+        give_up = self.give_up_after
+        return min((request.deadline(stream, give_up) for request in self.pending.values()), default=None)
 
     def handle_timer(self, now: float, stream: bool) -> list[Retransmit | GiveUp[X]]:
         """Retransmit what is due over UDP; give up on what is out of time (RFC 7296 §2.1, RFC 9329 §6.2)."""
         actions: list[Retransmit | GiveUp[X]] = []
+        give_up = self.give_up_after
         for request in list(self.pending.values()):
-            if now < request.deadline(stream):
+            if now < request.deadline(stream, give_up):
                 continue
-            if stream or request.sends >= RETRANSMIT_TRIES:
+            if request.out_of_time(now, stream, give_up):
                 del self.pending[request.message_id]
                 actions.append(GiveUp(request))
                 continue

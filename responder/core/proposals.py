@@ -584,17 +584,22 @@ def select_esp_proposal(
     prefer_initiator_order: bool,
     require_key_exchange: bool = False,
     ke_hint: KeyExchangeId | None = None,
+    pfs_groups: Sequence[KeyExchangeId] | None = None,
 ) -> ChosenProposal | NoProposalChosen:
     """Choose the Child SA suite from an SA payload of ESP proposals (SPI size 4).
 
-    Key exchange: with ``require_key_exchange`` False (IKE_AUTH, or a
-    CREATE_CHILD_SA without required PFS) a proposal without KE, or with KE
-    NONE, is acceptable; otherwise one of the local proposal's groups must be
-    offered.  Pass the KEi group as ``ke_hint`` in CREATE_CHILD_SA, or
-    ``KeyExchangeId.NONE`` when the request carries no KEi, so that the choice
-    follows what the initiator actually sent where the proposal allows it.
-    In IKE_AUTH an SA payload carries no KE transform other than NONE
-    (RFC 7296 §1.2), and a proposal that requires a group there is refused.
+    Key exchange: with ``require_key_exchange`` False (IKE_AUTH) a proposal
+    without KE, or with KE NONE, is acceptable; with it True one of the local
+    proposal's groups must be offered.  In CREATE_CHILD_SA pass
+    ``pfs_groups`` instead (RFC 7296 §1.3.1, §1.3.3; swanctl.conf's
+    semantics): a local proposal that lists key exchange methods then requires
+    one of them (PFS by policy), and one that lists none takes any of
+    ``pfs_groups`` or none, at the initiator's choice.  Pass the KEi group as
+    ``ke_hint`` in CREATE_CHILD_SA, or ``KeyExchangeId.NONE`` when the request
+    carries no KEi, so that the choice follows what the initiator actually
+    sent where the proposal allows it.  In IKE_AUTH an SA payload carries no
+    KE transform other than NONE (RFC 7296 §1.2), and a proposal that
+    requires a group there is refused.
 
     ESN: RFC 7296 §3.3.3 makes the ESN transform mandatory for ESP.  A
     proposal without it is nevertheless accepted, as "no ESN", when the local
@@ -602,7 +607,17 @@ def select_esp_proposal(
     response carries no ESN transform either (§2.7: one transform per type
     *offered*).  AH proposals are rejected.
     """
-    locals_ = [_local(p, require_key_exchange=require_key_exchange) for p in policy]
+    if pfs_groups is None:
+        locals_ = [_local(p, require_key_exchange=require_key_exchange) for p in policy]
+    else:
+        locals_ = [
+            _local(p, require_key_exchange=True)
+            if p.key_exchange
+            else attrs.evolve(
+                _local(p, require_key_exchange=False), key_exchange=(*pfs_groups, KeyExchangeId.NONE)
+            )
+            for p in policy
+        ]
     return _select(
         locals_, offered, _ESP_RULES, prefer_initiator_order=prefer_initiator_order, ke_hint=ke_hint
     )

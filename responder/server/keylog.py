@@ -178,8 +178,8 @@ def esp_lines(event: ChildSaEstablished, path: Path | None) -> tuple[str, ...]:
     """
     names = _names(event.encryption_name, event.integrity_name, ESP_ENCRYPTION, ESP_INTEGRITY)
     keys = event.keys
-    # The first Child SA comes with IKE_AUTH, whose initiator is the IKE SA's original initiator.
-    if event.is_original_initiator:
+    # ``initiated``: we sent the request of the exchange that made the pair (IKE_AUTH, CREATE_CHILD_SA).
+    if event.initiated:
         inbound_keys = (keys.encryption_r, keys.integrity_r)
         outbound_keys = (keys.encryption_i, keys.integrity_i)
     else:

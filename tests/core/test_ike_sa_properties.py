@@ -139,7 +139,8 @@ NEXT_STATES = {
     IkeSaState.INIT_SENT: {IkeSaState.INIT_SENT, IkeSaState.AUTH_SENT, IkeSaState.CLOSED},
     IkeSaState.AUTH_SENT: {IkeSaState.AUTH_SENT, IkeSaState.ESTABLISHED, IkeSaState.CLOSED},
     IkeSaState.INIT_DONE: {IkeSaState.INIT_DONE, IkeSaState.ESTABLISHED, IkeSaState.CLOSED},
-    IkeSaState.ESTABLISHED: {IkeSaState.ESTABLISHED, IkeSaState.CLOSED},
+    IkeSaState.ESTABLISHED: {IkeSaState.ESTABLISHED, IkeSaState.REKEYED, IkeSaState.CLOSED},
+    IkeSaState.REKEYED: {IkeSaState.REKEYED, IkeSaState.CLOSED},
     IkeSaState.CLOSED: {IkeSaState.CLOSED},
 }
 
@@ -627,6 +628,8 @@ def check(world: World, suite: str, wire: bytes) -> str:
             (IkeSaState.INIT_DONE, ExchangeType.IKE_AUTH),
             (IkeSaState.ESTABLISHED, ExchangeType.INFORMATIONAL),
             (IkeSaState.ESTABLISHED, ExchangeType.CREATE_CHILD_SA),
+            (IkeSaState.REKEYED, ExchangeType.INFORMATIONAL),
+            (IkeSaState.REKEYED, ExchangeType.CREATE_CHILD_SA),
         }
         and sa.layer.request_status(message_id) is None  # fresh and in the window (no retransmission)
     )
@@ -736,6 +739,10 @@ def check_answer(
         assert {IdrPayload, AuthPayload} <= kinds and protected, payloads
     elif exchange == ExchangeType.INFORMATIONAL:
         assert kinds <= {DeletePayload} and protected, payloads
+    elif exchange == ExchangeType.CREATE_CHILD_SA:
+        # RFC 7296 §1.3.1-§1.3.3: SA, Nr, [KEr], TSi, TSr for a Child SA; SA, Nr, KEr for the IKE SA.
+        child = {SaPayload, NoncePayload, TsiPayload, TsrPayload} <= kinds
+        assert protected and (child or {SaPayload, NoncePayload, KePayload} <= kinds), payloads
     else:
         raise AssertionError(f"unexpected normal answer to {ExchangeType(exchange).name}: {payloads}")
 

@@ -1,4 +1,4 @@
-"""INFORMATIONAL exchanges and the CREATE_CHILD_SA refusal, responder side, with explicit ``now``.
+"""INFORMATIONAL exchanges and the Child SA limit, responder side, with explicit ``now``.
 
 Each test names the RFC 7296 section (or RFC 9329 row) and the requirement row it checks.
 Requests the initiator's API cannot send (Deletes of Child SAs, odd payloads) are forged with
@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig
+from responder.core.config import ChildConfig, EspProposal, IdPattern, Limits, PeerConfig
 from responder.core.enums import (
     EncrId,
     EsnId,
@@ -67,7 +67,7 @@ from tests.fakes.pair import (
 IKE = "aes256gcm16-prfsha256-x25519"
 
 
-def established(transport: Transport = Transport.UDP) -> tuple[Pair, IkeSa, IkeSa]:
+def established(transport: Transport = Transport.UDP, **config: object) -> tuple[Pair, IkeSa, IkeSa]:
     """An IKE SA with one Child SA; returns the pair, the initiator's SA and the responder's SA."""
     child = ChildConfig("net", esp_proposals=(EspProposal.parse("aes256gcm16"),))
     peers = (
@@ -75,7 +75,7 @@ def established(transport: Transport = Transport.UDP) -> tuple[Pair, IkeSa, IkeS
             "alice", IdPattern.parse("alice@example.org"), PSK, local_id=RESPONDER_ID, children=(child,)
         ),
     )
-    pair = Pair.create(responder_config(IKE, peers=peers), transport=transport)
+    pair = Pair.create(responder_config(IKE, peers=peers, **config), transport=transport)
     initiator_sa = pair.initiate(initiator_settings(IKE, child_request()))
     pair.pump()
     [responder_sa] = pair.responder.sas
@@ -284,10 +284,10 @@ def test_unauthenticated_messages_never_get_invalid_syntax() -> None:
     assert read(responder_sa, response, from_initiator=False).payloads == ()
 
 
-def test_create_child_sa_is_refused_with_no_additional_sas() -> None:
-    """RFC 7296 §1.3, §4 (row B1, B22): a minimal responder MAY refuse CREATE_CHILD_SA with
+def test_create_child_sa_beyond_the_limit_is_refused_with_no_additional_sas() -> None:
+    """RFC 7296 §1.3 (row B1, B22): past ``limits.child_sa_max`` a new Child SA is refused with
     NO_ADDITIONAL_SAS; the answer is protected and the IKE SA (and its Child SA) stay."""
-    pair, _, responder_sa = established()
+    pair, _, responder_sa = established(limits=Limits(child_sa_max=1))
     gcm = Transform(TransformType.ENCR, EncrId.AES_GCM_16, (TransformAttribute.key_length(256),))
     esn = Transform(TransformType.ESN, EsnId.NO_ESN)
     proposal = Proposal(1, ProtocolId.ESP, (gcm, esn), spi=b"\x0a\x0b\x0c\x0d")

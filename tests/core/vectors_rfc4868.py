@@ -12,8 +12,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         "Data": "4869205468657265",
         "PRF-HMAC-SHA-256": "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
         "PRF-HMAC-SHA-384": (
-            "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c"
-            "faea9ea9076ede7f4af152e8b2fa9cb6"
+            "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6"
         ),
         "PRF-HMAC-SHA-512": (
             "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cde"
@@ -25,8 +24,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         "Data": "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
         "PRF-HMAC-SHA-256": "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
         "PRF-HMAC-SHA-384": (
-            "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e"
-            "8e2240ca5e69e2c78b3239ecfab21649"
+            "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"
         ),
         "PRF-HMAC-SHA-512": (
             "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
@@ -41,8 +39,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         ),
         "PRF-HMAC-SHA-256": "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
         "PRF-HMAC-SHA-384": (
-            "88062608d3e6ad8a0aa2ace014c8a86f0aa635d947ac9febe83ef4e55966144b"
-            "2a5ab39dc13814b94e3ab6e101a34f27"
+            "88062608d3e6ad8a0aa2ace014c8a86f0aa635d947ac9febe83ef4e55966144b2a5ab39dc13814b94e3ab6e101a34f27"
         ),
         "PRF-HMAC-SHA-512": (
             "fa73b0089d56a284efb0f0756c890be9b1b5dbdd8ee81a3655f83e33b2279d39"
@@ -57,8 +54,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         ),
         "PRF-HMAC-SHA-256": "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
         "PRF-HMAC-SHA-384": (
-            "3e8a69b7783c25851933ab6290af6ca77a9981480850009cc5577c6e1f573b4e"
-            "6801dd23c4a7d679ccf8a386c674cffb"
+            "3e8a69b7783c25851933ab6290af6ca77a9981480850009cc5577c6e1f573b4e6801dd23c4a7d679ccf8a386c674cffb"
         ),
         "PRF-HMAC-SHA-512": (
             "b0ba465637458c6990e5a8c5f61d4af7e576d97ff94b872de76f8050361ee3db"
@@ -79,8 +75,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         ),
         "PRF-HMAC-SHA-256": "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
         "PRF-HMAC-SHA-384": (
-            "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6"
-            "0c2ef6ab4030fe8296248df163f44952"
+            "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df163f44952"
         ),
         "PRF-HMAC-SHA-512": (
             "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f352"
@@ -104,8 +99,7 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
         ),
         "PRF-HMAC-SHA-256": "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
         "PRF-HMAC-SHA-384": (
-            "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5"
-            "a678cc31e799176d3860e6110c46523e"
+            "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82461e99c5a678cc31e799176d3860e6110c46523e"
         ),
         "PRF-HMAC-SHA-512": (
             "e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d20cdc944"
@@ -144,55 +138,47 @@ RFC4868_CASES: dict[str, dict[str, str]] = {
     },
     "AUTH384-1": {
         "Key": (
-            "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"
-            "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"
+            "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"
         ),
         "Data": "4869205468657265",
         "PRF-HMAC-SHA-384": (
-            "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee9737a959796489bddbc"
-            "4c5df61d5b3297b4fb68dab9f1b582c2"
+            "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee9737a959796489bddbc4c5df61d5b3297b4fb68dab9f1b582c2"
         ),
         "HMAC-SHA-384-128": "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee973",
     },
     "AUTH384-2": {
         "Key": (
-            "4a6566654a6566654a6566654a6566654a6566654a6566654a6566654a656665"
-            "4a6566654a6566654a6566654a656665"
+            "4a6566654a6566654a6566654a6566654a6566654a6566654a6566654a6566654a6566654a6566654a6566654a656665"
         ),
         "Data": "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
         "PRF-HMAC-SHA-384": (
-            "2c7353974f1842fd66d53c452ca42122b28c0b594cfb184da86a368e9b8e16f5"
-            "349524ca4e82400cbde0686d403371c9"
+            "2c7353974f1842fd66d53c452ca42122b28c0b594cfb184da86a368e9b8e16f5349524ca4e82400cbde0686d403371c9"
         ),
         "HMAC-SHA-384-192": "2c7353974f1842fd66d53c452ca42122b28c0b594cfb184d",
     },
     "AUTH384-3": {
         "Key": (
-            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ),
         "Data": (
             "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
             "dddddddddddddddddddddddddddddddddddd"
         ),
         "PRF-HMAC-SHA-384": (
-            "809f439be00274321d4a538652164b53554a508184a0c3160353e3428597003d"
-            "35914a18770f9443987054944b7c4b4a"
+            "809f439be00274321d4a538652164b53554a508184a0c3160353e3428597003d35914a18770f9443987054944b7c4b4a"
         ),
         "HMAC-SHA-384-192": "809f439be00274321d4a538652164b53554a508184a0c316",
     },
     "AUTH384-4": {
         "Key": (
-            "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"
-            "0a0b0c0d0e0f10111213141516171819"
+            "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f200a0b0c0d0e0f10111213141516171819"
         ),
         "Data": (
             "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
             "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
         ),
         "PRF-HMAC-SHA-384": (
-            "5b540085c6e6358096532b2493609ed1cb298f774f87bb5c2ebf182c83cc7428"
-            "707fb92eab2536a5812258228bc96687"
+            "5b540085c6e6358096532b2493609ed1cb298f774f87bb5c2ebf182c83cc7428707fb92eab2536a5812258228bc96687"
         ),
         "HMAC-SHA-384-192": "5b540085c6e6358096532b2493609ed1cb298f774f87bb5c",
     },

@@ -29,36 +29,28 @@ RFC5903_CASES: dict[int, dict[str, str]] = {
     },
     20: {
         "i": (
-            "099f3c7034d4a2c699884d73a375a67f7624ef7c6b3c0f160647b67414dce655"
-            "e35b538041e649ee3faef896783ab194"
+            "099f3c7034d4a2c699884d73a375a67f7624ef7c6b3c0f160647b67414dce655e35b538041e649ee3faef896783ab194"
         ),
         "gix": (
-            "667842d7d180ac2cde6f74f37551f55755c7645c20ef73e31634fe72b4c55ee6"
-            "de3ac808acb4bdb4c88732aee95f41aa"
+            "667842d7d180ac2cde6f74f37551f55755c7645c20ef73e31634fe72b4c55ee6de3ac808acb4bdb4c88732aee95f41aa"
         ),
         "giy": (
-            "9482ed1fc0eeb9cafc4984625ccfc23f65032149e0e144ada024181535a0f38e"
-            "eb9fcff3c2c947dae69b4c634573a81c"
+            "9482ed1fc0eeb9cafc4984625ccfc23f65032149e0e144ada024181535a0f38eeb9fcff3c2c947dae69b4c634573a81c"
         ),
         "r": (
-            "41cb0779b4bdb85d47846725fbec3c9430fab46cc8dc5060855cc9bda0aa2942"
-            "e0308312916b8ed2960e4bd55a7448fc"
+            "41cb0779b4bdb85d47846725fbec3c9430fab46cc8dc5060855cc9bda0aa2942e0308312916b8ed2960e4bd55a7448fc"
         ),
         "grx": (
-            "e558dbef53eecde3d3fccfc1aea08a89a987475d12fd950d83cfa41732bc509d"
-            "0d1ac43a0336def96fda41d0774a3571"
+            "e558dbef53eecde3d3fccfc1aea08a89a987475d12fd950d83cfa41732bc509d0d1ac43a0336def96fda41d0774a3571"
         ),
         "gry": (
-            "dcfbec7aacf3196472169e838430367f66eebe3c6e70c416dd5f0c68759dd1ff"
-            "f83fa40142209dff5eaad96db9e6386c"
+            "dcfbec7aacf3196472169e838430367f66eebe3c6e70c416dd5f0c68759dd1fff83fa40142209dff5eaad96db9e6386c"
         ),
         "girx": (
-            "11187331c279962d93d604243fd592cb9d0a926f422e47187521287e7156c5c4"
-            "d603135569b9e9d09cf5d4a270f59746"
+            "11187331c279962d93d604243fd592cb9d0a926f422e47187521287e7156c5c4d603135569b9e9d09cf5d4a270f59746"
         ),
         "giry": (
-            "a2a9f38ef5cafbe2347cf7ec24bdd5e624bc93bfa82771f40d1b65d06256a852"
-            "c983135d4669f8792f2c1d55718afbb4"
+            "a2a9f38ef5cafbe2347cf7ec24bdd5e624bc93bfa82771f40d1b65d06256a852c983135d4669f8792f2c1d55718afbb4"
         ),
         "KEi": (
             "0000006800140000667842d7d180ac2cde6f74f37551f55755c7645c20ef73e3"

@@ -124,7 +124,7 @@ def test_both_ends_describe_the_same_sas(ike: str, esp: str) -> None:
     assert ike_line(ours) == ike_line(theirs)
     [our_child] = pair.events(ChildSaEstablished)
     [their_child] = pair.events(ChildSaEstablished, "initiator")
-    assert their_child.is_original_initiator and not our_child.is_original_initiator
+    assert their_child.initiated and not our_child.initiated
     ours_lines = esp_lines(our_child, responder_path(pair))
     theirs_lines = esp_lines(their_child, pair.path)
     assert ours_lines == (theirs_lines[1], theirs_lines[0])
@@ -192,9 +192,7 @@ def test_ipv4_esp_lines() -> None:
 
 
 def test_as_original_initiator_the_directions_swap_keys() -> None:
-    inbound, outbound = esp_lines(
-        child_event(is_original_initiator=True), stream_path("198.51.100.2", "203.0.113.7")
-    )
+    inbound, outbound = esp_lines(child_event(initiated=True), stream_path("198.51.100.2", "203.0.113.7"))
     assert f'"0x{"22" * 20}"' in inbound and f'"0x{"11" * 20}"' in outbound
 
 

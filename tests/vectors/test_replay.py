@@ -256,8 +256,10 @@ class Replay:
 
     def responder(self) -> tuple[Endpoint, ScriptedRandom, CapturedKeyExchange]:
         sa = self.ike_sa
+        # After the response's IV, the rekey jitter of the IKE SA and of the Child SA (RFC 7296 §2.8.1).
+        jitter = [b"\x80\x00", b"\x40\x00"]
         random_bytes = ScriptedRandom(
-            [_h(sa["spi_r"]), _h(sa["nonce_r"]), _h(self.child_sa["spi_r"]), self.captured_iv()]
+            [_h(sa["spi_r"]), _h(sa["nonce_r"]), _h(self.child_sa["spi_r"]), self.captured_iv(), *jitter]
         )
         kex = CapturedKeyExchange(
             _never, KeyExchangeId(sa["ke_method"]), _h(sa["ke_i"]), _h(sa["ke_r"]), _h(sa["shared_secret"])
@@ -416,9 +418,8 @@ def test_replay(name: str) -> None:
     captured_init_response = _h(replay.init_response["raw"])
     captured_auth = _h(replay.vector["auth"]["responder"]["auth"])
     assert auth_over(captured_init_response) == their_auth.data == captured_auth
-    assert (
-        signed_octets(prf, captured_init_response, _h(logged["nonce_i"]), _h(logged["sk_pr"]), idr)
-        == _h(replay.vector["auth"]["responder"]["octets"])
+    assert signed_octets(prf, captured_init_response, _h(logged["nonce_i"]), _h(logged["sk_pr"]), idr) == _h(
+        replay.vector["auth"]["responder"]["octets"]
     )
     assert len(ours) == len(theirs)
 

@@ -47,6 +47,7 @@ __all__ = [
     "CHILD_LIFETIME",
     "IKE_LIFETIME",
     "LAB_PEER_NAME",
+    "NO_LIFETIME",
     "AddressPool",
     "ChildConfig",
     "ChildlessPolicy",
@@ -170,6 +171,8 @@ class Lifetime:
         return start + self.life_time if self.life_time else None
 
 
+#: Never rekeyed, never expired (the initiator role's default, for tests that drive rekeys themselves).
+NO_LIFETIME: Final = Lifetime(0.0, 0.0, 0.0)
 #: strongSwan's IKE SA defaults: rekey after 4 h, over_time 10% (24 min), rand_time the same.
 IKE_LIFETIME: Final = Lifetime.derive(4 * 3600.0)
 #: strongSwan's Child SA defaults: rekey after 1 h, life_time 10% longer, rand_time the difference.

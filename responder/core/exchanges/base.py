@@ -183,6 +183,12 @@ class Exchange:
 
     # ------------------------------------------------------------------ our request
 
+    def obsolete(self, sa: IkeSa) -> str | None:
+        """Why a queued request of ours is no longer wanted when its turn comes (the Child SA it was
+        to rekey is gone, the IKE SA was rekeyed), or ``None`` to send it; checked before it is
+        numbered, so a dropped request uses no Message ID."""
+        return None
+
     def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
         """The payloads of our request (called when the peer's window has room)."""
         raise LocalError(f"{type(self).__name__} sends no requests")
@@ -266,7 +272,7 @@ class InstallChildSa:
     child: ChildSa
 
     def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
-        child_established(sa, self.child)
+        child_established(sa, self.child, when.now)
 
 
 @attrs.frozen(slots=True)
@@ -293,10 +299,12 @@ def move_children(old: IkeSa, heir: IkeSa) -> None:
     old.emit(ChildSasMoved(*old.ids, heir.local_spi, moved))
 
 
-def child_established(sa: IkeSa, child: ChildSa) -> None:
-    """Mark ``child`` installed on ``sa`` and announce it (RFC 7296 §2.17 keys in the event)."""
+def child_established(sa: IkeSa, child: ChildSa, now: float) -> None:
+    """Mark ``child`` installed on ``sa`` at ``now``, start its lifetime and announce it
+    (RFC 7296 §2.17 keys in the event)."""
     child.state = ChildSaState.INSTALLED
     sa.children[child.inbound_spi] = child
+    sa.start_child_lifetime(child, now)
     params = child.params
     encr = params.proposal.encryption_transform()
     integ = params.proposal.integrity_transform()
@@ -313,7 +321,10 @@ def child_established(sa: IkeSa, child: ChildSa) -> None:
             integrity_name=integ.name if integ is not None else None,
             esn=params.proposal.esn == EsnId.ESN,
             keys=params.keys,
-            is_original_initiator=sa.is_original_initiator,
+            initiated=params.initiated,
+            rekeyed=params.rekeyed,
+            rekey_in=None if child.rekey_at is None else child.rekey_at - now,
+            expires_in=None if child.expires_at is None else child.expires_at - now,
         )
     )
 

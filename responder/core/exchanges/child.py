@@ -49,7 +49,7 @@ from responder.core.pool import PoolAllocator
 from responder.core.proposals import ChosenProposal, NoProposalChosen, select_esp_proposal
 from responder.core.selectors import describe_selector, narrow
 
-__all__ = ["accept_first_child", "child_payloads", "make_child", "negotiate_first_child"]
+__all__ = ["accept_first_child", "child_payloads", "make_child", "negotiate_first_child", "select_child"]
 
 _ADDRESS_ATTRIBUTES = {
     ConfigAttributeType.INTERNAL_IP4_ADDRESS: 4,
@@ -78,7 +78,7 @@ def negotiate_first_child(
 ) -> tuple[tuple[Payload, ...], ChildSa]:
     """Negotiate the Child SA an IKE_AUTH request asks for; raises ChildSaError."""
     sa_payload, tsi, tsr = offered
-    child = _select_child(children, tsi.selectors, tsr.selectors)
+    child = select_child(children, tsi.selectors, tsr.selectors)
     if child.refuse:
         raise ChildSaError(f"child '{child.name}' refuses Child SAs by policy", NotifyType.TS_UNACCEPTABLE)
 
@@ -112,7 +112,9 @@ def negotiate_first_child(
         raise
 
     inbound_spi = fresh_spi(sa.services.random_bytes, 4)
-    record = make_child(sa, child.name, chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode)
+    record = make_child(
+        sa, child.name, chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode, initiated=False
+    )
     payloads: list[Payload] = [
         *cp_reply,
         SaPayload((chosen.as_proposal(inbound_spi),)),
@@ -124,9 +126,11 @@ def negotiate_first_child(
     return tuple(payloads), record
 
 
-def _select_child(
+def select_child(
     children: Sequence[ChildConfig], tsi: Sequence[AnyTrafficSelector], tsr: Sequence[AnyTrafficSelector]
 ) -> ChildConfig:
+    """The first child configuration whose selectors meet what was offered (RFC 7296 §2.9);
+    TS_UNACCEPTABLE if none does."""
     for child in children:
         if narrow(child.remote_ts, tsi) and narrow(child.local_ts, tsr):
             return child
@@ -189,18 +193,34 @@ def make_child(
     local_ts: tuple[TrafficSelector, ...],
     remote_ts: tuple[TrafficSelector, ...],
     mode: Mode,
+    *,
+    initiated: bool,
+    nonces: tuple[bytes, bytes] | None = None,
+    shared_secret: bytes | None = None,
+    rekeyed: bytes | None = None,
 ) -> ChildSa:
-    """A Child SA pair with its KEYMAT (RFC 7296 §2.17), ``INSTALLING`` until its exchange completes."""
-    assert sa.prf is not None and sa.keys is not None  # IKE_AUTH runs with keys
+    """A Child SA pair with its KEYMAT (RFC 7296 §2.17), ``INSTALLING`` until its exchange completes.
+
+    ``initiated``: we sent the exchange's request.  ``nonces`` are the
+    exchange's (Ni, Nr), by default IKE_SA_INIT's (the first Child SA, in
+    IKE_AUTH); ``shared_secret`` the new key exchange's g^ir in CREATE_CHILD_SA
+    with PFS; ``rekeyed`` our inbound SPI of the pair it replaces.
+    """
+    assert sa.prf is not None and sa.keys is not None  # Child SAs are made under SK protection
+    nonce_i, nonce_r = nonces if nonces is not None else (sa.nonce_i, sa.nonce_r)
     keys = derive_child_sa_keys(
         sa.prf,
         sa.keys.sk_d,
         chosen.encryption_transform(),
         chosen.integrity_transform(),
-        sa.nonce_i,
-        sa.nonce_r,
+        nonce_i,
+        nonce_r,
+        shared_secret,
     )
-    return ChildSa(ChildSaParams(name, chosen, inbound_spi, outbound_spi, local_ts, remote_ts, mode, keys))
+    params = ChildSaParams(
+        name, chosen, inbound_spi, outbound_spi, local_ts, remote_ts, mode, keys, initiated, rekeyed
+    )
+    return ChildSa(params)
 
 
 def accept_first_child(
@@ -216,4 +236,6 @@ def accept_first_child(
     mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
     local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
     remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
-    return make_child(sa, "initiator", chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode)
+    return make_child(
+        sa, "initiator", chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode, initiated=True
+    )

@@ -56,7 +56,7 @@ from responder.core.payloads import (
 )
 from responder.core.proposals import offer
 
-__all__ = ["EstablishIkeSa", "IkeAuthInitiator", "IkeAuthResponder"]
+__all__ = ["EstablishIkeSa", "IkeAuthInitiator", "IkeAuthResponder", "announce_established"]
 
 
 def _window_notify(size: int) -> NotifyPayload:
@@ -81,14 +81,22 @@ class EstablishIkeSa:
     peer_window: int
 
     def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
-        _establish(sa, self.local, self.remote, self.window_size, self.peer_window)
+        _establish(sa, self.local, self.remote, self.window_size, self.peer_window, when.now)
 
 
-def _establish(sa: IkeSa, local: Identity, remote: Identity, window_size: int, peer_window: int) -> None:
-    assert sa.keys is not None and sa.encryption is not None and sa.proposal is not None
+def _establish(
+    sa: IkeSa, local: Identity, remote: Identity, window_size: int, peer_window: int, now: float
+) -> None:
     sa.state = IkeSaState.ESTABLISHED
     sa.local_id, sa.remote_id = str(local), str(remote)
     sa.layer.window_size, sa.layer.peer_window = window_size, peer_window
+    sa.start_lifetime(now)
+    announce_established(sa)
+
+
+def announce_established(sa: IkeSa) -> None:
+    """Emit :class:`IkeSaEstablished` for ``sa`` (after IKE_AUTH, or as the new SA of a rekey)."""
+    assert sa.keys is not None and sa.encryption is not None and sa.proposal is not None
     sa.emit(
         IkeSaEstablished(
             *sa.ids,
@@ -98,6 +106,7 @@ def _establish(sa: IkeSa, local: Identity, remote: Identity, window_size: int, p
             encryption_name=sa.encryption.name,
             integrity_name=sa.integrity.name if sa.integrity is not None else None,
             keys=sa.keys,
+            rekeyed=sa.rekeyed_from,
         )
     )
 
@@ -136,7 +145,9 @@ class IkeAuthResponder(Exchange):
             raise AuthenticationFailedError(
                 f"AUTH of {identity} does not verify with the shared key of peer '{peer.name}'"
             )
-        sa.peer_name = peer.name
+        sa.peer_name, sa.peer = peer.name, peer
+        # RFC 7296 §2.4: the peer has no other IKE SA with us; the endpoint ends older ones.
+        sa.initial_contact = bool(notifies(message, NotifyType.INITIAL_CONTACT))
         offered_child = child_payloads(message)  # SA, TSi, TSr all or none: INVALID_SYNTAX otherwise
         if offered_child is None and config.childless is ChildlessPolicy.NEVER:
             raise DecodeError(
@@ -190,6 +201,8 @@ class IkeAuthInitiator(Exchange):
         if settings.remote_id is not None:
             payloads.append(IdrPayload(settings.remote_id.id_type, settings.remote_id.data))
         payloads.append(PskAuthenticator(settings.psk.value).create(sa.prf, octets))
+        if settings.initial_contact:
+            payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
         if settings.window_size > 1:
             payloads.append(_window_notify(settings.window_size))
         child = settings.child
@@ -208,8 +221,10 @@ class IkeAuthInitiator(Exchange):
             if attributes:
                 payloads.append(ConfigPayload(ConfigType.CFG_REQUEST, tuple(attributes)))
             self.child_spi = fresh_spi(sa.services.random_bytes, 4)
+            # RFC 7296 §1.2: the first Child SA takes its keys from the IKE SA; no KE in its offer.
+            first = tuple(attrs.evolve(p, key_exchange=()) for p in child.esp_proposals)
             payloads += [
-                offer(child.esp_proposals, self.child_spi),
+                offer(first, self.child_spi),
                 TsiPayload(child.tsi),
                 TsrPayload(child.tsr),
             ]
@@ -232,21 +247,27 @@ class IkeAuthInitiator(Exchange):
         octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
         if not PskAuthenticator(settings.psk.value).verify(sa.prf, octets, auth):
             return _fail(sa, f"AUTH of responder {remote} does not verify")
-        _establish(sa, settings.local_id, remote, settings.window_size, _peer_window(message) or 1)
+        _establish(sa, settings.local_id, remote, settings.window_size, _peer_window(message) or 1, when.now)
         result = "IKE SA established"
         if settings.child is not None:
-            result += "; " + self._install_first_child(sa, message, settings.child.esp_proposals, refusal)
+            offered = settings.child.esp_proposals
+            result += "; " + self._install_first_child(sa, message, offered, refusal, when.now)
         return Done(result)
 
     def _install_first_child(
-        self, sa: IkeSa, message: Message, offered: Sequence[EspProposal], refusal: NotifyPayload | None
+        self,
+        sa: IkeSa,
+        message: Message,
+        offered: Sequence[EspProposal],
+        refusal: NotifyPayload | None,
+        now: float,
     ) -> str:
         child = accept_first_child(sa, message, offered, self.child_spi)
         if isinstance(child, str):
             notify = refusal.notify_type if refusal is not None else NotifyType.NO_PROPOSAL_CHOSEN
             sa.emit(ChildSaRefused(*sa.ids, notify, child))
             return f"Child SA refused with {notify.name}" if refusal is not None else f"Child SA: {child}"
-        child_established(sa, child)
+        child_established(sa, child, now)
         return f"Child SA {child.inbound_spi.hex()}/{child.outbound_spi.hex()}"
 
 

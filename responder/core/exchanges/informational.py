@@ -9,17 +9,24 @@ SPIs we do not know are ignored.  Status notifies we do not understand are
 ignored (§3.10.1).  An AUTHENTICATION_FAILED notify (the initiator rejected
 our IKE_AUTH response, §2.21.2) is answered and ends the IKE SA.
 
-Initiator: :class:`LivenessCheck` (an empty request, RFC 7296 §2.4) and
-:class:`DeleteIkeSa` (§1.4.1).  A Delete of ours in flight meets the peer's
-requests as RFC 7296 §2.25.2 says: the peer's own Delete of the IKE SA is
-answered and ours forgotten; a request to create or rekey an SA of an IKE SA
-being closed is refused with TEMPORARY_FAILURE.
+A Delete of a Child SA we are deleting ourselves is answered without a
+Delete payload for it (RFC 7296 §2.25.1); one we are rekeying is answered
+as usual, with one.
+
+Initiator: :class:`LivenessCheck` (an empty request, RFC 7296 §2.4),
+:class:`DeleteIkeSa` and :class:`DeleteChildSa` (§1.4.1).  A Delete of ours
+in flight meets the peer's requests as RFC 7296 §2.25 says: the peer's own
+Delete of the IKE SA is answered and ours forgotten; a request to create or
+rekey an SA of an IKE SA being closed, to rekey a Child SA being closed, or
+to rekey the IKE SA while a Child SA is being closed, is refused with
+TEMPORARY_FAILURE.
 """
 
 from __future__ import annotations
 
 import attrs
 
+from responder.core.child_sa import ChildSaState
 from responder.core.enums import ExchangeType, NotifyType, ProtocolId
 from responder.core.errors import DecodeError
 from responder.core.events import ChildSaDeleted
@@ -39,7 +46,7 @@ from responder.core.instant import Instant
 from responder.core.message_layer import Received
 from responder.core.payloads import DeletePayload, NotifyPayload, Payload
 
-__all__ = ["DeleteIkeSa", "InformationalResponder", "LivenessCheck"]
+__all__ = ["DeleteChildSa", "DeleteIkeSa", "InformationalResponder", "LivenessCheck"]
 
 DELETING_IKE_SA = Intent(Operation.DELETE_IKE)
 
@@ -79,16 +86,21 @@ class InformationalResponder(Exchange):
             reason = "deleted by the peer (INFORMATIONAL Delete of the IKE SA)"
             return Reply((), "IKE SA deleted by the peer", (CloseIkeSa(reason),))
         ours: list[bytes] = []
+        gone: list[bytes] = []
         by_outbound = {child.outbound_spi: child for child in sa.children.values()}
         for spi in (spi for d in self.deletes if d.protocol_id == ProtocolId.ESP for spi in d.spis):
             child = by_outbound.pop(spi, None)  # we never create AH SAs; unknown SPIs are ignored
-            if child is not None:
-                del sa.children[child.inbound_spi]
+            if child is None:
+                continue
+            del sa.children[child.inbound_spi]
+            gone.append(child.inbound_spi)
+            # §2.25.1: a pair we are deleting ourselves is answered without a Delete payload.
+            if child.state is not ChildSaState.DELETING:
                 ours.append(child.inbound_spi)
-                sa.emit(ChildSaDeleted(*sa.ids, child.inbound_spi, child.outbound_spi))
-        if ours:
-            payloads: tuple[Payload, ...] = (DeletePayload(ProtocolId.ESP, 4, tuple(ours)),)
-            return Reply(payloads, f"deleted Child SAs {', '.join(s.hex() for s in ours)}")
+            sa.emit(ChildSaDeleted(*sa.ids, child.inbound_spi, child.outbound_spi, "deleted by the peer"))
+        if gone:
+            payloads: tuple[Payload, ...] = (DeletePayload(ProtocolId.ESP, 4, tuple(ours)),) if ours else ()
+            return Reply(payloads, f"deleted Child SAs {', '.join(s.hex() for s in gone)}")
         if self.deletes:
             return Reply((), "Delete of unknown SPIs ignored")
         return Reply((), "liveness check" if not message.payloads else "informational answered")
@@ -109,16 +121,17 @@ class LivenessCheck(Exchange):
 
 @attrs.define(eq=False)
 class DeleteIkeSa(Exchange):
-    """Our Delete of the IKE SA and its Child SAs (RFC 7296 §1.4.1)."""
+    """Our Delete of the IKE SA and its Child SAs (RFC 7296 §1.4.1); ``reason`` says why, for the log."""
 
     exchange_type = ExchangeType.INFORMATIONAL
+    reason: str = "deleted by us"
     intent: Intent = attrs.field(default=DELETING_IKE_SA, kw_only=True)
 
     def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
         return (DeletePayload(ProtocolId.IKE, 0, ()),)
 
     def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
-        sa.close("deleted by us")
+        sa.close(self.reason)
         return Done("IKE SA deleted")
 
     def collide(self, sa: IkeSa, theirs: Exchange) -> Collision:
@@ -128,4 +141,47 @@ class DeleteIkeSa(Exchange):
             return Collision.YIELD  # "reply as usual, and forget about its own close request"
         if operation in (Operation.REKEY_IKE, Operation.CREATE_CHILD, Operation.REKEY_CHILD):
             return Collision.REFUSE  # "trying to close": TEMPORARY_FAILURE (§2.25.1, §2.25.2)
+        return Collision.NONE
+
+
+@attrs.define(eq=False)
+class DeleteChildSa(Exchange):
+    """Our Delete of Child SA pairs, named by our inbound SPIs (RFC 7296 §1.4.1): both directions go
+    once the response is in; ``reason`` says why (a hard lifetime, a rekey that replaced them)."""
+
+    exchange_type = ExchangeType.INFORMATIONAL
+    spis: tuple[bytes, ...] = ()
+    reason: str = "deleted by us"
+
+    @classmethod
+    def of(cls, spis: tuple[bytes, ...], reason: str) -> DeleteChildSa:
+        return cls(spis, reason, intent=Intent(Operation.DELETE_CHILD, frozenset(spis)))
+
+    def obsolete(self, sa: IkeSa) -> str | None:
+        if not any(spi in sa.children for spi in self.spis):
+            return "the Child SAs are already gone"
+        return None
+
+    def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
+        self.spis = tuple(spi for spi in self.spis if spi in sa.children)
+        for spi in self.spis:
+            sa.children[spi].state = ChildSaState.DELETING
+        return (DeletePayload(ProtocolId.ESP, 4, self.spis),)
+
+    def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
+        deleted = []
+        for spi in self.spis:
+            child = sa.children.pop(spi, None)  # the peer's own Delete may have taken it already
+            if child is not None:
+                deleted.append(spi.hex())
+                sa.emit(ChildSaDeleted(*sa.ids, child.inbound_spi, child.outbound_spi, self.reason))
+        return Done(f"deleted Child SAs {', '.join(deleted)}" if deleted else "Child SAs already gone")
+
+    def collide(self, sa: IkeSa, theirs: Exchange) -> Collision:
+        """RFC 7296 §2.25.1: a rekey of a pair we are closing, or of the IKE SA meanwhile, waits."""
+        operation = theirs.intent.operation
+        if operation is Operation.REKEY_CHILD and theirs.intent.children & set(self.spis):
+            return Collision.REFUSE
+        if operation is Operation.REKEY_IKE:
+            return Collision.REFUSE
         return Collision.NONE
