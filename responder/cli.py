@@ -28,8 +28,8 @@ Strategy: three steps, the first and the last pure functions.
 2. :func:`main` configures :mod:`logging` (stderr), then ``trio.run``:
    :func:`responder.server.serve` runs until SIGINT or SIGTERM sets its
    ``shutdown`` event (:func:`trio.open_signal_receiver`); a clean shutdown
-   exits 0, one cut short (a second signal, or no end ``shutdown_timeout`` + 5 s
-   later) exits 1.  A failure to start (a port in use, a key-log directory
+   exits 0, one cut short (a second signal, or no end ``shutdown_grace`` +
+   ``shutdown_timeout`` + 5 s later) exits 1.  A failure to start (a port in use, a key-log directory
    that cannot be made) prints one line and exits 1, without a traceback.
 3. Once ``serve`` reports the ports it bound, :func:`render_start` prints on
    stdout, between ``=====`` lines: the listeners, the lab PSK, a **libreswan**
@@ -113,7 +113,7 @@ logger = logging.getLogger("responder.cli")
 #: The identity the printed client configurations use in lab mode (any identity would do).
 LAB_CLIENT_ID: Final = Identity.parse("@client.lab")
 
-#: Extra seconds after ``shutdown_timeout`` before a shutdown that hangs is cut short.
+#: Extra seconds after ``shutdown_grace`` + ``shutdown_timeout`` before a shutdown that hangs is cut short.
 _SHUTDOWN_GRACE: Final = 5.0
 
 _RULE: Final = "=" * 5
@@ -664,7 +664,7 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
     stop = _Stop()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            grace = settings.shutdown_timeout + _SHUTDOWN_GRACE
+            grace = settings.shutdown_grace + settings.shutdown_timeout + _SHUTDOWN_GRACE
             nursery.start_soon(_watch_signals, signals, stop, nursery.cancel_scope, grace)
 
             async def serve_then_stop(*, task_status: trio.TaskStatus[Any]) -> None:

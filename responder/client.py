@@ -21,8 +21,11 @@ coroutines runs, waiting for a message or for the core's next timer, so UDP
 requests are retransmitted on the core's RFC 7296 §2.1 schedule and stream
 requests are not (RFC 9329 §6.2, row A39; the core gives up after its TCP
 response timeout).  COOKIE and INVALID_KE_PAYLOAD answers are followed by the
-core.  The responder's own requests (liveness checks, deletes) are answered
-whenever the client is reading, for instance in :meth:`Client.process`.
+core.  The responder's own requests (liveness checks, rekeys, deletes) are
+answered whenever the client is reading, for instance in :meth:`Client.process`;
+with lifetimes in its :class:`~responder.core.initiator.InitiatorSettings` the
+client rekeys too.  After an IKE SA rekey (either end's) :attr:`Client.sa` is
+the new IKE SA.
 
 Used by the tests, by ``bench/load.py`` (many processes) and by people
 trying a responder by hand::
@@ -62,8 +65,11 @@ from responder.core.events import (
     Event,
     IkeSaClosed,
     IkeSaEstablished,
+    IkeSaRekeyed,
     ResponseReceived,
 )
+from responder.core.exchanges.create_child_sa import RekeyChildSa
+from responder.core.exchanges.rekey_ike import RekeyIkeSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
@@ -273,6 +279,22 @@ class Client:
 
         return await self._run(deleted, timeout)
 
+    async def rekey(self, child: bytes | None = None, timeout: float = 10.0) -> bool:
+        """Rekey the IKE SA, or the Child SA whose inbound SPI is ``child`` (RFC 7296 §1.3.2, §1.3.3);
+        True once our exchange is answered (whatever the answer: see :attr:`events`)."""
+        self._require_established()
+        mark = len(self.events)
+        exchange = RekeyIkeSa() if child is None else RekeyChildSa.of(child)
+        self.endpoint.start(self.sa.local_spi, exchange, trio.current_time())
+
+        def answered() -> bool:
+            return any(
+                isinstance(e, ResponseReceived) and e.exchange is ExchangeType.CREATE_CHILD_SA
+                for e in self.events[mark:]
+            )
+
+        return await self._run(answered, timeout)
+
     async def process(self, seconds: float) -> None:
         """Read for ``seconds``: answer the responder's requests, run the core's timers."""
         await self._run(lambda: False, seconds, expect_answer=False)
@@ -303,6 +325,10 @@ class Client:
     def _drain(self) -> None:
         while (event := self.endpoint.next_event()) is not None:
             self.events.append(event)
+            if isinstance(event, IkeSaRekeyed) and event.local_spi == self.sa.local_spi:
+                heir = self.endpoint.sa(event.heir)
+                if heir is not None:
+                    self.sa = heir  # RFC 7296 §1.3.2: the new IKE SA carries on
 
     async def _flush(self) -> None:
         for outgoing in self.endpoint.messages_to_send():

@@ -135,6 +135,14 @@ class ConnectionRules:
             self._corrupt(connection, f"ESP with unknown SPI {spi.hex()}")
         self._maybe_orphaned(connection, now)
 
+    def inherit(self, old: bytes, new: bytes) -> None:
+        """A rekey made IKE SA ``new`` from ``old``: it goes on on the connections that carried ``old``
+        (RFC 7296 §1.3.2; RFC 9329 §6.1: a connection carrying a live IKE SA is no orphan)."""
+        for connection_id in tuple(self._carriers.get(old, ())):
+            connection = self._connections.get(connection_id)
+            if connection is not None:
+                self._carry(connection, new)
+
     def sa_ended(self, local_spi: bytes, now: float) -> None:
         """An IKE SA is gone: the connections that carried it may be orphans now (row A25)."""
         for connection_id in self._carriers.pop(local_spi, ()):

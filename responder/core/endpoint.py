@@ -454,6 +454,8 @@ class Endpoint:
         """Take a new SA (from IKE_SA_INIT, or spawned by another SA's rekey) and send what it queued."""
         self._sas[sa.local_spi] = sa
         self._new.append(sa)
+        if sa.rekeyed_from is not None:
+            self._connections.inherit(sa.rekeyed_from, sa.local_spi)
         dispatch.flush(sa, when)
         self._collect(sa, when)
 

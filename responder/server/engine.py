@@ -26,10 +26,13 @@ message is the :class:`~responder.core.outcomes.ReceiveOutcome` the core
 returns.
 
 Requests of our own over TCP are sent once and not retransmitted; the core
-ends the SA when no response arrives (RFC 9329 §6.2, row A39); over UDP the
-core schedules the RFC 7296 §2.1 retransmissions and the SA's task delivers
-them.  Resending a pending request on a *new* connection of the SA (RFC 9329
-§6.2) belongs to the lifecycle issue.
+ends the SA when no response arrives (RFC 9329 §6.2, row A39), and sends a
+request still waiting once more when the peer comes back on a new
+connection; over UDP the core schedules the RFC 7296 §2.1 retransmissions
+and the SA's task delivers them.  Rekeys, expiry and liveness checks are
+the core's deadlines too: the SA's task wakes for them like for any other.
+On shutdown :meth:`Engine.delete_all` sends the Delete of every IKE SA and
+waits a bounded time for the answers (RFC 9329 row A24).
 
 Row A30 policy: a new IKE_SA_INIT on a connection that already carries a live
 IKE SA is processed (and logged); the older SA keeps its own path until its
@@ -60,6 +63,8 @@ from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
 from responder.core.events import ConnectionClosing, Event, IkeSaClosed, MessageDropped
+from responder.core.exchanges.create_child_sa import RekeyChildSa
+from responder.core.exchanges.rekey_ike import RekeyIkeSa
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
@@ -129,6 +134,7 @@ class Engine:
     _esp_per_sa: Counter[bytes] = attrs.field(init=False, factory=Counter)
     _connection_wake: trio.Event = attrs.field(init=False, factory=trio.Event)
     _connection_sleep: float | None = attrs.field(init=False, default=None)  #: the watcher's deadline
+    _sa_closed: trio.Event = attrs.field(init=False, factory=trio.Event)  #: set whenever an SA closes
     _running: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
@@ -256,6 +262,31 @@ class Engine:
         finally:
             self._after_core(None, local_spi)
 
+    def request_rekey(self, local_spi: bytes, child: bytes | None = None) -> None:
+        """Rekey the IKE SA now, or its Child SA whose inbound SPI is ``child`` (RFC 7296 §1.3.2, §1.3.3)."""
+        exchange = RekeyIkeSa() if child is None else RekeyChildSa.of(child)
+        try:
+            self._endpoint.start(local_spi, exchange, trio.current_time(), wall=self.wall_clock())
+        finally:
+            self._after_core(None, local_spi)
+
+    async def delete_all(self, grace: float) -> tuple[int, int]:
+        """Send the Delete of every established or rekeyed IKE SA (RFC 9329 row A24, RFC 7296 §1.4.1) and
+        wait up to ``grace`` seconds for the answers; returns (Deletes sent, SAs still open).
+
+        :meth:`run` must be running for UDP retransmissions; an SA whose Delete
+        goes unanswered simply ends with the server.
+        """
+        now = trio.current_time()
+        deleting = self._call(lambda: self._endpoint.delete_all(now), None) or []
+        for local_spi in deleting:
+            self._runners.poke(local_spi)
+        with trio.move_on_after(grace):
+            while any(self._endpoint.sa(spi) is not None for spi in deleting):
+                self._sa_closed = trio.Event()
+                await self._sa_closed.wait()
+        return len(deleting), sum(1 for spi in deleting if self._endpoint.sa(spi) is not None)
+
     def resume(self, local_spi: bytes, message_id: int, result: object) -> bool:
         """Answer a deferred request (see :class:`~responder.core.events.AnswerDeferred`)."""
         now = trio.current_time()
@@ -341,6 +372,8 @@ class Engine:
             self._dispatch(event, input_path)
         if touched:
             self._runners.poke(touched)  # its timer may have changed
+        for local_spi in self._endpoint.touched():  # and those of the SAs it reached (an heir, ...)
+            self._runners.poke(local_spi)
         deadline = self._endpoint.connection_timer()
         if deadline is not None and (self._connection_sleep is None or deadline < self._connection_sleep):
             self._connection_wake.set()  # a connection's grace period ends before the watcher wakes
@@ -354,6 +387,7 @@ class Engine:
         if isinstance(event, IkeSaClosed):
             self._esp_per_sa.pop(event.local_spi, None)
             self._runners.poke(event.local_spi)  # its task ends
+            self._sa_closed.set()
         if isinstance(event, MessageDropped):
             key = ("dropped", path.remote_address if path is not None else None)
             line = describe_event(event, path)

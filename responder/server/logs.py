@@ -39,6 +39,7 @@ from responder.core.events import (
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaInitRefused,
+    IkeSaRekeyed,
     MessageAccepted,
     MessageDropped,
     PathChanged,
@@ -97,17 +98,32 @@ def describe_event(event: Event, path: Path | None) -> str:
             return f"{peer} {ids} IKE_AUTH failed (AUTHENTICATION_FAILED): {event.reason}"
         case IkeSaEstablished():
             integrity = f" integrity {event.integrity_name}" if event.integrity_name else ""
+            what = (
+                "IKE SA established" if event.rekeyed is None else f"IKE SA {event.rekeyed.hex()} rekeyed to"
+            )
             return (
-                f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA established: "
+                f"{peer} {spis(event.spi_i, event.spi_r)} {what}: "
                 f"{event.remote_id!r} (us: {event.local_id!r}) proposal {event.proposal} "
                 f"encryption {event.encryption_name}{integrity}"
             )
+        case IkeSaRekeyed():
+            deleter = "we delete it" if event.deleting else "the peer deletes it"
+            ids = spis(event.spi_i, event.spi_r)
+            return f"{peer} {ids} IKE SA rekeyed: IKE SA {event.heir.hex()} takes over; {deleter}"
         case ChildSaEstablished():
+            what = (
+                "Child SA established" if event.rekeyed is None else f"Child SA {event.rekeyed.hex()} rekeyed"
+            )
+            lifetime = ""
+            if event.rekey_in is not None:
+                lifetime += f"; rekey in {event.rekey_in:.0f} s"
+            if event.expires_in is not None:
+                lifetime += f"; expires in {event.expires_in:.0f} s"
             return (
-                f"{peer} {spis(event.spi_i, event.spi_r)} Child SA established: ESP in "
+                f"{peer} {spis(event.spi_i, event.spi_r)} {what}: ESP in "
                 f"{event.inbound_spi.hex()} out {event.outbound_spi.hex()} {event.mode} "
                 f"proposal {event.proposal} local {','.join(event.local_ts)} "
-                f"remote {','.join(event.remote_ts)}"
+                f"remote {','.join(event.remote_ts)}{lifetime}"
             )
         case ChildSaRefused():
             ids = spis(event.spi_i, event.spi_r)
@@ -117,9 +133,10 @@ def describe_event(event: Event, path: Path | None) -> str:
             ids = spis(event.spi_i, event.spi_r)
             return f"{peer} {ids} Child SAs {moved} moved to IKE SA {event.heir.hex()}"
         case ChildSaDeleted():
+            reason = f": {event.reason}" if event.reason else ""
             return (
                 f"{peer} {spis(event.spi_i, event.spi_r)} Child SA deleted: ESP in {event.inbound_spi.hex()} "
-                f"out {event.outbound_spi.hex()}"
+                f"out {event.outbound_spi.hex()}{reason}"
             )
         case IkeSaClosed():
             return f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA closed: {event.reason}"

@@ -19,12 +19,12 @@ per connection in their own nursery and catch what goes wrong there; the UDP
 task survives any datagram; the engine catches what the core raises.  So a
 failure in one connection or SA never ends the server.
 
-It runs until cancelled or until ``shutdown`` is set.  Then it stops accepting,
-closes the streams gracefully within ``settings.shutdown_timeout``
-(:meth:`ConnectionTable.aclose_all`), stops UDP and the SA tasks, and returns.
-Sending an INFORMATIONAL Delete for each IKE SA before closing (RFC 9329
-§6.1, row A24) comes with the lifecycle issue; until then the SAs simply end
-with the process.
+It runs until cancelled or until ``shutdown`` is set.  Then it deletes every
+established IKE SA with an INFORMATIONAL Delete and waits up to
+``settings.shutdown_grace`` for the answers (RFC 9329 row A24; the
+listeners still carry them), closes the streams gracefully within
+``settings.shutdown_timeout`` (:meth:`ConnectionTable.aclose_all`), stops
+UDP and the SA tasks, and returns.
 """
 
 from __future__ import annotations
@@ -113,7 +113,16 @@ async def serve(
             if shutdown is None:
                 await trio.sleep_forever()
             await shutdown.wait()
-            logger.info("shutting down: closing %d connections", len(table))
+            logger.info(
+                "shutting down: deleting the IKE SAs (up to %.1f s for the answers)", settings.shutdown_grace
+            )
+            sent, unanswered = await engine.delete_all(settings.shutdown_grace)
+            logger.info(
+                "shutting down: %d IKE SAs deleted, %d Deletes unanswered; closing %d connections",
+                sent - unanswered,
+                unanswered,
+                len(table),
+            )
             await table.aclose_all(trio.current_time() + settings.shutdown_timeout)
             nursery.cancel_scope.cancel()
         logger.info("stopped")

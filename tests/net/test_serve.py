@@ -23,11 +23,12 @@ import trustme
 from responder.client import establish
 from responder.core.config import Config
 from responder.core.endpoint import Endpoint
+from responder.core.enums import ExchangeType
 from responder.core.events import Event, IkeSaEstablished, ResponseReceived
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
-from responder.core.tcp_framing import NON_ESP_MARKER, STREAM_PREFIX, frame_ike
+from responder.core.tcp_framing import NON_ESP_MARKER, STREAM_PREFIX, IkeFrame, StreamDeframer, frame_ike
 from responder.server import ServerInfo, serve
 from responder.server.settings import Listener, ServerSettings
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
@@ -126,6 +127,15 @@ async def udp_handshake(port: int, seed: int) -> IkeSa:
     return sa
 
 
+async def read_until_eof(stream: trio.abc.Stream) -> bytes:
+    """Everything the server writes until it closes ``stream``."""
+    data = b""
+    with contextlib.suppress(trio.BrokenResourceError):
+        while chunk := await stream.receive_some(4096):
+            data += chunk
+    return data
+
+
 async def until_closed(stream: trio.abc.Stream) -> None:
     """Read until the server closes ``stream`` (FIN or reset); fails if it sends anything."""
     with contextlib.suppress(trio.BrokenResourceError):
@@ -191,7 +201,7 @@ async def test_shutdown_closes_connections_within_the_deadline_and_returns(
     nursery: trio.Nursery, certificate: tuple[trustme.CA, FilePath, FilePath]
 ) -> None:
     _, cert, key = certificate
-    settings = settings_for(cert, key, shutdown_timeout=2.0)
+    settings = settings_for(cert, key, shutdown_timeout=2.0, shutdown_grace=0.5)
     with trio.fail_after(20):
         info, shutdown, done = await start_with_shutdown(nursery, settings)
         tcp_port = port_of(info, Transport.TCP)
@@ -202,11 +212,15 @@ async def test_shutdown_closes_connections_within_the_deadline_and_returns(
         shutdown.set()
         await done.wait()
         elapsed = trio.current_time() - start
-        assert await busy.receive_some(1) == b""  # closed by the server (FIN)
+        # RFC 9329 row A24: the IKE SA's Delete (unanswered here), then the server's FIN.
+        deframer = StreamDeframer()
+        deframer.feed(STREAM_PREFIX + await read_until_eof(busy))  # the responder sends no prefix
+        frame = deframer.next_frame()
+        assert isinstance(frame, IkeFrame) and frame.message[18] == ExchangeType.INFORMATIONAL
         await until_closed(stalled)
         await busy.aclose()
         await stalled.aclose()
-    assert elapsed <= settings.shutdown_timeout + 0.5
+    assert settings.shutdown_grace <= elapsed <= settings.shutdown_grace + settings.shutdown_timeout + 0.5
     with pytest.raises(OSError):
         await trio.open_tcp_stream(HOST, tcp_port)  # nothing listens any more
 
