@@ -546,3 +546,4 @@ def test_initial_contact_ends_older_sas_of_the_same_identity() -> None:
     closed = [e.reason for e in pair.events(IkeSaClosed)]
     assert len(closed) == 2 and all("INITIAL_CONTACT" in reason for reason in closed)
     assert pair.responder.receive_esp(child_of(survivor).inbound_spi + bytes(12), pair.path, pair.now)
+

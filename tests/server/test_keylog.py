@@ -445,3 +445,22 @@ def test_tshark_decrypts_the_capture_with_our_tables(name: str, tmp_path: FilePa
     decrypted = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=120, check=True)
     fields = dict(line.split("\t", 1) for line in decrypted.stdout.splitlines())
     assert encrypted and all(fields[frame] for frame in encrypted), fields
+
+
+def test_key_log_lines_of_a_pair_we_rekeyed_agree_with_the_peers() -> None:
+    """RFC 7296 §2.17: KEYMAT is cut for the exchange's initiator first, so after a rekey we started our
+    ``*_i`` keys are our outbound ones; the Wireshark lines of both ends name the same key per SPI."""
+    from responder.core.exchanges.create_child_sa import RekeyChildSa
+    from tests.core.test_lifecycle import child_of, make_pair
+
+    pair, _, ours = make_pair("aes256gcm16-x25519")
+    pair.responder.start(ours.local_spi, RekeyChildSa.of(child_of(ours).inbound_spi), pair.now)
+    pair.pump()
+    [mine] = [e for e in pair.events(ChildSaEstablished) if e.rekeyed is not None]
+    [theirs] = [e for e in pair.events(ChildSaEstablished, "initiator") if e.rekeyed is not None]
+    assert mine.initiated and not theirs.initiated
+
+    def keys_by_spi(lines: tuple[str, ...]) -> dict[str, str]:
+        return {line.split(",")[3]: line.split(",")[5] for line in lines}
+
+    assert keys_by_spi(esp_lines(mine, None)) == keys_by_spi(esp_lines(theirs, None))
