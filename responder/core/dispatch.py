@@ -337,6 +337,10 @@ def flush(sa: IkeSa, when: Instant) -> None:
             layer.queued.popleft()
             exchange.abandon(sa, reason)
             continue
+        if layer.pending and (
+            exchange.exclusive or any(request.exchange.exclusive for request in layer.pending.values())
+        ):
+            break  # an IKE SA rekey goes alone (RFC 7296 §1.3.2, §2.25.1)
         next_request = layer.next_to_send()
         assert next_request is not None  # the queue is not empty and the window has room
         _send(sa, *next_request, when)
@@ -404,6 +408,8 @@ def _lifecycle(sa: IkeSa, when: Instant) -> None:
     now = when.now
     if _due(sa.expires_at, now):
         sa.expires_at = sa.doomed_at = sa.rekey_at = None
+        for child in sa.children.values():  # they end with the IKE SA's Delete
+            child.rekey_at = child.expires_at = child.doomed_at = None
         for exchange in list(sa.layer.queued):
             exchange.abandon(sa, "the IKE SA expired")
         sa.layer.queued.clear()
@@ -420,7 +426,8 @@ def _lifecycle(sa: IkeSa, when: Instant) -> None:
     for child in list(sa.children.values()):
         if _due(child.expires_at, now):
             child.expires_at = child.doomed_at = child.rekey_at = None
-            expired.append(child.inbound_spi)
+            if child.state is not ChildSaState.DELETING:  # a Delete of ours is already out
+                expired.append(child.inbound_spi)
         elif _due(child.doomed_at, now):
             child.doomed_at = None
             doomed.append(child.inbound_spi)

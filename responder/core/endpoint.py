@@ -124,7 +124,9 @@ class Endpoint:
 
     def __attrs_post_init__(self) -> None:
         pools = {pool.name: PoolAllocator(pool) for pool in self.config.pools}
-        self._services = Services(self.config, self.random_bytes, self.ke_factory, pools, self.responders)
+        self._services = Services(
+            self.config, self.random_bytes, self.ke_factory, pools, self.responders, lambda: len(self._sas)
+        )
         self._cookies = CookieJar(self.random_bytes, self.config.limits.cookie_secret_lifetime)
         self._connections = ConnectionRules(self.config.limits)
 
@@ -484,6 +486,11 @@ class Endpoint:
             spawned, sa.spawned = sa.spawned, []
             for new in spawned:
                 self._adopt(new, when)
+        if sa.touched:
+            others, sa.touched = sa.touched, []
+            for other in others:
+                if self._sas.get(other.local_spi) is other and other is not sa:
+                    self._collect(other, when)
         for heir_spi in heirs:  # requests that moved with the Child SAs go out on the heir
             heir = self._sas.get(heir_spi)
             if heir is not None and heir is not sa:
@@ -515,6 +522,7 @@ class Endpoint:
         if self._sas.get(local_spi) is not sa:
             return
         del self._sas[local_spi]
+        self._touched.discard(local_spi)  # its task ends with IkeSaClosed
         same_peer = self._by_identity.get(sa.remote_id)
         if same_peer is not None:
             same_peer.discard(local_spi)

@@ -85,6 +85,8 @@ class Services:
     ke_factory: KeyExchangeFactory = attrs.field(repr=False)
     pools: Mapping[str, PoolAllocator]
     responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory]
+    #: How many IKE SAs the endpoint holds (a peer's IKE SA rekey is refused at ``ike_sa_max``).
+    sa_count: Callable[[], int] = attrs.field(default=lambda: 0, repr=False)
 
 
 @attrs.define(eq=False, slots=True)
@@ -151,6 +153,11 @@ class IkeSa:
     settings: InitiatorSettings | None = None
     #: New IKE SAs this one made (an IKE SA rekey, RFC 7296 §1.3.2), for the endpoint to take.
     spawned: list[IkeSa] = attrs.Factory(list)
+    #: Other IKE SAs of the endpoint this one changed (their deadlines, their Child SAs), for the
+    #: endpoint to look at again.
+    touched: list[IkeSa] = attrs.Factory(list)
+    #: The IKE SA that took this one's Child SAs after a rekey (RFC 7296 §2.8).
+    heir: IkeSa | None = attrs.field(default=None, repr=False)
 
     _outgoing: list[Outgoing] = attrs.Factory(list)
     _events: deque[Event] = attrs.Factory(deque)

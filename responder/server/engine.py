@@ -277,15 +277,25 @@ class Engine:
         :meth:`run` must be running for UDP retransmissions; an SA whose Delete
         goes unanswered simply ends with the server.
         """
-        now = trio.current_time()
-        deleting = self._call(lambda: self._endpoint.delete_all(now), None) or []
-        for local_spi in deleting:
-            self._runners.poke(local_spi)
+        deleting: set[bytes] = set()
+
+        def start_deletes() -> None:
+            now = trio.current_time()
+            started = self._call(lambda: self._endpoint.delete_all(now), None) or []
+            deleting.update(started)
+            for local_spi in started:
+                self._runners.poke(local_spi)
+
+        def still_open() -> set[bytes]:
+            return {spi for spi in deleting if self._endpoint.sa(spi) is not None}
+
+        start_deletes()
         with trio.move_on_after(grace):
-            while any(self._endpoint.sa(spi) is not None for spi in deleting):
+            while still_open():
                 self._sa_closed = trio.Event()
                 await self._sa_closed.wait()
-        return len(deleting), sum(1 for spi in deleting if self._endpoint.sa(spi) is not None)
+                start_deletes()  # an IKE SA the peer rekeyed meanwhile is deleted too
+        return len(deleting), len(still_open())
 
     def resume(self, local_spi: bytes, message_id: int, result: object) -> bool:
         """Answer a deferred request (see :class:`~responder.core.events.AnswerDeferred`)."""

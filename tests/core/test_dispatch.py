@@ -29,6 +29,7 @@ from responder.core.events import (
     ResponseReceived,
 )
 from responder.core.exchanges.base import Deferred, Exchange, MoveChildSas, Reply, SpawnIkeSa, SwitchKeys
+from responder.core.exchanges.create_child_sa import RekeyChildSa
 from responder.core.exchanges.informational import InformationalResponder, LivenessCheck
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
@@ -217,6 +218,7 @@ class Inheriting(Spawning):
     def respond(self, sa: IkeSa, request: Received, when: Instant) -> Reply | Deferred:
         reply = super().respond(sa, request, when)
         assert isinstance(reply, Reply)
+        self.made[-1].peer = sa.peer  # a rekey's new SA keeps the peer's policy
         return attrs.evolve(reply, after_send=(*reply.after_send, MoveChildSas(self.made[-1])))
 
 
@@ -239,13 +241,17 @@ def test_an_heir_gets_the_child_sas_their_esp_and_their_address_leases() -> None
     [pair_spi] = old.children
     esp = pair_spi + bytes(20)
     assert pair.responder.receive_esp(esp, reverse(pair.path), pair.now) == old.local_spi
-    for _ in range(2):  # one request of ours in flight, one waiting for the peer's window
-        pair.responder.request_liveness_check(old.local_spi, pair.now)
-    assert len(pair.responder.messages_to_send()) == 1 and len(old.layer.queued) == 1
+    # One request of ours in flight; behind it, waiting for the peer's window, a rekey of the Child
+    # SA (it goes with the Child SAs) and a liveness check of the old IKE SA (it stays).
+    pair.responder.request_liveness_check(old.local_spi, pair.now)
+    pair.responder.start(old.local_spi, RekeyChildSa.of(pair_spi), pair.now)
+    pair.responder.request_liveness_check(old.local_spi, pair.now)
+    assert len(pair.responder.messages_to_send()) == 1 and len(old.layer.queued) == 2
     out = pair.to_responder(forge(old, ExchangeType.INFORMATIONAL, (), message_id=2))
     [heir] = heir_maker.made
     assert list(heir.children) == [pair_spi] and old.children == {}
-    assert not old.layer.queued and 0 in heir.layer.pending  # the waiting request went with them
+    assert [type(e) for e in old.layer.queued] == [LivenessCheck]  # the old SA's own request stayed
+    assert isinstance(heir.layer.pending[0].exchange, RekeyChildSa)  # the Child SA's went with it
     assert [decode_header(m)[0].spi_r for m in out] == [old.spi_r, heir.spi_r]
     [moved] = pair.events(ChildSasMoved)
     assert (moved.local_spi, moved.heir) == (old.local_spi, heir.local_spi)

@@ -37,6 +37,7 @@ from responder.core.ike_sa import REKEYED_GRACE, IkeSa, IkeSaState
 from responder.core.message_layer import TCP_RESPONSE_TIMEOUT
 from responder.core.path import Outgoing, Path, Transport
 from responder.core.payloads import (
+    DeletePayload,
     NoncePayload,
     NotifyPayload,
     Payload,
@@ -55,6 +56,7 @@ from tests.fakes.pair import (
     initiator_settings,
     read,
     responder_config,
+    reverse,
 )
 
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -72,6 +74,8 @@ def make_pair(
     initiator_ike_lifetime: Lifetime = NEVER,
     transport: Transport = Transport.UDP,
     limits: Limits | None = None,
+    seed: int = 1,
+    window: int = 1,
 ) -> tuple[Pair, IkeSa, IkeSa]:
     """An established IKE SA with one Child SA, both ends' lifetimes as given; (pair, initiator's, ours)."""
     child = ChildConfig("net", esp_proposals=(EspProposal.parse(esp),), lifetime=child_lifetime)
@@ -85,19 +89,20 @@ def make_pair(
         dpd=dpd or Dpd(),
     )
     extra = {"limits": limits} if limits is not None else {}
-    pair = Pair.create(responder_config(IKE, peers=(peer,), **extra), transport=transport)
+    pair = Pair.create(responder_config(IKE, peers=(peer,), **extra), transport=transport, seed=seed)
     request = child_request(initiator_esp or esp, lifetime=initiator_child_lifetime)
-    initiator_sa = pair.initiate(initiator_settings(IKE, request, ike_lifetime=initiator_ike_lifetime))
+    settings = initiator_settings(IKE, request, ike_lifetime=initiator_ike_lifetime, window_size=window)
+    initiator_sa = pair.initiate(settings)
     pair.pump()
     [responder_sa] = pair.responder.sas
     assert responder_sa.state is IkeSaState.ESTABLISHED and initiator_sa.state is IkeSaState.ESTABLISHED
     return pair, initiator_sa, responder_sa
 
 
-def advance(pair: Pair, to: float, *, drop: bool = False) -> list[Outgoing]:
+def advance(pair: Pair, to: float, *, drop: bool = False) -> list[tuple[float, Outgoing]]:
     """Run both ends' timers in time order up to ``to``, delivering what they send; with ``drop`` the
-    messages are lost instead, and returned (the responder's)."""
-    lost: list[Outgoing] = []
+    messages are lost instead, and returned (the responder's, with the time they left)."""
+    lost: list[tuple[float, Outgoing]] = []
     while True:
         deadlines = [t for t in (pair.responder.get_timer(), pair.initiator.get_timer()) if t is not None]
         if not deadlines or min(deadlines) > to:
@@ -106,7 +111,7 @@ def advance(pair: Pair, to: float, *, drop: bool = False) -> list[Outgoing]:
         pair.responder.handle_timer(pair.now)
         pair.initiator.handle_timer(pair.now)
         if drop:
-            lost += pair.responder.messages_to_send()
+            lost += [(pair.now, out) for out in pair.responder.messages_to_send()]
             pair.initiator.messages_to_send()
             pair.drain()
         else:
@@ -250,10 +255,14 @@ def test_we_rekey_a_child_sa_at_its_soft_lifetime(esp: str) -> None:
     assert any("rekeyed as" in e.result for e in pair.events(ResponseReceived))
 
 
-def test_both_ends_rekey_the_same_child_sa_at_once() -> None:
+SEEDS = range(1, 9)  #: the nonces of these runs put the lowest in either end's rekey
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_both_ends_rekey_the_same_child_sa_at_once(seed: int) -> None:
     """RFC 7296 §2.8.1, §2.25.1: each end answers the other's rekey as usual; the new pair with the lowest
     nonce is deleted by its maker and the old one by the survivor's maker; one pair remains."""
-    pair, initiator, ours = make_pair("aes256gcm16-x25519")
+    pair, initiator, ours = make_pair("aes256gcm16-x25519", seed=seed)
     old = child_of(ours)
     pair.initiator.start(initiator.local_spi, RekeyChildSa.of(old.outbound_spi), pair.now)
     pair.responder.start(ours.local_spi, RekeyChildSa.of(old.inbound_spi), pair.now)
@@ -288,9 +297,9 @@ def test_a_rekey_of_a_pair_we_do_not_have_gets_child_sa_not_found() -> None:
     assert ours.state is IkeSaState.ESTABLISHED
 
 
-def test_a_rekey_of_a_pair_we_are_deleting_gets_temporary_failure_and_is_retried() -> None:
+def test_a_rekey_of_a_pair_we_are_deleting_gets_temporary_failure_and_the_delete_completes() -> None:
     """RFC 7296 §2.25.1: a rekey of a pair we are deleting is refused with TEMPORARY_FAILURE; the
-    initiator does not retry at once, and the pair's Delete completes."""
+    initiator does not retry at once (its retry finds the pair gone), and the pair's Delete completes."""
     pair, initiator, ours = make_pair()
     old = child_of(ours)
     pair.responder.start(ours.local_spi, DeleteChildSa.of((old.inbound_spi,), "test"), pair.now)
@@ -298,7 +307,11 @@ def test_a_rekey_of_a_pair_we_are_deleting_gets_temporary_failure_and_is_retried
     pair.pump()
     answered = [e.result for e in pair.events(RequestAnswered)]
     assert any("TEMPORARY_FAILURE" in r for r in answered)
+    [result] = [e.result for e in pair.events(ResponseReceived, "initiator") if "TEMPORARY" in e.result]
+    assert "refused with TEMPORARY_FAILURE" in result
     assert ours.children == {} and initiator.children == {}
+    advance(pair, 60.0)  # nothing is retried on a pair that is gone
+    assert ours.children == {} and len(pair.events(RequestAnswered)) == len(answered)
 
 
 def test_a_delete_crossing_our_rekey_deletes_the_pair_we_made() -> None:
@@ -378,10 +391,11 @@ def test_we_rekey_the_ike_sa_at_its_soft_lifetime() -> None:
     assert responder.rekey_at is not None and responder.rekey_at > 3600.0 + 3000.0
 
 
-def test_both_ends_rekey_the_ike_sa_at_once() -> None:
+@pytest.mark.parametrize("seed", SEEDS)
+def test_both_ends_rekey_the_ike_sa_at_once(seed: int) -> None:
     """RFC 7296 §2.8.2, §2.25.2: both rekeys are answered; the new IKE SA with the lowest nonce is
     deleted by its maker, the other inherits the Child SAs, the old one is deleted; one IKE SA remains."""
-    pair, initiator, ours = make_pair()
+    pair, initiator, ours = make_pair(seed=seed)
     child = child_of(ours)
     pair.initiator.start(initiator.local_spi, RekeyIkeSa(), pair.now)
     pair.responder.start(ours.local_spi, RekeyIkeSa(), pair.now)
@@ -490,8 +504,8 @@ def test_a_dead_peer_ends_the_sa(transport: Transport) -> None:
     assert ours.state is IkeSaState.ESTABLISHED
     lost += advance(pair, 30.0 + TCP_RESPONSE_TIMEOUT + 0.5, drop=True)
     assert ours.state is IkeSaState.CLOSED
-    assert len(lost) == (1 if transport is Transport.TCP else 5)  # UDP: 1 + 4 retransmissions
-    assert len({o.data for o in lost}) == 1  # bitwise the same each time (RFC 7296 §2.1)
+    assert [t for t, _ in lost] == ([30.0] if transport is Transport.TCP else [30.0, 31.0, 33.0, 37.0, 45.0])
+    assert len({o.data for _, o in lost}) == 1  # bitwise the same each time (RFC 7296 §2.1)
     [closed] = pair.events(IkeSaClosed)
     assert "did not answer INFORMATIONAL" in closed.reason
 
@@ -500,8 +514,9 @@ def test_dpd_timeout_bounds_the_wait() -> None:
     """dpd_timeout: a request of ours is given up that long after it was first sent, retransmitted
     over UDP with doubling intervals until then."""
     pair, _, ours = make_pair(dpd=Dpd(10.0, 100.0))
-    advance(pair, 10.0 + 99.0, drop=True)
+    lost = advance(pair, 10.0 + 99.0, drop=True)
     assert ours.state is IkeSaState.ESTABLISHED
+    assert [t - 10.0 for t, _ in lost] == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0]  # past the default 5 sends
     advance(pair, 10.0 + 100.0, drop=True)
     assert ours.state is IkeSaState.CLOSED
 
@@ -547,3 +562,81 @@ def test_initial_contact_ends_older_sas_of_the_same_identity() -> None:
     assert len(closed) == 2 and all("INITIAL_CONTACT" in reason for reason in closed)
     assert pair.responder.receive_esp(child_of(survivor).inbound_spi + bytes(12), pair.path, pair.now)
 
+
+def collision_outcomes(kind: str) -> set[str]:
+    """Which end's rekey survived a simultaneous rekey, over :data:`SEEDS` (as our log says it)."""
+    outcomes = set()
+    for seed in SEEDS:
+        pair, initiator, ours = make_pair(seed=seed)
+        exchange = RekeyIkeSa if kind == "ike" else None
+        if exchange is None:
+            pair.initiator.start(initiator.local_spi, RekeyChildSa.of(child_of(ours).outbound_spi), pair.now)
+            pair.responder.start(ours.local_spi, RekeyChildSa.of(child_of(ours).inbound_spi), pair.now)
+        else:
+            pair.initiator.start(initiator.local_spi, RekeyIkeSa(), pair.now)
+            pair.responder.start(ours.local_spi, RekeyIkeSa(), pair.now)
+        pair.pump()
+        [result] = [e.result for e in pair.events(ResponseReceived) if "collision" in e.result]
+        outcomes.add(result.rsplit("collision: ", 1)[1])
+    return outcomes
+
+
+@pytest.mark.parametrize("kind", ["child", "ike"])
+def test_the_seeds_cover_both_outcomes_of_a_collision(kind: str) -> None:
+    """The collision tests above see both: ours survives for some nonces, the peer's for others."""
+    assert collision_outcomes(kind) == {"ours survives", "the peer's survives"}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_redundant_ike_sa_the_peer_never_deletes_is_deleted_by_us(seed: int) -> None:
+    """RFC 7296 §2.8.2: after a collision the end that made the redundant IKE SA deletes it; if that
+    Delete never comes, we delete it REKEYED_GRACE seconds later (and the old SA likewise)."""
+    pair, initiator, ours = make_pair(seed=seed)
+    pair.initiator.start(initiator.local_spi, RekeyIkeSa(), pair.now)
+    pair.responder.start(ours.local_spi, RekeyIkeSa(), pair.now)
+
+    def initiators_deletes(data: bytes) -> bool:  # the initiator's own Delete requests are lost
+        return data[18] == ExchangeType.INFORMATIONAL and not data[19] & 0x20 and bool(data[19] & 0x08)
+
+    pair.pump(drop=initiators_deletes)
+    assert len([sa for sa in pair.responder.sas if sa.state is IkeSaState.ESTABLISHED]) <= 2
+    deadline = pair.responder.get_timer()
+    assert deadline is not None and deadline <= REKEYED_GRACE  # the endpoint knows the grace deadline
+    advance(pair, REKEYED_GRACE + 1.0)
+    _responder, _ = assert_converged(pair)
+    assert len(list(pair.responder.sas)) == len(list(pair.initiator.sas)) == 1
+
+
+def test_with_a_window_of_two_an_ike_sa_rekey_waits_for_our_child_sa_rekey() -> None:
+    """RFC 7296 §1.3.2, §2.25.1: with the peer's window at 2 our IKE SA rekey still goes alone: it waits
+    for our Child SA rekey in flight, so the pair is never left REKEYING on the new IKE SA."""
+    pair, _, ours = make_pair(window=2)
+    assert ours.layer.peer_window == 2
+    old_child = child_of(ours)
+    pair.responder.start(ours.local_spi, RekeyChildSa.of(old_child.inbound_spi), pair.now)
+    pair.responder.start(ours.local_spi, RekeyIkeSa(), pair.now)
+    assert len(ours.layer.pending) == 1 and len(ours.layer.queued) == 1  # the IKE SA rekey waits
+    pair.pump()
+    responder, _ = assert_converged(pair)
+    assert responder is not ours and child_of(responder).inbound_spi != old_child.inbound_spi
+
+
+def test_a_child_sa_delete_crossing_our_ike_sa_rekey_reaches_the_heir() -> None:
+    """RFC 7296 §2.25.2: a Delete of a Child SA sent on the old IKE SA while we rekeyed it is answered
+    as usual, with a Delete payload; the pair is gone from the new IKE SA that had inherited it."""
+    pair, _, ours = make_pair()
+    child = child_of(ours)
+    pair.responder.start(ours.local_spi, RekeyIkeSa(), pair.now)
+    [request] = pair.responder.messages_to_send()
+    [answer] = pair.to_initiator(request.data)
+    pair.responder.receive(answer, reverse(pair.path), pair.now)
+    pair.responder.messages_to_send()  # our Delete of the old IKE SA, still on its way
+    assert ours.state is IkeSaState.REKEYED and ours.heir is not None
+    delete = DeletePayload(ProtocolId.ESP, 4, (child.outbound_spi,))
+    crossing = forge(ours, ExchangeType.INFORMATIONAL, (delete,), message_id=ours.layer.next_expected)
+    [response] = pair.to_responder(crossing)
+    assert read(ours, response, from_initiator=False).payloads == (
+        DeletePayload(ProtocolId.ESP, 4, (child.inbound_spi,)),
+    )
+    assert ours.heir.children == {}
+    assert pair.responder.receive_esp(child.inbound_spi + bytes(12), pair.path, pair.now) is None

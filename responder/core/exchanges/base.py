@@ -165,6 +165,13 @@ class Exchange:
     exchange_type: ClassVar[ExchangeType]
     #: Whether this exchange's messages are SK-protected (all but IKE_SA_INIT, RFC 7296 §1.2).
     protected: ClassVar[bool] = True
+    #: Whether, queued on an IKE SA that is rekeyed, it goes with the Child SAs to the new IKE SA
+    #: (a rekey or Delete of a Child SA); the others stay with the old SA.
+    follows_child_sas: ClassVar[bool] = False
+    #: Whether it goes out only when none of our requests is in flight, and holds back the others
+    #: while it is (an IKE SA rekey: RFC 7296 §1.3.2 "SHOULD NOT start any new CREATE_CHILD_SA
+    #: exchanges on the IKE SA that is being rekeyed"; §2.25.1 with a window above one).
+    exclusive: ClassVar[bool] = False
     intent: Intent = attrs.field(default=NO_INTENT, kw_only=True)
 
     @property
@@ -286,7 +293,8 @@ class MoveChildSas:
 
 
 def move_children(old: IkeSa, heir: IkeSa) -> None:
-    """Hand ``old``'s Child SAs and its queued requests to ``heir`` (RFC 7296 §1.3.2, §2.8.2).
+    """Hand ``old``'s Child SAs, and its queued requests about them, to ``heir`` (RFC 7296 §1.3.2,
+    §2.8.2); requests about the old IKE SA itself (its Delete, a liveness check) stay with it.
 
     The endpoint sees :class:`~responder.core.events.ChildSasMoved` and sends
     their ESP, and their address leases, with the heir from then on.
@@ -294,8 +302,13 @@ def move_children(old: IkeSa, heir: IkeSa) -> None:
     moved = tuple(old.children)
     heir.children.update(old.children)
     old.children.clear()
-    while old.layer.queued:
-        heir.layer.enqueue(old.layer.queued.popleft())
+    old.heir = heir
+    staying = [exchange for exchange in old.layer.queued if not exchange.follows_child_sas]
+    for exchange in old.layer.queued:
+        if exchange.follows_child_sas:
+            heir.layer.enqueue(exchange)
+    old.layer.queued.clear()
+    old.layer.queued.extend(staying)
     old.emit(ChildSasMoved(*old.ids, heir.local_spi, moved))
 
 

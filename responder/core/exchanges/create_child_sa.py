@@ -176,6 +176,10 @@ def _negotiate(sa: IkeSa, offered: ChildOffer, proposals: tuple[EspProposal, ...
     )
     if isinstance(chosen, NoProposalChosen):
         raise ChildSaError(f"no ESP proposal acceptable: {chosen}", NotifyType.NO_PROPOSAL_CHOSEN)
+    if sa.child_by_outbound(chosen.spi) is not None:
+        raise ChildSaError(
+            f"SPI {chosen.spi.hex()} is already the peer's SPI of a Child SA", NotifyType.NO_PROPOSAL_CHOSEN
+        )
     group = chosen.key_exchange
     if group is None or group is KeyExchangeId.NONE:
         return _Negotiated(chosen, None, None)  # no PFS (a KEi sent anyway is not used)
@@ -386,6 +390,7 @@ class RekeyChildSa(Exchange):
     """Our rekey of the Child SA pair with inbound SPI ``target`` (RFC 7296 §1.3.3, §2.8, §2.8.1)."""
 
     exchange_type = ExchangeType.CREATE_CHILD_SA
+    follows_child_sas = True
 
     target: bytes = b""
     method: KeyExchangeId | None = None  #: set by INVALID_KE_PAYLOAD
@@ -411,6 +416,8 @@ class RekeyChildSa(Exchange):
         expected = ChildSaState.REKEYING if self.started else ChildSaState.INSTALLED
         if child.state is not expected:
             return f"the Child SA is {child.state.value}"
+        if not sa.child_policy(child.name)[0]:
+            return f"no ESP proposals for child '{child.name}'"
         return None
 
     def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:

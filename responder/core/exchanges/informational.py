@@ -41,7 +41,7 @@ from responder.core.exchanges.base import (
     Reply,
 )
 from responder.core.exchanges.common import find_all
-from responder.core.ike_sa import IkeSa
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.instant import Instant
 from responder.core.message_layer import Received
 from responder.core.payloads import DeletePayload, NotifyPayload, Payload
@@ -87,17 +87,24 @@ class InformationalResponder(Exchange):
             return Reply((), "IKE SA deleted by the peer", (CloseIkeSa(reason),))
         ours: list[bytes] = []
         gone: list[bytes] = []
-        by_outbound = {child.outbound_spi: child for child in sa.children.values()}
+        holder = sa
+        if sa.state is IkeSaState.REKEYED and sa.heir is not None:
+            # A Delete that crossed our rekey of the IKE SA: its Child SAs are the heir's now.
+            holder = sa.heir
+            sa.touched.append(holder)
+        by_outbound = {child.outbound_spi: child for child in holder.children.values()}
         for spi in (spi for d in self.deletes if d.protocol_id == ProtocolId.ESP for spi in d.spis):
             child = by_outbound.pop(spi, None)  # we never create AH SAs; unknown SPIs are ignored
             if child is None:
                 continue
-            del sa.children[child.inbound_spi]
+            del holder.children[child.inbound_spi]
             gone.append(child.inbound_spi)
             # §2.25.1: a pair we are deleting ourselves is answered without a Delete payload.
             if child.state is not ChildSaState.DELETING:
                 ours.append(child.inbound_spi)
-            sa.emit(ChildSaDeleted(*sa.ids, child.inbound_spi, child.outbound_spi, "deleted by the peer"))
+            holder.emit(
+                ChildSaDeleted(*holder.ids, child.inbound_spi, child.outbound_spi, "deleted by the peer")
+            )
         if gone:
             payloads: tuple[Payload, ...] = (DeletePayload(ProtocolId.ESP, 4, tuple(ours)),) if ours else ()
             return Reply(payloads, f"deleted Child SAs {', '.join(s.hex() for s in gone)}")
@@ -111,6 +118,9 @@ class LivenessCheck(Exchange):
     """An empty INFORMATIONAL request of ours (RFC 7296 §2.4)."""
 
     exchange_type = ExchangeType.INFORMATIONAL
+
+    def obsolete(self, sa: IkeSa) -> str | None:
+        return None if sa.state is IkeSaState.ESTABLISHED else f"the IKE SA is {sa.state.value}"
 
     def build_request(self, sa: IkeSa, when: Instant) -> tuple[Payload, ...]:
         return ()
@@ -150,6 +160,7 @@ class DeleteChildSa(Exchange):
     once the response is in; ``reason`` says why (a hard lifetime, a rekey that replaced them)."""
 
     exchange_type = ExchangeType.INFORMATIONAL
+    follows_child_sas = True
     spis: tuple[bytes, ...] = ()
     reason: str = "deleted by us"
 

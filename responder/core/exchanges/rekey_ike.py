@@ -211,6 +211,9 @@ class RekeyIkeResponder(Exchange):
         sa_payload = require(message, SaPayload, "SA")
         nonce_i = _nonce(message)
         ke = require(message, KePayload, "KE")  # §1.3.2: "The KEi payload MUST be included"
+        limit = sa.config.limits.ike_sa_max
+        if sa.services.sa_count() >= limit:  # the old SA lingers until deleted: each rekey holds two
+            raise TemporaryFailure(f"{limit} IKE SAs held (ike_sa_max)")
         chosen = select_ike_proposal(
             _ike_proposals(sa),
             sa_payload,
@@ -281,6 +284,7 @@ class RekeyIkeSa(Exchange):
     """Our rekey of the IKE SA (RFC 7296 §1.3.2), at its soft lifetime."""
 
     exchange_type = ExchangeType.CREATE_CHILD_SA
+    exclusive = True
     intent: Intent = attrs.field(default=REKEYING_IKE_SA, kw_only=True)
 
     method: KeyExchangeId | None = None
@@ -347,6 +351,7 @@ class RekeyIkeSa(Exchange):
                 retire(sa, theirs, deleting=False, now=when.now)
                 return Done(f"{made}; collision: the peer's survives")
             theirs.doomed_at = when.now + REKEYED_GRACE  # the peer deletes the SA it made
+            sa.touched.append(theirs)  # the endpoint takes its new deadline
             retire(sa, new, deleting=True, now=when.now)
             return Done(f"{made}; collision: ours survives", then=(DeleteIkeSa("rekeyed"),))
         retire(sa, new, deleting=True, now=when.now)
