@@ -640,3 +640,25 @@ def test_a_child_sa_delete_crossing_our_ike_sa_rekey_reaches_the_heir() -> None:
     )
     assert ours.heir.children == {}
     assert pair.responder.receive_esp(child.inbound_spi + bytes(12), pair.path, pair.now) is None
+
+
+def test_a_peers_ike_sa_rekey_at_ike_sa_max_gets_temporary_failure() -> None:
+    """A rekey holds two IKE SAs until the old one's Delete: at ``ike_sa_max`` the peer's rekey waits
+    (TEMPORARY_FAILURE, RFC 7296 §2.25), so rekeys cannot carry the count past the limit."""
+    pair, initiator, ours = make_pair(limits=Limits(ike_sa_max=1))
+    pair.initiator.start(initiator.local_spi, RekeyIkeSa(), pair.now)
+    pair.pump()
+    assert "TEMPORARY_FAILURE" in pair.events(RequestAnswered)[-1].result
+    assert list(pair.responder.sas) == [ours] and ours.state is IkeSaState.ESTABLISHED
+
+
+def test_a_new_child_sa_reusing_the_peers_spi_of_another_pair_is_refused() -> None:
+    """Each pair is named by its SPIs (RFC 7296 §1.4.1, §3.10.1): a second pair with the SPI the peer
+    already uses for one would make Deletes and REKEY_SA ambiguous, so it is refused."""
+    pair, _, ours = make_pair()
+    taken = child_of(ours).outbound_spi
+    [response] = pair.to_responder(create_child_request(ours, spi=taken))
+    assert read(ours, response, from_initiator=False).payloads == (
+        NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN),
+    )
+    assert len(ours.children) == 1
