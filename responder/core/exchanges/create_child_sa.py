@@ -219,6 +219,37 @@ def _answer(
     return tuple(payloads)
 
 
+def _new_pair(
+    sa: IkeSa,
+    name: str,
+    offered: ChildOffer,
+    negotiated: _Negotiated,
+    local_ts: tuple[TrafficSelector, ...],
+    remote_ts: tuple[TrafficSelector, ...],
+    mode: Mode,
+    rekeyed: bytes | None = None,
+) -> tuple[ChildSa, bytes, tuple[Payload, ...]]:
+    """The pair our answer makes (our SPI and Nr fresh, KEYMAT from this exchange, RFC 7296 §2.17),
+    our nonce, and the answer's payloads."""
+    spi = fresh_spi(sa.services.random_bytes, 4)
+    nonce = sa.services.random_bytes(NONCE_SIZE)
+    child = make_child(
+        sa,
+        name,
+        negotiated.chosen,
+        spi,
+        negotiated.chosen.spi,
+        local_ts,
+        remote_ts,
+        mode,
+        initiated=False,
+        nonces=(offered.nonce, nonce),
+        shared_secret=negotiated.shared_secret,
+        rekeyed=rekeyed,
+    )
+    return child, nonce, _answer(negotiated, spi, nonce, remote_ts, local_ts, mode)
+
+
 # --------------------------------------------------------------------------- the peer's requests
 
 
@@ -254,24 +285,9 @@ class CreateChildResponder(Exchange):
             )
         mode = _mode(config.mode, offered, config.name)
         negotiated = _negotiate(sa, offered, config.esp_proposals)
-        spi = fresh_spi(sa.services.random_bytes, 4)
-        nonce = sa.services.random_bytes(NONCE_SIZE)
-        child = make_child(
-            sa,
-            config.name,
-            negotiated.chosen,
-            spi,
-            negotiated.chosen.spi,
-            local_ts,
-            remote_ts,
-            mode,
-            initiated=False,
-            nonces=(offered.nonce, nonce),
-            shared_secret=negotiated.shared_secret,
-        )
-        payloads = _answer(negotiated, spi, nonce, remote_ts, local_ts, mode)
+        child, _, payloads = _new_pair(sa, config.name, offered, negotiated, local_ts, remote_ts, mode)
         pfs = f", PFS {negotiated.ke_reply.group.name}" if negotiated.ke_reply is not None else ""
-        result = f"new Child SA {spi.hex()}/{child.outbound_spi.hex()} ('{config.name}'{pfs})"
+        result = f"new Child SA {child.inbound_spi.hex()}/{child.outbound_spi.hex()} ('{config.name}'{pfs})"
         return Reply(payloads, result, (InstallChildSa(child),))
 
 
@@ -312,27 +328,14 @@ class RekeyChildResponder(Exchange):
         mode = _mode(params.mode, offered, params.name)
         proposals, _ = sa.child_policy(params.name)
         negotiated = _negotiate(sa, offered, proposals)
-        spi = fresh_spi(sa.services.random_bytes, 4)
-        nonce = sa.services.random_bytes(NONCE_SIZE)
-        child = make_child(
-            sa,
-            params.name,
-            negotiated.chosen,
-            spi,
-            negotiated.chosen.spi,
-            local_ts,
-            remote_ts,
-            mode,
-            initiated=False,
-            nonces=(offered.nonce, nonce),
-            shared_secret=negotiated.shared_secret,
-            rekeyed=old.inbound_spi,
+        child, nonce, payloads = _new_pair(
+            sa, params.name, offered, negotiated, local_ts, remote_ts, mode, rekeyed=old.inbound_spi
         )
+        spi = child.inbound_spi
         self.made, self.nonces = spi, (offered.nonce, nonce)
         after: list[AfterSend] = [InstallChildSa(child)]
         if self.partner is None:
             after.append(_Replaced(old.inbound_spi))  # the peer deletes the old pair (§2.8)
-        payloads = _answer(negotiated, spi, nonce, remote_ts, local_ts, mode)
         pfs = f", PFS {negotiated.ke_reply.group.name}" if negotiated.ke_reply is not None else ""
         collision = (
             "; we rekey it too: the nonces decide (RFC 7296 §2.8.1)" if self.partner is not None else ""
