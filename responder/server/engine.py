@@ -367,7 +367,9 @@ class Engine:
         for sa in self._endpoint.new_sas():
             self._counts["sas_created"] += 1
             self._runners.start(sa)
-            if sa.is_original_initiator:
+            if sa.rekeyed_from is not None:
+                pass  # made by a rekey: its IkeSaEstablished event says so
+            elif sa.is_original_initiator:
                 logger.info("%s %s IKE_SA_INIT #0 request sent", where(sa.path), spis(sa.spi_i))
             else:
                 logger.info(
