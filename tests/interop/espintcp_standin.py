@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import select
 import socket
 import ssl
 import struct
@@ -45,6 +46,68 @@ IKE_HEADER = 28
 class Stream(Protocol):
     def recv(self, n: int) -> bytes: ...
     def sendall(self, data: bytes) -> None: ...
+
+
+class SerializedTls:
+    """One TLS connection shared by the two pump threads, one OpenSSL call at a time.
+
+    OpenSSL forbids using one ``SSL`` object from two threads at once, and a
+    pump reads while the other writes (a TLS 1.3 client's read also consumes
+    the server's NewSessionTicket).  Unserialized, a write racing that read
+    could vanish and the handshake stall.  Here the socket is non-blocking,
+    every ``SSL_read``/``SSL_write`` runs under one lock, and waiting for the
+    kernel happens in ``select`` outside it.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        sock.setblocking(False)
+
+    def _wait(self, want_write: bool) -> None:
+        # Short timeout: the other thread may have moved records through OpenSSL meanwhile.
+        if want_write:
+            select.select([], [self._sock], [], 0.05)
+        else:
+            select.select([self._sock], [], [], 0.05)
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            with self._lock:
+                try:
+                    return self._sock.recv(n)
+                except ssl.SSLWantReadError:
+                    want_write = False
+                except ssl.SSLWantWriteError:
+                    want_write = True
+            self._wait(want_write)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            with self._lock:
+                try:
+                    view = view[self._sock.send(view) :]
+                    continue
+                except ssl.SSLWantWriteError:
+                    want_write = True
+                except ssl.SSLWantReadError:
+                    want_write = False
+            # The lock is free while we wait, so the reader can drain the peer's
+            # records (both ends writing into full buffers must not deadlock); the
+            # retry repeats the same bytes, as OpenSSL asks of a retried write.
+            self._wait(want_write)
+
+    def shutdown(self, how: int) -> None:
+        with self._lock:
+            socket.socket.shutdown(self._sock, how)
+
+    def close(self) -> None:
+        with self._lock:
+            self._sock.close()
+
+    def getpeername(self) -> object:
+        return self._sock.getpeername()
 
 
 def log(message: str) -> None:
@@ -116,7 +179,10 @@ def pump_strip_length(src: Stream, dst: Stream, tag: str, expect_prefix: bool) -
         log(f"{tag}: record {length} bytes, {len(body)} to pluto")
 
 
-def run_pump(func: object, src: socket.socket, dst: socket.socket, tag: str, prefix: bool) -> None:
+Endpoint = socket.socket | SerializedTls
+
+
+def run_pump(func: object, src: Endpoint, dst: Endpoint, tag: str, prefix: bool) -> None:
     try:
         func(src, dst, tag, prefix)  # type: ignore[operator]
     except Exception as exc:
@@ -160,14 +226,16 @@ def handle(client: socket.socket, args: argparse.Namespace, server_tls: ssl.SSLC
             target = parse_hostport(args.connect) if args.connect else original_dst(client)
         else:
             target = parse_hostport(args.connect)
+        near: Endpoint = client
         if server_tls is not None:
-            client = server_tls.wrap_socket(client, server_side=True)
+            near = SerializedTls(server_tls.wrap_socket(client, server_side=True))
         onward = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET, socket.SOCK_STREAM)
         if args.mark:
             onward.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, args.mark)
         if args.bind:
             onward.bind((args.bind, 0))
         onward.connect(target)
+        far: Endpoint = onward
         if args.tls:
             ctx = (
                 ssl.create_default_context(cafile=args.tls_ca)
@@ -179,27 +247,28 @@ def handle(client: socket.socket, args: argparse.Namespace, server_tls: ssl.SSLC
                 ctx.verify_mode = ssl.CERT_NONE
             if args.tls_keylog:
                 ctx.keylog_filename = args.tls_keylog
-            onward = ctx.wrap_socket(onward, server_hostname=args.tls_server_name or target[0])
+            wrapped = ctx.wrap_socket(onward, server_hostname=args.tls_server_name or target[0])
             if args.tls_fingerprint:
-                check_fingerprint(onward, args.tls_fingerprint)
-        log(f"connection from {client.getpeername()} -> {target} (tls={bool(args.tls or server_tls)})")
+                check_fingerprint(wrapped, args.tls_fingerprint)
+            far = SerializedTls(wrapped)
+        log(f"connection from {near.getpeername()} -> {target} (tls={bool(args.tls or server_tls)})")
     except Exception as exc:
         log(f"connection setup failed: {exc}")
         client.close()
         return
     if args.role == "initiator":  # client side is pluto
-        to_wire = (pump_add_length, client, onward, "pluto->wire", True)
-        to_pluto = (pump_strip_length, onward, client, "wire->pluto", False)
+        to_wire = (pump_add_length, near, far, "pluto->wire", True)
+        to_pluto = (pump_strip_length, far, near, "wire->pluto", False)
     else:  # client side is the wire
-        to_pluto = (pump_strip_length, client, onward, "wire->pluto", True)
-        to_wire = (pump_add_length, onward, client, "pluto->wire", False)
+        to_pluto = (pump_strip_length, near, far, "wire->pluto", True)
+        to_wire = (pump_add_length, far, near, "pluto->wire", False)
     threads = [threading.Thread(target=run_pump, args=spec, daemon=True) for spec in (to_wire, to_pluto)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    client.close()
-    onward.close()
+    near.close()
+    far.close()
 
 
 def main(argv: list[str] | None = None) -> int:

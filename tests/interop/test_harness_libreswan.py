@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import pytest
 import trustme
 
 from tests.interop.conftest import TsharkHelper
-from tests.interop.espintcp_standin import pump_add_length, pump_strip_length
+from tests.interop.espintcp_standin import SerializedTls, pump_add_length, pump_strip_length
 from tests.interop.lab import Lab, Proc, wait_until
 from tests.interop.libreswan import ESPINTCP_STANDIN, Libreswan, PlutoConn, redirect_tcp
 from tests.interop.tshark import find_all
@@ -85,6 +86,52 @@ def _pair_with(data: bytes) -> Iterator[tuple[socket.socket, socket.socket]]:
         src_w.sendall(data)
         src_w.shutdown(socket.SHUT_WR)
         yield src_r, dst_w
+
+
+def test_standin_tls_carries_both_directions_at_once() -> None:
+    """Both pump threads use one TLS connection at the same time (a write races
+    the read that consumes TLS 1.3 session tickets); every byte arrives, in order."""
+    ca = trustme.CA()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("standin.test").configure_cert(server_ctx)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_ctx)
+    raw_c, raw_s = socket.socketpair()
+    accepted: list[ssl.SSLSocket] = []
+    handshake = threading.Thread(
+        target=lambda: accepted.append(server_ctx.wrap_socket(raw_s, server_side=True))
+    )
+    handshake.start()
+    client = SerializedTls(client_ctx.wrap_socket(raw_c, server_hostname="standin.test"))
+    handshake.join(10)
+    server = SerializedTls(accepted[0])
+    records = [bytes([i % 251]) * (1 + (i * 37) % 3000) for i in range(300)]
+    expected = b"".join(records)
+    got: dict[str, bytes] = {}
+
+    def write(end: SerializedTls) -> None:
+        for record in records:
+            end.sendall(record)
+
+    def read(end: SerializedTls, name: str) -> None:
+        buf = bytearray()
+        while len(buf) < len(expected):
+            buf += end.recv(65536)
+        got[name] = bytes(buf)
+
+    threads = [
+        threading.Thread(target=write, args=(client,)),
+        threading.Thread(target=write, args=(server,)),
+        threading.Thread(target=read, args=(client, "client")),
+        threading.Thread(target=read, args=(server, "server")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    client.close()
+    server.close()
+    assert got == {"client": expected, "server": expected}
 
 
 def test_standin_cli_help() -> None:
