@@ -101,6 +101,9 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
         ),
         "responder.limits": (
             "half_open_max",
+            "half_open_per_source",
+            "half_open_per_connection",
+            "half_open_ipv6_prefix",
             "half_open_timeout",
             "cookie_threshold",
             "cookie_secret_lifetime",
@@ -113,6 +116,8 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "first_frame_timeout",
             "orphan_timeout",
             "corrupt_messages_max",
+            "unprotected_replies_per_source",
+            "unprotected_replies_max",
             "shutdown_timeout",
             "shutdown_grace",
         ),
@@ -457,6 +462,9 @@ def _peer_lifecycle(
 
 _LIMITS_CORE: Final[dict[str, type]] = {
     "half_open_max": int,
+    "half_open_per_source": int,
+    "half_open_per_connection": int,
+    "half_open_ipv6_prefix": int,
     "half_open_timeout": float,
     "cookie_threshold": int,
     "cookie_secret_lifetime": float,
@@ -464,6 +472,8 @@ _LIMITS_CORE: Final[dict[str, type]] = {
     "child_sa_max": int,
     "orphan_timeout": float,
     "corrupt_messages_max": int,
+    "unprotected_replies_per_source": float,
+    "unprotected_replies_max": float,
 }
 _LIMITS_SHELL: Final[dict[str, type]] = {
     "connections_max": int,

@@ -84,6 +84,9 @@ EXPECTED_EXAMPLE = ServerSettings(
         childless=ChildlessPolicy.ALLOW,
         limits=Limits(
             half_open_max=1000,
+            half_open_per_source=10,
+            half_open_per_connection=4,
+            half_open_ipv6_prefix=64,
             half_open_timeout=30.0,
             cookie_threshold=100,
             cookie_secret_lifetime=300.0,
@@ -91,6 +94,8 @@ EXPECTED_EXAMPLE = ServerSettings(
             child_sa_max=64,
             orphan_timeout=10.0,
             corrupt_messages_max=16,
+            unprotected_replies_per_source=10.0,
+            unprotected_replies_max=1000.0,
         ),
         pools=(
             AddressPool(

@@ -146,7 +146,7 @@ def _malformed(sa: IkeSa, opened: Malformed, path: Path, when: Instant) -> Verdi
     response, or a request outside the window, is dropped."""
     header = opened.header
     kind = header.exchange_type
-    taken = kind in sa.continuing or (sa.state, kind) in sa.services.responders
+    taken = kind in sa.continuing or (sa.state, kind) in sa.services.responders or _answers_all(sa)
     if header.is_response or sa.layer.request_status(header.message_id) is not None or not taken:
         return _drop(sa, f"{kind.name}: {opened.error}", authenticated=True)
     sa.last_heard = when.now
@@ -166,7 +166,14 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
         exchange = factory(sa, request) if factory is not None else None
         if exchange is None:
             reason = f"{header.exchange_type.name} request not allowed in {sa.state.name}"
-            return _drop(sa, reason, authenticated=True)
+            if not _answers_all(sa):
+                return _drop(sa, reason, authenticated=True)
+            # RFC 7296 §2.21.3: once authenticated, "all requests having errors MUST result in a
+            # response"; INVALID_SYNTAX, which ends the IKE SA on both ends.
+            sa.layer.begin(header.message_id, request.data)
+            _answer_error(sa, header, DecodeError(reason, offset=18), request.path)
+            flush(sa, when)
+            return Verdict.ACCEPTED
     _heard(sa, request.path, when)
     sa.layer.begin(header.message_id, request.data)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False))
@@ -179,6 +186,12 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
         _deliver(sa, exchange, header, request.path, result, when)
     flush(sa, when)
     return Verdict.ACCEPTED
+
+
+def _answers_all(sa: IkeSa) -> bool:
+    """Whether every authenticated request in the window gets an answer (RFC 7296 §2.21.3): once the
+    peer is authenticated (before, a request the state does not take is dropped)."""
+    return sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED)
 
 
 def _heard(sa: IkeSa, path: Path, when: Instant) -> None:

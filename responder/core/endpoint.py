@@ -12,10 +12,14 @@ IKE bytes.  The endpoint:
 * admits new IKE_SA_INIT requests: a copy of a request already answered gets
   the same response while the SA still keeps it, and is ignored once
   IKE_AUTH began (found by a hash of the whole message, RFC 7296 §2.1, row
-  B5); above ``limits.half_open_max`` half-open SAs, or ``ike_sa_max`` SAs,
-  new requests are dropped; above ``limits.cookie_threshold`` a COOKIE is
+  B5); past a half-open budget (per kind of transport, per source, per
+  stream connection: :mod:`responder.core.admission`) or ``ike_sa_max`` SAs,
+  new requests are dropped; a request with a zero SPIi is dropped (RFC 7296
+  §3.1); above ``limits.cookie_threshold`` half-open SAs over UDP a COOKIE is
   asked for, over UDP only (over TCP RFC 9329 §6.3 advises against a COOKIE
-  without a puzzle, row A40, and the connection limits defend instead);
+  without a puzzle, row A40, and the half-open budgets defend instead);
+* limits the rate of its answers to unprotected messages, per source and in
+  all (RFC 7296 §2.21.4): what is over the rate is dropped;
 * answers an unsupported major version with INVALID_MAJOR_VERSION
   (RFC 7296 §2.5, row B9);
 * applies the RFC 9329 §6.1 connection rules to every message and ESP packet
@@ -43,6 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 import attrs
 
 from responder.core import dispatch
+from responder.core.admission import HalfOpenBudgets, ReplyRate
 from responder.core.config import Config
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
@@ -107,7 +112,8 @@ class Endpoint:
     responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory] = dispatch.RESPONDERS
     _services: Services = attrs.field(init=False)
     _sas: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)  # our SPI -> SA
-    _half_open: set[bytes] = attrs.field(init=False, factory=set)  # our SPIs of SAs in INIT_DONE
+    _half_open: HalfOpenBudgets = attrs.field(init=False)  # SAs in INIT_DONE, by kind, source, connection
+    _replies: ReplyRate = attrs.field(init=False)  # answers to unprotected messages (RFC 7296 §2.21.4)
     # SHA-256 of each answered IKE_SA_INIT request -> its SA, kept while the SA lives,
     # so that a late copy never starts a second SA (RFC 7296 §2.1, row B5).
     _init_digests: dict[bytes, IkeSa] = attrs.field(init=False, factory=dict)
@@ -127,8 +133,15 @@ class Endpoint:
         self._services = Services(
             self.config, self.random_bytes, self.ke_factory, pools, self.responders, lambda: len(self._sas)
         )
-        self._cookies = CookieJar(self.random_bytes, self.config.limits.cookie_secret_lifetime)
-        self._connections = ConnectionRules(self.config.limits)
+        limits = self.config.limits
+        self._cookies = CookieJar(self.random_bytes, limits.cookie_secret_lifetime)
+        self._connections = ConnectionRules(limits)
+        self._half_open = HalfOpenBudgets(limits)
+        self._replies = ReplyRate(
+            limits.unprotected_replies_per_source,
+            limits.unprotected_replies_max,
+            limits.half_open_ipv6_prefix,
+        )
 
     # ------------------------------------------------------------------ output
 
@@ -176,6 +189,11 @@ class Endpoint:
     @property
     def half_open_count(self) -> int:
         return len(self._half_open)
+
+    @property
+    def replies_held_back(self) -> int:
+        """Answers to unprotected messages not sent, over their rate (RFC 7296 §2.21.4), since the start."""
+        return self._replies.held_back
 
     def connection(self, connection: int) -> StreamConnection | None:
         """What the RFC 9329 §6.1 rules know of an attached stream connection."""
@@ -282,12 +300,16 @@ class Endpoint:
         try:
             header, _, _ = decode_header(data)
         except InvalidMajorVersion as error:
-            self._answer_major_version(data, path, error)
+            self._answer_major_version(data, path, error, when.now)
             return ReceiveOutcome(Verdict.REFUSED if _is_new_sa_request(data) else Verdict.CORRUPT)
         except DecodeError as error:
             self._events.append(MessageDropped(f"from {path.describe()}: {error}"))
             return ReceiveOutcome(Verdict.CORRUPT)
         if _is_new_sa_request(data):
+            if header.spi_i == bytes(8):  # RFC 7296 §3.1: SPIi "MUST NOT be zero"
+                reason = f"IKE_SA_INIT from {path.describe()} with a zero initiator SPI (RFC 7296 §3.1)"
+                self._events.append(MessageDropped(reason))
+                return ReceiveOutcome(Verdict.MALFORMED)
             return self._receive_ike_sa_init(data, header, path, when)
         local_spi = header.spi_r if header.is_initiator else header.spi_i
         sa = self._sas.get(local_spi)
@@ -311,6 +333,8 @@ class Endpoint:
             stored = known.layer.stored_response(0, data)
             if stored is not None:
                 # RFC 7296 §2.1: a retransmission belonging to a half-open SA gets the same response.
+                if not self._reply_allowed(path, header, when.now):
+                    return ReceiveOutcome(Verdict.LIMITED, known.local_spi)
                 self._outgoing += [Outgoing(path, packet) for packet in stored]
                 self._events.append(RetransmissionAnswered(*known.ids, 0))
                 return ReceiveOutcome(Verdict.RETRANSMISSION, known.local_spi)
@@ -320,18 +344,23 @@ class Endpoint:
             self._events.append(MessageDropped(reason, *known.ids))
             return ReceiveOutcome(Verdict.IGNORED, known.local_spi)
         limits = self.config.limits
-        if len(self._half_open) >= limits.half_open_max or len(self._sas) >= limits.ike_sa_max:
-            reason = f"IKE_SA_INIT from {path.describe()}: half-open or IKE SA limit reached"
+        over = self._half_open.refusal(path)
+        if over is None and len(self._sas) >= limits.ike_sa_max:
+            over = f"ike_sa_max ({limits.ike_sa_max}) reached"
+        if over is not None:
+            reason = f"IKE_SA_INIT from {path.describe()}: {over}"
             self._events.append(MessageDropped(reason, b"", header.spi_i))
             return ReceiveOutcome(Verdict.LIMITED)
         try:
             message = decode_message(data)
         except DecodeError as error:
-            self._refuse_undecodable(header, path, error)
+            self._refuse_undecodable(header, path, error, when.now)
             # An unknown critical payload parses far enough to be refused by name (RFC 7296 §2.5).
             malformed = error.answer in (NotifyType.INVALID_SYNTAX, None)
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
-        cookie_required = not path.transport.is_stream and len(self._half_open) >= limits.cookie_threshold
+        cookie_required = (
+            not path.transport.is_stream and self._half_open.of_kind(path) >= limits.cookie_threshold
+        )
         outcome = ike_sa_init.respond(
             services=self._services,
             cookies=self._cookies,
@@ -342,24 +371,36 @@ class Endpoint:
             when=when,
         )
         if isinstance(outcome, ike_sa_init.InitRefusal):
-            self._outgoing.append(Outgoing(path, outcome.response))
+            if self._reply_allowed(path, header, when.now):
+                self._outgoing.append(Outgoing(path, outcome.response))
             self._events.append(IkeSaInitRefused(header.spi_i, outcome.notify, outcome.reason))
             malformed = outcome.notify is NotifyType.INVALID_SYNTAX
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
         self._init_digests[digest] = outcome
         self._digest_of[outcome.local_spi] = digest
+        self._half_open.add(outcome.local_spi, path)
         self._adopt(outcome, when)
         return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
 
-    def _refuse_undecodable(self, request: Header, path: Path, error: DecodeError) -> None:
+    def _reply_allowed(self, path: Path, request: Header, now: float) -> bool:
+        """Whether an answer to an unprotected message may go to ``path``'s source now (RFC 7296 §2.21.4)."""
+        if self._replies.allow(path, now):
+            return True
+        reason = (
+            f"answer to {path.describe()} not sent: unprotected replies over their rate (RFC 7296 §2.21.4)"
+        )
+        self._events.append(MessageDropped(reason, b"", request.spi_i))
+        return False
+
+    def _refuse_undecodable(self, request: Header, path: Path, error: DecodeError, now: float) -> None:
         """An IKE_SA_INIT that does not decode: answer its notify unprotected (RFC 7296 §2.21.1)."""
         notify = error.answer
         self._events.append(IkeSaInitRefused(request.spi_i, notify or NotifyType.INVALID_SYNTAX, str(error)))
-        if notify is not None:
+        if notify is not None and self._reply_allowed(path, request, now):
             refusal = ike_sa_init.refuse(request, notify, str(error), error.notify_data)
             self._outgoing.append(Outgoing(path, refusal.response))
 
-    def _answer_major_version(self, data: bytes, path: Path, error: InvalidMajorVersion) -> None:
+    def _answer_major_version(self, data: bytes, path: Path, error: InvalidMajorVersion, now: float) -> None:
         """RFC 7296 §2.5: drop, and SHOULD answer INVALID_MAJOR_VERSION with version 2.0.
 
         Only requests are answered (never a response, to avoid loops); the reply
@@ -376,6 +417,8 @@ class Endpoint:
             is_response=True,
             message_id=int.from_bytes(data[20:24], "big"),
         )
+        if not self._reply_allowed(path, response, now):
+            return
         notify = NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)
         self._outgoing.append(Outgoing(path, encode_message(Message(response, (notify,)))))
 
@@ -496,10 +539,8 @@ class Endpoint:
             if heir is not None and heir is not sa:
                 dispatch.flush(heir, when)
                 self._collect(heir, when)
-        if sa.state is IkeSaState.INIT_DONE:
-            self._half_open.add(local_spi)
-        else:
-            self._half_open.discard(local_spi)
+        if sa.state is not IkeSaState.INIT_DONE:
+            self._half_open.remove(local_spi)
         if sa.state is IkeSaState.CLOSED:
             self._forget(sa, when.now)
         else:

@@ -308,12 +308,17 @@ def test_requests_a_spawned_ike_sa_queued_are_sent_when_the_endpoint_takes_it() 
 
 def test_a_factory_may_decline_a_request_it_was_listed_for() -> None:
     """An extension's exchange is listed in the table but allowed only when negotiated: a factory that
-    returns ``None`` makes the request "not allowed in this state", dropped as an authenticated one."""
+    returns ``None`` makes the request "not allowed in this state"; on an authenticated IKE SA it is
+    answered INVALID_SYNTAX (RFC 7296 §2.21.3: every request with an error gets a response)."""
     pair, _, responder_sa = established(lambda sa, request: None)
     request = forge(responder_sa, ExchangeType.INFORMATIONAL, (), message_id=2)
     outcome = pair.responder.receive(request, reverse(pair.path), pair.now)
-    assert outcome == ReceiveOutcome(Verdict.IGNORED, responder_sa.local_spi)
-    assert pair.responder.messages_to_send() == [] and responder_sa.layer.next_expected == 2
+    assert outcome == ReceiveOutcome(Verdict.ACCEPTED, responder_sa.local_spi)
+    [response] = pair.responder.messages_to_send()
+    assert read(responder_sa, response.data, from_initiator=False).payloads == (
+        NotifyPayload(NotifyType.INVALID_SYNTAX),
+    )
+    assert responder_sa.state is IkeSaState.CLOSED  # INVALID_SYNTAX is fatal (§2.21.3)
 
 
 @attrs.define(eq=False)

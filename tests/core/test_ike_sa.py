@@ -581,4 +581,4 @@ def test_half_open_limit_drops_new_requests() -> None:
         pair.responder.receive(outgoing.data, pair.path, 0.0)
     pair.drain()
     assert pair.responder.half_open_count == 1
-    assert "limit" in pair.events(MessageDropped)[0].reason
+    assert "half_open_max (1) reached over udp" in pair.events(MessageDropped)[0].reason

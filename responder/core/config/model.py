@@ -266,8 +266,16 @@ class PeerConfig:
 class Limits:
     """Resource limits the core enforces (RFC 7296 §2.6 for cookies, RFC 9329 §6.1 for streams).
 
-    ``cookie_threshold`` is the number of half-open IKE SAs from which
-    IKE_SA_INIT is answered with a COOKIE over UDP; 0 demands a cookie always.
+    Half-open IKE SAs are budgeted separately over streams (TCP, TLS) and
+    over UDP: ``half_open_max`` of each kind, ``half_open_per_source`` per
+    source address (IPv6 sources per ``half_open_ipv6_prefix``),
+    ``half_open_per_connection`` per stream connection
+    (:mod:`responder.core.admission`).  ``cookie_threshold`` is the number of
+    half-open IKE SAs over UDP from which IKE_SA_INIT is answered with a
+    COOKIE; 0 demands a cookie always.  Answers to unprotected messages
+    (stateless refusals, COOKIEs, INVALID_MAJOR_VERSION) are limited to
+    ``unprotected_replies_per_source`` a second per source and
+    ``unprotected_replies_max`` a second in all (RFC 7296 §2.21.4).
     ``orphan_timeout`` is how long a stream connection may carry no live IKE
     SA before the core closes it (RFC 9329 §6.1 "a few seconds", row A25);
     ``corrupt_messages_max`` consecutive corrupt messages close a stream
@@ -275,6 +283,9 @@ class Limits:
     """
 
     half_open_max: int = attrs.field(default=1000, validator=positive_int)
+    half_open_per_source: int = attrs.field(default=10, validator=positive_int)
+    half_open_per_connection: int = attrs.field(default=4, validator=positive_int)
+    half_open_ipv6_prefix: int = attrs.field(default=64)
     half_open_timeout: float = attrs.field(default=30.0, validator=positive)
     cookie_threshold: int = attrs.field(default=100)
     cookie_secret_lifetime: float = attrs.field(default=300.0, validator=positive)
@@ -282,6 +293,13 @@ class Limits:
     child_sa_max: int = attrs.field(default=64, validator=positive_int)
     orphan_timeout: float = attrs.field(default=10.0, validator=seconds)
     corrupt_messages_max: int = attrs.field(default=16, validator=positive_int)
+    unprotected_replies_per_source: float = attrs.field(default=10.0, validator=positive)
+    unprotected_replies_max: float = attrs.field(default=1000.0, validator=positive)
+
+    @half_open_ipv6_prefix.validator
+    def _check_prefix(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not is_int(value) or not 16 <= value <= 128:  # type: ignore[operator]
+            raise ConfigError(f"must be an integer in 16..128, got {value!r}", attribute.name)
 
     @cookie_threshold.validator
     def _check_cookie_threshold(self, attribute: attrs.Attribute[Any], value: object) -> None:
