@@ -120,6 +120,8 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "unprotected_replies_max",
             "shutdown_timeout",
             "shutdown_grace",
+            "log_lines_per_source",
+            "log_lines_max",
         ),
         "tls": ("cert", "key"),
         "keylog": ("dir",),
@@ -483,6 +485,8 @@ _LIMITS_SHELL: Final[dict[str, type]] = {
     "first_frame_timeout": float,
     "shutdown_timeout": float,
     "shutdown_grace": float,
+    "log_lines_per_source": int,
+    "log_lines_max": int,
 }
 
 

@@ -81,8 +81,8 @@ class LimitLog:
     many were held back.  Memory is bounded by the limiter's ``max_keys``.
     """
 
-    def __init__(self, interval: float = LIMIT_LOG_INTERVAL) -> None:
-        self._limiter = RateLimiter(interval)
+    def __init__(self, interval: float = LIMIT_LOG_INTERVAL, total: int | None = None) -> None:
+        self._limiter = RateLimiter(interval, total=total)
 
     def log(self, level: int, key: Hashable, message: str, *args: object) -> bool:
         """Log ``message % args`` on this module's logger unless ``key`` is being held back."""
@@ -244,7 +244,7 @@ class ConnectionTable:
         self.settings = settings
         self.send_queue = send_queue
         self.stats: Counter[str] = Counter()
-        self.limiter = LimitLog()
+        self.limiter = LimitLog(total=settings.log_lines_max)
         self._connections: dict[int, Connection] = {}  # insertion order = oldest first
         self._per_source: Counter[IPAddress] = Counter()
         self._next_id = 1

@@ -38,6 +38,16 @@ Row A30 policy: a new IKE_SA_INIT on a connection that already carries a live
 IKE SA is processed (and logged); the older SA keeps its own path until its
 next valid message.
 
+Logging what peers cause: every line about an IKE SA that has not
+authenticated (IKE_SA_INIT answered or refused, a half-open SA expiring, a
+dropped message of no known SA, a failed IKE_AUTH) goes through one
+:class:`~responder.server.logs.RateLimiter` with a budget per source address
+(``log_lines_per_source`` lines per ``log_interval``) and one for all
+(``log_lines_max``), since an unauthenticated peer can cause them at will;
+lines naming the SAs of one connection name three and count the rest; every
+event line is clipped to :data:`~responder.server.logs.LOG_LINE_MAX`
+characters.
+
 ESP is looked up by SPI in the core and counted per connection (per UDP
 socket) and per IKE SA; the data plane is a later issue.
 """
@@ -71,7 +81,7 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Path
 from responder.server.contracts import EventObserver, Sink
-from responder.server.logs import RateLimiter, describe_event, event_level, spis, where
+from responder.server.logs import RateLimiter, clip, describe_event, event_level, spi_list, spis, where
 from responder.server.router import Router, SinkKey, sink_key
 from responder.server.sa_runner import SaRunners
 
@@ -119,6 +129,10 @@ class Engine:
     ke_factory: KeyExchangeFactory | None = attrs.field(default=None, repr=False)
     observers: Sequence[EventObserver] = ()
     log_interval: float = 10.0  #: seconds between two rate-limited lines of one kind
+    #: Lines per ``log_interval`` about IKE SAs that have not authenticated, per source address ...
+    log_lines_per_source: int = 20
+    #: ... and in all; also the most rate-limited lines of every kind per ``log_interval``.
+    log_lines_max: int = 200
     #: The wall clock handed to the core beside ``trio.current_time()`` (tests may fix it).
     wall_clock: Callable[[], float] = attrs.field(default=time.time, repr=False)
     #: The core's legality table (:data:`responder.core.dispatch.RESPONDERS`); programs may add exchanges.
@@ -129,6 +143,7 @@ class Engine:
     _router: Router = attrs.field(init=False)
     _runners: SaRunners = attrs.field(init=False)
     _limiter: RateLimiter = attrs.field(init=False)
+    _peer_lines: RateLimiter = attrs.field(init=False)  #: lines about unauthenticated IKE SAs
     _counts: Counter[str] = attrs.field(init=False, factory=Counter)
     _esp_per_connection: Counter[SinkKey] = attrs.field(init=False, factory=Counter)
     _esp_per_sa: Counter[bytes] = attrs.field(init=False, factory=Counter)
@@ -140,7 +155,10 @@ class Engine:
     def __attrs_post_init__(self) -> None:
         ke_factory = self.ke_factory or KeyExchangeFactory(self.random_bytes)
         self._endpoint = Endpoint(self.config, self.random_bytes, ke_factory, self.responders)
-        self._limiter = RateLimiter(self.log_interval)
+        self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
+        self._peer_lines = RateLimiter(
+            self.log_interval, max_keys=4096, burst=self.log_lines_per_source, total=self.log_lines_max
+        )
         self._router = Router(self._limiter)
         self._runners = SaRunners(self._run_sa_timer, self._alive)
 
@@ -198,8 +216,15 @@ class Engine:
         self._endpoint.detach_connection(path.connection)
         if live:
             # RFC 9329 §6.1, §10 (row A26): the IKE SA outlives its connection.
-            kept = ", ".join(spi.hex() for spi in live)
-            logger.info("%s closed; IKE SA %s kept for a new connection", where(path), kept)
+            self._limiter.log(
+                logger,
+                logging.INFO,
+                ("kept", path.remote_address),
+                trio.current_time(),
+                "%s closed; IKE SA %s kept for a new connection",
+                where(path),
+                spi_list(live, len(live)),
+            )
 
     def receive_ike(self, message: bytes, path: Path) -> None:
         self._counts["messages_in"] += 1
@@ -210,14 +235,28 @@ class Engine:
 
         outcome = self._call(receive, path)
         if outcome is not None and outcome.verdict is Verdict.CREATED and path.connection is not None:
-            older = [spi for spi in self.carried(path.connection) if spi != outcome.local_spi]
-            if older:
-                # RFC 9329 §6.1 (row A30): one IKE SA per connection; our policy is to process it.
-                logger.info(
-                    "%s new IKE SA on a connection carrying live IKE SA %s: processed (RFC 9329 §6.1)",
-                    where(path),
-                    ", ".join(spi.hex() for spi in older),
-                )
+            self._log_a30(path, path.connection, outcome.local_spi, now)
+
+    def _log_a30(self, path: Path, connection: int, new: bytes, now: float) -> None:
+        """RFC 9329 §6.1 (row A30): one IKE SA per connection; our policy is to process another.
+
+        Rate-limited per source, and only then are the older SAs looked up: a
+        peer that opens many SAs on one connection costs neither log nor time.
+        """
+        state = self._endpoint.connection(connection)
+        if state is None or len(state.carried) < 2 or not logger.isEnabledFor(logging.INFO):
+            return
+        suppressed = self._peer_lines.check(("a30", path.remote_address), now)
+        if suppressed is None:
+            return
+        older = [spi for spi in self.carried(connection) if spi != new]
+        if older:
+            logger.info(
+                "%s new IKE SA on a connection carrying live IKE SA %s: processed (RFC 9329 §6.1)%s",
+                where(path),
+                spi_list(older, len(older)),
+                f" (suppressed {suppressed} similar)" if suppressed else "",
+            )
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
         self._counts["esp_packets"] += 1
@@ -372,12 +411,11 @@ class Engine:
             elif sa.is_original_initiator:
                 logger.info("%s %s IKE_SA_INIT #0 request sent", where(sa.path), spis(sa.spi_i))
             else:
-                logger.info(
-                    "%s %s IKE_SA_INIT #0 answered: proposal %s; half-open until IKE_AUTH",
-                    where(sa.path),
-                    spis(sa.spi_i, sa.spi_r),
-                    sa.proposal,
+                line = (
+                    f"{where(sa.path)} {spis(sa.spi_i, sa.spi_r)} IKE_SA_INIT #0 answered: "
+                    f"proposal {sa.proposal}; half-open until IKE_AUTH"
                 )
+                self._log_peer_line(logging.INFO, sa.path, line)
         for outgoing in self._endpoint.messages_to_send():
             self._router.route(outgoing)
         while (event := self._endpoint.next_event()) is not None:
@@ -400,18 +438,40 @@ class Engine:
             self._esp_per_sa.pop(event.local_spi, None)
             self._runners.poke(event.local_spi)  # its task ends
             self._sa_closed.set()
-        if isinstance(event, MessageDropped):
+        line = clip(describe_event(event, path))
+        if sa is None or (sa.established_at is None and sa.rekeyed_from is None):
+            self._log_peer_line(
+                logging.INFO if isinstance(event, MessageDropped) else event_level(event), path, line
+            )
+        elif isinstance(event, MessageDropped):
             key = ("dropped", path.remote_address if path is not None else None)
-            line = describe_event(event, path)
             self._limiter.log(logger, logging.INFO, key, trio.current_time(), "%s", line)
         else:
-            logger.log(event_level(event), "%s", describe_event(event, path))
+            logger.log(event_level(event), "%s", line)
         for observer in self.observers:
             try:
                 observer.observe(event, path)
             except Exception:
                 self._counts["internal_errors"] += 1
                 logger.exception("observer %r failed", observer)
+
+    def _log_peer_line(self, level: int, path: Path | None, line: str) -> None:
+        """A line about an IKE SA that has not authenticated: within its source's budget and the total."""
+        if not logger.isEnabledFor(level):
+            return
+        source = path.remote_address if path is not None else None
+        suppressed = self._peer_lines.check(("peer", source), trio.current_time())
+        if suppressed is None:
+            return
+        if suppressed:
+            logger.log(level, "%s (%d lines about this peer held back before)", line, suppressed)
+        else:
+            logger.log(level, "%s", line)
+
+    @property
+    def log_lines_held_back(self) -> int:
+        """Log lines held back by the rate limits since the start (what peers caused at will)."""
+        return self._limiter.held_back + self._peer_lines.held_back
 
     def _close_connection(self, event: ConnectionClosing) -> None:
         """The core ends a stream connection (RFC 9329 §6.1); logged, rate-limited per peer."""

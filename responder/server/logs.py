@@ -11,18 +11,23 @@ Lines are built field by field from the event; an event is never formatted
 whole, so the keys that ride on :class:`IkeSaEstablished` and
 :class:`ChildSaEstablished` (``repr=False``) can never reach a log line.
 
-:class:`RateLimiter` lets at most one line per key through per interval and
-counts the rest, which the next line reports as "(suppressed K similar)".
-The engine and the UDP transport use it for anything a peer can trigger at
-will: drops, full queues, limit hits.  Its memory is bounded: past
-``max_keys`` keys the oldest is forgotten.
+:class:`RateLimiter` lets a few lines per key through per interval, and a
+bounded number in all, and counts the rest, which the next line of that key
+reports as "(suppressed K similar)".  The engine, the connection table and
+the UDP transport use it for anything a peer can trigger at will: drops,
+full queues, limit hits, and every line about an IKE SA that has not
+authenticated.  Its memory is bounded: past ``max_keys`` keys the oldest is
+forgotten.  :func:`clip` bounds the length of a line, since a peer controls
+some of its text (identities, the reasons of decode errors).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 import attrs
 
@@ -49,7 +54,22 @@ from responder.core.events import (
 )
 from responder.core.path import Path
 
-__all__ = ["RateLimiter", "address_port", "describe_event", "event_level", "spis", "where"]
+__all__ = [
+    "LOG_LINE_MAX",
+    "RateLimiter",
+    "address_port",
+    "clip",
+    "describe_event",
+    "event_level",
+    "spi_list",
+    "spis",
+    "where",
+]
+
+#: The longest log line about an event, in characters; the rest is cut (:func:`clip`).
+LOG_LINE_MAX = 1024
+#: How many SPIs a line names before it says "and N more" (:func:`spi_list`).
+SPIS_NAMED = 3
 
 #: IKE_SA_INIT refusals that are part of a normal exchange (RFC 7296 §1.2, §2.6).
 _ROUTINE_REFUSALS = frozenset({NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD})
@@ -58,6 +78,21 @@ _ROUTINE_REFUSALS = frozenset({NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD}
 def spis(spi_i: bytes, spi_r: bytes = b"") -> str:
     """``SPIs 0123456789abcdef/0000000000000000`` (the responder's SPI as zeros when unknown)."""
     return f"SPIs {spi_i.hex() or '-'}/{spi_r.hex() or '0' * 16}"
+
+
+def clip(line: str, limit: int = LOG_LINE_MAX) -> str:
+    """``line``, cut to ``limit`` characters with a note of how many were cut."""
+    if len(line) <= limit:
+        return line
+    keep = max(0, limit - 40)  # room for the note
+    return f"{line[:keep]}... ({len(line) - keep} more characters)"
+
+
+def spi_list(local_spis: Iterable[bytes], count: int, named: int = SPIS_NAMED) -> str:
+    """``0123456789abcdef, ... and 997 more``: at most ``named`` of ``count`` SPIs, in hex."""
+    shown = [spi.hex() for spi in itertools.islice(local_spis, named)]
+    more = count - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def where(path: Path | None) -> str:
@@ -174,27 +209,45 @@ def event_level(event: Event) -> int:
 
 @attrs.define(eq=False)
 class RateLimiter:
-    """At most one line per key per ``interval`` seconds; counts what it holds back.
+    """At most ``burst`` lines per key per ``interval`` seconds, ``total`` in all; counts the rest.
 
-    ``check(key, now)`` returns ``None`` when the line must be suppressed,
-    else the number of lines suppressed for that key since the last one let
-    through (to be reported as "suppressed K similar").
+    Token buckets: a key may log ``burst`` lines at once and then one more every
+    ``interval / burst`` seconds (``burst`` 1: one line per interval); all keys
+    together ``total`` lines per interval, if ``total`` is set.  The overall
+    budget bounds the log when a peer varies the key (a new source address per
+    message: past ``max_keys`` a key is forgotten and would log afresh).
+    ``check(key, now)`` returns ``None`` when the line must be suppressed, else
+    the number of lines suppressed for that key since the last one let through
+    (to be reported as "suppressed K similar").
     """
 
     interval: float = 10.0
     max_keys: int = 1024
-    _last: OrderedDict[Hashable, tuple[float, int]] = attrs.field(init=False, factory=OrderedDict)
+    burst: int = 1
+    total: int | None = None
+    held_back: int = attrs.field(init=False, default=0)  #: lines suppressed since the start
+    _last: OrderedDict[Hashable, tuple[float, float, int]] = attrs.field(init=False, factory=OrderedDict)
+    _all: tuple[float, float] | None = attrs.field(init=False, default=None)
 
     def check(self, key: Hashable, now: float) -> int | None:
-        entry = self._last.get(key)
-        if entry is not None and now < entry[0] + self.interval:
-            self._last[key] = (entry[0], entry[1] + 1)
-            return None
-        suppressed = entry[1] if entry is not None else 0
-        self._last[key] = (now, 0)
-        self._last.move_to_end(key)
+        tokens, last, suppressed = self._last.pop(key, (float(self.burst), now, 0))
+        tokens = min(float(self.burst), tokens + (now - last) * self.burst / self.interval)
+        everyone = math.inf
+        if self.total is not None:
+            everyone, everyone_last = self._all if self._all is not None else (float(self.total), now)
+            everyone = min(float(self.total), everyone + (now - everyone_last) * self.total / self.interval)
+        allowed = tokens >= 1.0 and everyone >= 1.0
+        if allowed:
+            tokens -= 1.0
+            everyone -= 1.0
+        if self.total is not None:
+            self._all = (everyone, now)
+        self._last[key] = (tokens, now, 0 if allowed else suppressed + 1)
         while len(self._last) > self.max_keys:
             self._last.popitem(last=False)
+        if not allowed:
+            self.held_back += 1
+            return None
         return suppressed
 
     def log(

@@ -82,6 +82,8 @@ async def serve(
             random_bytes,
             ke_factory,
             (*observers, keylog) if keylog is not None else tuple(observers),
+            log_lines_per_source=settings.log_lines_per_source,
+            log_lines_max=settings.log_lines_max,
         )
         ssl_context, fingerprint = _tls(settings)
         table = ConnectionTable(settings)
@@ -103,7 +105,9 @@ async def serve(
                         ssl_context if listener.kind is Transport.TLS else None,
                     )
                 else:
-                    udp = await UdpListener.open(listener.host, listener.port)
+                    udp = await UdpListener.open(
+                        listener.host, listener.port, log_lines_max=settings.log_lines_max
+                    )
                     port = udp.local[1]
                     note = " (non-ESP marker, RFC 3948)" if udp.marker else " (plain IKE)"
                     await nursery.start(udp.serve, engine)

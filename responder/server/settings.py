@@ -221,7 +221,10 @@ class ServerSettings:
     to receive the first whole frame after it; on shutdown, ``shutdown_grace``
     for the peers to answer the Delete of each IKE SA (RFC 9329 row A24, 0 to
     send the Deletes without waiting) and then ``shutdown_timeout`` for the
-    streams to close before they are cut; all in seconds.  The RFC 9329
+    streams to close before they are cut; all in seconds.  What peers can
+    make us log at will (lines about IKE SAs that have not authenticated,
+    drops, limit hits) is rate-limited: ``log_lines_per_source`` lines per 10
+    seconds per source address and ``log_lines_max`` in all.  The RFC 9329
     §6.1 rules for connections that carry no live IKE SA or corrupt input are
     the core's (:class:`~responder.core.config.Limits`).
     """
@@ -239,6 +242,8 @@ class ServerSettings:
     first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
     shutdown_grace: float = attrs.field(default=2.0, validator=_seconds_or_zero)
+    log_lines_per_source: int = attrs.field(default=20, validator=_count(1))
+    log_lines_max: int = attrs.field(default=200, validator=_count(1))
 
     def __attrs_post_init__(self) -> None:
         if self.connections_per_source > self.connections_max:

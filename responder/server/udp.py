@@ -127,14 +127,17 @@ class UdpListener:
     marker: bool
     queue_size: int = 256
     log_interval: float = 10.0
+    log_lines_max: int = 200  #: rate-limited lines per ``log_interval`` in all (peers vary their address)
     stats: UdpStats = attrs.Factory(UdpStats)
     _limiter: RateLimiter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._limiter = RateLimiter(self.log_interval)
+        self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
 
     @classmethod
-    async def open(cls, host: str, port: int, *, marker: bool | None = None) -> UdpListener:
+    async def open(
+        cls, host: str, port: int, *, marker: bool | None = None, log_lines_max: int = 200
+    ) -> UdpListener:
         """Bind ``host:port`` (port 0: any free port); ``marker`` defaults to ``port != 500``."""
         address = ip_address(host)
         family = stdlib_socket.AF_INET6 if address.version == 6 else stdlib_socket.AF_INET
@@ -150,7 +153,9 @@ class UdpListener:
         except BaseException:
             sock.close()
             raise
-        return cls(sock, port != IKE_PLAIN_PORT if marker is None else marker)
+        return cls(
+            sock, port != IKE_PLAIN_PORT if marker is None else marker, log_lines_max=log_lines_max
+        )
 
     @property
     def local(self) -> tuple[IPAddress, int]:
