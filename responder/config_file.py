@@ -120,6 +120,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "unprotected_replies_max",
             "shutdown_timeout",
             "shutdown_grace",
+            "slow_reader_timeout",
             "log_lines_per_source",
             "log_lines_max",
         ),
@@ -485,6 +486,7 @@ _LIMITS_SHELL: Final[dict[str, type]] = {
     "first_frame_timeout": float,
     "shutdown_timeout": float,
     "shutdown_grace": float,
+    "slow_reader_timeout": float,
     "log_lines_per_source": int,
     "log_lines_max": int,
 }

@@ -1,4 +1,4 @@
-"""Open TCP and TLS connections: ids, limits, eviction of stalled connections, shutdown.
+"""Open TCP and TLS connections: ids, limits, eviction by what a connection has earned, shutdown.
 
 Strategy: one :class:`ConnectionTable` per server, shared by every ``tcp`` and
 ``tls`` listener, knows each open :class:`Connection` in the order they were
@@ -6,21 +6,35 @@ accepted.  The accept loop of :mod:`responder.server.streams` asks
 :meth:`ConnectionTable.admit` before it starts a task for a new stream, so
 admission is synchronous and needs no lock.  Two limits apply
 (``connections_max`` in all, ``connections_per_source`` per remote address);
-when one is reached a connection that is still *stalled* (TLS handshake,
-waiting for the "IKETCP" prefix or for its first frame) is evicted, oldest
-first, and for the per-source limit only one of that source; if none is
-stalled the new connection is refused.  So peers that open connections and
-send nothing can hold a slot for ``prefix_timeout`` at most and can never
-lock out a well-behaved peer, and a connection that has carried a frame is
-never evicted (whether it still serves an IKE SA is the engine's business:
-it closes a connection that carries no live IKE SA any more, or too much
-corrupt input, through :meth:`Connection.close`; RFC 9329 §6.1, rows A25, A32).
+when one is reached, the connection that has *earned* least
+(:class:`~responder.server.contracts.Earned`, from the engine) is evicted,
+the oldest of those first, and for the per-source limit only one of that
+source:
+
+* a connection that carries no live IKE SA has earned nothing, whatever its
+  phase: in its TLS handshake, waiting for the "IKETCP" prefix or its first
+  frame, or open but carrying only refused IKE_SA_INITs, unknown SPIs or ESP
+  of no SA (RFC 9329 §6.1 lets the responder close those, row A25);
+* one that carries only half-open IKE SAs has earned more;
+* one that carries an authenticated IKE SA is never evicted.
+
+If every connection has earned that much, the new one is refused.  So a peer
+cannot keep a well-behaved one out by opening connections and sending
+nothing, or one frame apiece, or IKE_SA_INITs it never completes: the new
+connection takes the slot of the oldest of those.  A connection that is
+closing (reading has ended; it writes what is queued and closes within a
+second) no longer counts against any limit (:meth:`ConnectionTable.release`),
+so a peer that closes connections and reconnects at once finds its slots.
 
 A :class:`Connection` is also the :class:`~responder.server.contracts.Sink` the
 engine sends through: :meth:`Connection.send_ike` frames the message
 (RFC 9329 §3.1) and queues it, without blocking, in a bounded channel that one
-writer task empties; a full queue means the peer does not read, and the
-connection is closed (the engine keeps the SA, RFC 9329 §6.1, row A26).
+writer task empties.  The reader hands the engine a request only when the
+queue has room for its answer (:meth:`Connection.wait_for_room`), so a peer
+that sends many requests at once is slowed down by TCP's own flow control
+rather than closed; a queue that stays full for ``slow_reader_timeout``, or
+that overflows with messages of our own, means the peer does not read, and
+the connection is closed (the engine keeps the SA, RFC 9329 §6.1, row A26).
 
 Every limit hit is logged through a per-key :class:`LimitLog`, because a
 peer can trigger them at will.
@@ -32,7 +46,7 @@ import contextlib
 import enum
 import logging
 from collections import Counter
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from ipaddress import IPv4Address, IPv6Address
 
 import attrs
@@ -41,6 +55,7 @@ import trio
 from responder.core.errors import LocalError
 from responder.core.path import Path, Transport
 from responder.core.tcp_framing import frame_esp, frame_ike
+from responder.server.contracts import Earned
 from responder.server.logs import RateLimiter
 from responder.server.settings import ServerSettings
 
@@ -57,17 +72,20 @@ log = logging.getLogger("responder.server.streams")
 IPAddress = IPv4Address | IPv6Address
 
 SEND_QUEUE_MESSAGES = 32  #: messages a connection may have waiting to be written
+#: Room the reader wants in the send queue before it hands the engine another frame: the
+#: answer, and what else the core may send in the same turn (a request of ours sent again).
+ROOM_PER_FRAME = 2
 LIMIT_LOG_INTERVAL = 10.0  #: seconds between two log lines about the same limit and source
 
 
 class Phase(enum.Enum):
-    """Where a connection is in its life; the first three are *stalled* (evictable)."""
+    """Where a connection is in its life; the first three are *stalled* (they have earned nothing)."""
 
     HANDSHAKE = "tls-handshake"  #: TLS handshake running (within ``prefix_timeout``)
     PREFIX = "prefix"  #: waiting for "IKETCP" (RFC 9329 §6.1, within ``prefix_timeout``)
     FIRST_FRAME = "first-frame"  #: prefix seen, no IKE or ESP frame yet (``first_frame_timeout``)
-    OPEN = "open"  #: has carried a frame; never evicted
-    CLOSING = "closing"  #: reading is over; flushing and closing
+    OPEN = "open"  #: has carried a frame; evicted by what its IKE SAs earned
+    CLOSING = "closing"  #: reading is over; flushing and closing; counts against no limit
 
     @property
     def stalled(self) -> bool:
@@ -112,6 +130,7 @@ class Connection:
     phase: Phase = Phase.PREFIX
     prefix_at: float | None = None
     attached: bool = False
+    counted: bool = True  #: counts against the limits (until it closes: :meth:`ConnectionTable.release`)
     graceful: bool = True  #: close with TLS close_notify / after flushing; False: cut at once
     reason: str | None = None
     outcome: str | None = None
@@ -122,6 +141,7 @@ class Connection:
     _send: trio.MemorySendChannel[bytes] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[bytes] = attrs.field(init=False)
     _path: Path = attrs.field(init=False)
+    _room: trio.Event | None = attrs.field(init=False, default=None)  #: set when the writer takes a frame
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[bytes](self.queue_size)
@@ -184,8 +204,32 @@ class Connection:
         return self._queue(frame)
 
     def outgoing(self) -> trio.MemoryReceiveChannel[bytes]:
-        """What the writer task writes, in order (it is the only writer)."""
+        """What the writer task writes, in order (it is the only writer); call :meth:`taken` per frame."""
         return self._receive
+
+    def taken(self) -> None:
+        """The writer took a frame off the queue: a reader waiting for room may go on."""
+        if self._room is not None:
+            self._room.set()
+
+    @property
+    def room(self) -> int:
+        """Messages that can still be queued before the queue is full."""
+        return self.queue_size - self._send.statistics().current_buffer_used
+
+    async def wait_for_room(self, needed: int, timeout: float) -> bool:
+        """Wait until ``needed`` messages fit in the send queue; ``False`` if they do not within ``timeout``.
+
+        Back-pressure (issue 15 item 7): while the reader waits here it reads
+        nothing, so TCP flow control slows the peer down.
+        """
+        needed = min(needed, self.queue_size)
+        with trio.move_on_after(timeout):
+            while self.room < needed:
+                self._room = trio.Event()
+                await self._room.wait()
+            return True
+        return False
 
     def stop_sending(self) -> None:
         """No more messages are queued; the writer finishes what is already queued."""
@@ -240,13 +284,23 @@ class ConnectionTable:
     (``ike_frames``, ``esp_frames``).
     """
 
-    def __init__(self, settings: ServerSettings, *, send_queue: int = SEND_QUEUE_MESSAGES) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        send_queue: int = SEND_QUEUE_MESSAGES,
+        earned: Callable[[int], Earned] | None = None,
+    ) -> None:
+        """``earned`` tells what an open connection (by id) has earned; without it every open
+        connection counts as :attr:`Earned.AUTHENTICATED` and only stalled ones are evicted."""
         self.settings = settings
         self.send_queue = send_queue
+        self.earned = earned
         self.stats: Counter[str] = Counter()
         self.limiter = LimitLog(total=settings.log_lines_max)
         self._connections: dict[int, Connection] = {}  # insertion order = oldest first
-        self._per_source: Counter[IPAddress] = Counter()
+        self._per_source: Counter[IPAddress] = Counter()  # connections that count, per source
+        self._counted = 0  # connections that count against connections_max
         self._next_id = 1
         self._closing = False
         self._listener_scopes: set[trio.CancelScope] = set()
@@ -254,6 +308,11 @@ class ConnectionTable:
 
     def __len__(self) -> int:
         return len(self._connections)
+
+    @property
+    def counted(self) -> int:
+        """Connections that count against ``connections_max`` (open ones; closing ones do not)."""
+        return self._counted
 
     def connections(self) -> list[Connection]:
         """Open connections, oldest first."""
@@ -277,8 +336,8 @@ class ConnectionTable:
     ) -> Connection | None:
         """A new :class:`Connection` for an accepted stream, or ``None``: close it at once.
 
-        Makes room by evicting stalled connections, oldest first (of the same
-        source for the per-source limit).
+        Makes room by evicting the connection that has earned least, oldest
+        first (of the same source for the per-source limit).
         """
         peer = _address(remote_address, remote_port)
         if self._closing:
@@ -286,14 +345,14 @@ class ConnectionTable:
             return None
         per_source = self.settings.connections_per_source
         while self._per_source[remote_address] >= per_source:
-            victim = self._oldest_stalled(remote_address)
+            victim = self._least_earned(remote_address)
             if victim is None:
                 self._refuse("per_source", remote_address, peer, per_source)
                 return None
             self._evict(victim, f"connections_per_source ({per_source}) reached by {remote_address}")
         total = self.settings.connections_max
-        while len(self._connections) >= total:
-            victim = self._oldest_stalled(None)
+        while self._counted >= total:
+            victim = self._least_earned(None)
             if victim is None:
                 self._refuse("total", None, peer, total)
                 return None
@@ -312,22 +371,42 @@ class ConnectionTable:
         self._next_id += 1
         self._connections[connection.id] = connection
         self._per_source[remote_address] += 1
+        self._counted += 1
         self.stats["accepted"] += 1
         return connection
 
-    def _oldest_stalled(self, source: IPAddress | None) -> Connection | None:
-        for connection in self._connections.values():
-            if connection.stalled and (source is None or connection.remote_address == source):
-                return connection
-        return None
+    def earned_by(self, connection: Connection) -> Earned:
+        """What ``connection`` has earned: nothing while stalled, else what its IKE SAs earn."""
+        if connection.stalled:
+            return Earned.NOTHING
+        if self.earned is None or connection.phase is not Phase.OPEN:
+            return Earned.AUTHENTICATED
+        return self.earned(connection.id)
+
+    def _least_earned(self, source: IPAddress | None) -> Connection | None:
+        """The oldest counted connection (of ``source``) that earned least; ``None`` if all authenticated."""
+        victim: Connection | None = None
+        least = Earned.AUTHENTICATED
+        for connection in self._connections.values():  # oldest first
+            if not connection.counted or (source is not None and connection.remote_address != source):
+                continue
+            earned = self.earned_by(connection)
+            if earned < least:
+                victim, least = connection, earned
+                if earned is Earned.NOTHING:
+                    break
+        return victim
 
     def _evict(self, victim: Connection, why: str) -> None:
+        earned = self.earned_by(victim)
+        self.stats[f"evicted_{earned.name.lower()}"] += 1
         self.limiter.log(
             logging.WARNING,
             ("evict", victim.remote_address),
-            "%s evicted in %s phase after %.1fs: %s",
+            "%s evicted in %s phase, carrying %s, after %.1fs: %s",
             victim.describe(),
             victim.phase.value,
+            "no live IKE SA" if earned is Earned.NOTHING else "only half-open IKE SAs",
             trio.current_time() - victim.opened_at,
             why,
         )
@@ -340,19 +419,27 @@ class ConnectionTable:
         self.limiter.log(
             logging.WARNING,
             ("refuse", limit, source),
-            "connection from %s refused: %s (%d) reached and no stalled connection to evict",
+            "connection from %s refused: %s (%d) reached and each carries an authenticated IKE SA",
             peer,
             setting,
             value,
         )
 
-    def remove(self, connection: Connection) -> None:
-        """Forget ``connection`` (idempotent); its slot is free at once."""
-        if self._connections.pop(connection.id, None) is None:
+    def release(self, connection: Connection) -> None:
+        """``connection`` is closing: it no longer counts against the limits (idempotent)."""
+        if not connection.counted or connection.id not in self._connections:
             return
+        connection.counted = False
+        self._counted -= 1
         self._per_source[connection.remote_address] -= 1
         if self._per_source[connection.remote_address] <= 0:
             del self._per_source[connection.remote_address]
+
+    def remove(self, connection: Connection) -> None:
+        """Forget ``connection`` (idempotent); its slot is free at once."""
+        self.release(connection)
+        if self._connections.pop(connection.id, None) is None:
+            return
         if not self._connections and self._empty is not None:
             self._empty.set()
 

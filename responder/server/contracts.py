@@ -29,12 +29,25 @@ through the sink (:meth:`Sink.close`).  That never ends an IKE SA.
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol
 
 from responder.core.events import Event
 from responder.core.path import Path
 
-__all__ = ["EngineInput", "EventObserver", "Sink"]
+__all__ = ["Earned", "EngineInput", "EventObserver", "Sink"]
+
+
+class Earned(enum.IntEnum):
+    """What a stream connection has earned, by the IKE SAs it carries; the least is evicted first.
+
+    A connection still in its TLS handshake or waiting for its prefix or
+    first frame has earned :attr:`NOTHING` too.
+    """
+
+    NOTHING = 1  #: no live IKE SA: only refused IKE_SA_INITs, unknown SPIs, ESP of no SA, or silence
+    HALF_OPEN = 2  #: only IKE SAs that have not authenticated (IKE_SA_INIT answered, IKE_AUTH not yet)
+    AUTHENTICATED = 3  #: an IKE SA whose peer has authenticated: never evicted
 
 
 class Sink(Protocol):

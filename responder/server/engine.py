@@ -80,7 +80,7 @@ from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Path
-from responder.server.contracts import EventObserver, Sink
+from responder.server.contracts import Earned, EventObserver, Sink
 from responder.server.logs import RateLimiter, clip, describe_event, event_level, spi_list, spis, where
 from responder.server.router import Router, SinkKey, sink_key
 from responder.server.sa_runner import SaRunners
@@ -358,6 +358,19 @@ class Engine:
         if state is None:
             return ()
         return tuple(sorted(spi for spi in state.carried if self._endpoint.sa(spi) is not None))
+
+    def earned(self, connection: int) -> Earned:
+        """What a stream connection has earned by the IKE SAs it carries (for eviction, issue 15)."""
+        state = self._endpoint.connection(connection)
+        earned = Earned.NOTHING
+        for local_spi in state.carried if state is not None else ():
+            sa = self._endpoint.sa(local_spi)
+            if sa is None:
+                continue
+            if sa.established_at is not None or sa.rekeyed_from is not None:
+                return Earned.AUTHENTICATED
+            earned = Earned.HALF_OPEN
+        return earned
 
     @property
     def stats(self) -> EngineStats:

@@ -86,7 +86,7 @@ async def serve(
             log_lines_max=settings.log_lines_max,
         )
         ssl_context, fingerprint = _tls(settings)
-        table = ConnectionTable(settings)
+        table = ConnectionTable(settings, earned=engine.earned)
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
             bound: list[Listener] = []

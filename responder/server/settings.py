@@ -218,7 +218,9 @@ class ServerSettings:
     ``connections_per_source`` per remote address, ``buffer_per_connection``
     octets buffered per stream (at least one maximal RFC 9329 frame);
     ``prefix_timeout`` to receive the "IKETCP" prefix, ``first_frame_timeout``
-    to receive the first whole frame after it; on shutdown, ``shutdown_grace``
+    to receive the first whole frame after it; ``slow_reader_timeout`` for a
+    full send queue to make room before the connection is closed as a peer
+    that does not read; on shutdown, ``shutdown_grace``
     for the peers to answer the Delete of each IKE SA (RFC 9329 row A24, 0 to
     send the Deletes without waiting) and then ``shutdown_timeout`` for the
     streams to close before they are cut; all in seconds.  What peers can
@@ -242,6 +244,7 @@ class ServerSettings:
     first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)
     shutdown_grace: float = attrs.field(default=2.0, validator=_seconds_or_zero)
+    slow_reader_timeout: float = attrs.field(default=10.0, validator=_seconds)
     log_lines_per_source: int = attrs.field(default=20, validator=_count(1))
     log_lines_max: int = attrs.field(default=200, validator=_count(1))
 

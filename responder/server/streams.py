@@ -36,7 +36,11 @@ Per connection, in stream order:
   asks for no more than the room left;
 * one writer task writes what the engine queued through the connection's
   sink, so writes never interleave; the responder never writes a prefix
-  (RFC 9329 §6.1, row A10).
+  (RFC 9329 §6.1, row A10);
+* back-pressure: a frame goes to the engine only when the send queue has
+  room for its answer; meanwhile nothing is read, and TCP's flow control
+  slows the peer down.  A queue that stays full for ``slow_reader_timeout``
+  closes the connection (a peer that sends but never reads).
 
 The SA lives in the engine, not here: a connection that closes is detached
 and its IKE SAs wait for the Originator to reconnect (RFC 9329 §6.1, row A26).
@@ -55,7 +59,7 @@ import trio
 from responder.core.errors import LocalError
 from responder.core.path import Transport
 from responder.core.tcp_framing import MAX_LENGTH, FramingError, IkeFrame, StreamDeframer
-from responder.server.connections import Connection, ConnectionTable, Phase
+from responder.server.connections import ROOM_PER_FRAME, Connection, ConnectionTable, Phase
 from responder.server.contracts import EngineInput
 from responder.server.settings import ServerSettings
 
@@ -226,6 +230,7 @@ async def _serve_connection(
                     )
                     connection.finish(reason, outcome)
                 connection.phase = Phase.CLOSING
+                table.release(connection)  # its slot is free at once (issue 15 item 6)
                 _detach(connection, engine)
                 connection.stop_sending()  # the writer finishes what is queued, then returns
                 nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE
@@ -333,16 +338,27 @@ async def _read_loop(
             )
         try:
             deframer.feed(data)
-            _deliver(connection, deframer, engine, table)
+            ended = await _deliver(connection, deframer, engine, table, settings)
         except FramingError as error:
             outcome = "buffer_exceeded" if "buffered" in error.reason else "framing_error"
             return f"framing error: {error.reason}", outcome
+        if ended is not None:
+            return ended
 
 
-def _deliver(
-    connection: Connection, deframer: StreamDeframer, engine: EngineInput, table: ConnectionTable
-) -> None:
-    """Hand every whole frame to the engine; attach once the prefix is complete (row A13)."""
+async def _deliver(
+    connection: Connection,
+    deframer: StreamDeframer,
+    engine: EngineInput,
+    table: ConnectionTable,
+    settings: ServerSettings,
+) -> tuple[str, str] | None:
+    """Hand every whole frame to the engine; attach once the prefix is complete (row A13).
+
+    Each frame waits for room for its answer in the send queue (back-pressure,
+    issue 15 item 7); ``(reason, outcome)`` if the room does not come within
+    ``slow_reader_timeout``.
+    """
     while connection.reason is None:  # once closing (the engine may close it, rows A25, A32), stop
         frame = deframer.next_frame()
         if connection.phase is Phase.PREFIX and not deframer.awaiting_prefix:
@@ -351,7 +367,12 @@ def _deliver(
             engine.attach(connection.path, connection)
             connection.attached = True
         if frame is None:
-            return
+            return None
+        if not await connection.wait_for_room(ROOM_PER_FRAME, settings.slow_reader_timeout):
+            waited = f"{settings.slow_reader_timeout:g}s"
+            return f"slow reader: no room in the send queue for {waited}{_partial(deframer)}", "slow_reader"
+        if connection.reason is not None:  # closed while we waited
+            return None
         if connection.phase is Phase.FIRST_FRAME:
             connection.phase = Phase.OPEN
         if isinstance(frame, IkeFrame):
@@ -360,11 +381,13 @@ def _deliver(
         else:
             table.stats["esp_frames"] += 1
             engine.receive_esp(frame.packet, connection.path)
+    return None
 
 
 async def _write_loop(connection: Connection, stream: trio.abc.Stream) -> None:
     """The connection's only writer: frames leave in the order the engine queued them."""
     async for frame in connection.outgoing():
+        connection.taken()
         try:
             await stream.send_all(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:

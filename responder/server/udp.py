@@ -153,9 +153,7 @@ class UdpListener:
         except BaseException:
             sock.close()
             raise
-        return cls(
-            sock, port != IKE_PLAIN_PORT if marker is None else marker, log_lines_max=log_lines_max
-        )
+        return cls(sock, port != IKE_PLAIN_PORT if marker is None else marker, log_lines_max=log_lines_max)
 
     @property
     def local(self) -> tuple[IPAddress, int]:

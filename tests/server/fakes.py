@@ -158,7 +158,9 @@ async def serving(
     settings = ServerSettings(**limits)
     listener = MemoryListener(lockstep=lockstep)
     engine = engine or RecordingEngine()
-    table = ConnectionTable(settings, send_queue=send_queue)
+    table = ConnectionTable(
+        settings, send_queue=send_queue, earned=engine.earned if isinstance(engine, Engine) else None
+    )
     kind = Transport.TCP if ssl_context is None else Transport.TLS
     async with trio.open_nursery() as nursery:
         if isinstance(engine, Engine):

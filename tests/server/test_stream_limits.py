@@ -3,7 +3,11 @@
 For each limit (connections in all, per source, buffered octets, prefix
 timeout, first-frame timeout) a hostile peer pushes it while a well-behaved
 peer still has its frames delivered and, with the real engine, completes an
-IKE handshake.  Eviction takes stalled connections only, oldest first.
+IKE handshake.  Eviction takes the connection that has earned least, oldest
+first: one that carries no live IKE SA (stalled, or open with unknown SPIs
+only), then one that carries only half-open IKE SAs; never one that carries
+an authenticated IKE SA (issue 15 items 5, 6).  A burst of requests is
+slowed down, not closed (item 7).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import trio.testing
 
 from responder.client import establish_on_stream
 from responder.core.config import Config
+from responder.core.endpoint import Endpoint
+from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, frame_esp, frame_ike
 from responder.server.connections import Phase
@@ -345,3 +351,117 @@ async def test_first_frame_timeout_and_eviction_after_the_prefix(
         assert server.table.stats["first_frame_timeout"] == 3
         assert len(server.table) == 1  # the handshake's connection: never timed out, never evicted
         assert server.table.connections()[0].phase is Phase.OPEN
+
+
+# ---------------------------------------------------------------------------
+# Eviction by what a connection has earned (issue 15 items 5, 6)
+# ---------------------------------------------------------------------------
+
+
+def ike_sa_init(seed: int) -> bytes:
+    """An IKE_SA_INIT request of the core initiator (its SA never goes further)."""
+    initiator = Endpoint(Config(), seeded(seed), KeyExchangeFactory(seeded(seed + 1)))
+    path = Path(Transport.TCP, LOCAL[0], LOCAL[1], ip_address("192.0.2.1"), 40000, 1)
+    initiator.initiate(initiator_settings(SUITE), path, 0.0)
+    [request] = initiator.messages_to_send()
+    return request.data
+
+
+async def test_one_frame_connections_cannot_hold_the_slots() -> None:
+    """Item 5: connections that sent the prefix and one ESP frame of no SA fill connections_max;
+    a well-behaved peer takes the slot of the oldest, and so does the next."""
+    async with serving(real_engine(), connections_max=6, connections_per_source=3) as server:
+        squatters = []
+        for i in range(6):
+            squatter = await server.listener.connect(remote=f"192.0.2.{i % 2}")
+            await squatter.send_all(PREFIX + frame_esp(b"\xde\xad\xbe\xef" + bytes(40)))
+            squatters.append(squatter)
+        await settle()
+        assert [c.phase for c in server.table.connections()] == [Phase.OPEN] * 6
+        assert await handshake(server, "203.0.113.5", seed=7)
+        assert await handshake(server, "203.0.113.6", seed=9)
+        assert server.table.stats["evicted_nothing"] == 2
+        assert await is_closed(squatters[0]) and await is_closed(squatters[1])
+        assert not await is_closed(squatters[2])
+
+
+async def test_eviction_order_nothing_then_half_open_never_authenticated() -> None:
+    async with serving(real_engine(), connections_max=3, connections_per_source=3) as server:
+        half_open = await well_behaved(server, "192.0.2.1", ike_sa_init(20))  # oldest
+        esp_only = await server.listener.connect(remote="192.0.2.2")
+        await esp_only.send_all(PREFIX + frame_esp(b"\xde\xad\xbe\xef" + bytes(40)))
+        await settle()
+        assert await handshake(server, "203.0.113.5", seed=7)
+        assert server.table.stats["evicted_nothing"] == 0  # there was room
+        assert await handshake(server, "203.0.113.6", seed=9)  # takes the ESP-only connection's slot
+        assert server.table.stats["evicted_nothing"] == 1
+        assert await is_closed(esp_only) and not await is_closed(half_open)
+        assert await handshake(server, "203.0.113.7", seed=11)  # takes the half-open one's slot
+        assert server.table.stats["evicted_half_open"] == 1
+        assert await is_closed(half_open)
+        late = await server.listener.connect(remote="192.0.2.9")  # every slot is authenticated now
+        assert await is_closed(late)
+        assert server.table.stats["refused_total"] == 1
+
+
+async def test_closing_connections_free_their_slots_at_once() -> None:
+    """Item 6: connections the engine closed that are still flushing count against no limit."""
+    async with serving(
+        RecordingEngine(), lockstep=True, connections_max=10, connections_per_source=2
+    ) as server:
+        mine = [await well_behaved(server, "192.0.2.7") for _ in range(2)]
+        assert isinstance(server.engine, RecordingEngine)
+        for connection in server.table.connections():
+            assert server.engine.send(connection.id, b"unread answer")  # the writer blocks: nobody reads
+            connection.close("test: closing")
+        await settle()
+        assert [c.phase for c in server.table.connections()] == [Phase.CLOSING] * 2
+        assert server.table.counted == 0
+        again = [await well_behaved(server, "192.0.2.7", b"again") for _ in range(2)]
+        assert server.table.stats["refused_per_source"] == 0
+        assert server.table.stats["evicted"] == 0
+        assert not await is_closed(again[1])
+        assert server.engine.ike()[-2:] == [b"again", b"again"]
+        del mine
+
+
+# ---------------------------------------------------------------------------
+# Back-pressure (issue 15 item 7)
+# ---------------------------------------------------------------------------
+
+
+async def test_a_burst_of_requests_is_slowed_down_not_closed() -> None:
+    """200 requests in one write, each answered: every answer arrives, in order, and the connection stays."""
+    requests = [b"request %03d" % i for i in range(200)]
+    async with serving(RecordingEngine(echo=True), lockstep=True) as server:
+        client = await server.listener.connect()
+        received = bytearray()
+        expected = b"".join(frame_ike(b"re:" + request) for request in requests)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.send_all, PREFIX + b"".join(frame_ike(r) for r in requests))
+            with trio.fail_after(5):
+                while len(received) < len(expected):
+                    received += await client.receive_some()
+        assert bytes(received) == expected
+        assert server.table.stats["slow_reader"] == 0
+        assert not await is_closed(client)
+
+
+async def test_a_peer_that_sends_but_never_reads_is_closed_after_slow_reader_timeout(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "responder.server.streams")
+    requests = b"".join(frame_ike(b"request %03d" % i) for i in range(200))
+    async with serving(RecordingEngine(echo=True), lockstep=True, slow_reader_timeout=3.0) as server:
+        client = await server.listener.connect()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.send_all, PREFIX + requests)
+            await trio.sleep(2.9)
+            assert len(server.table) == 1  # waiting for room, not closed
+            await trio.sleep(0.2)
+            assert server.table.counted == 0  # closing: it writes what it can, then it is cut
+            await trio.sleep(1.5)
+            assert len(server.table) == 0
+            nursery.cancel_scope.cancel()
+        assert server.table.stats["slow_reader"] == 1
+        assert "slow reader: no room in the send queue for 3s" in caplog.text
