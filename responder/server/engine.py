@@ -111,6 +111,10 @@ class EngineStats:
     esp_per_sa: Mapping[bytes, int]  #: by our IKE SPI
     closed_corrupt: int = 0  #: connections closed for consecutive corrupt input (rows A32, A33)
     closed_orphan: int = 0  #: connections closed for carrying no live IKE SA (row A25)
+    replies_held_back: int = (
+        0  #: answers to unprotected messages not sent, over their rate (RFC 7296 §2.21.4)
+    )
+    log_lines_held_back: int = 0  #: log lines held back by the rate limits
 
 
 @attrs.define(eq=False)
@@ -391,6 +395,8 @@ class Engine:
             esp_per_sa=MappingProxyType(dict(self._esp_per_sa)),
             closed_corrupt=counts["closed_corrupt"],
             closed_orphan=counts["closed_orphan"],
+            replies_held_back=self._endpoint.replies_held_back,
+            log_lines_held_back=self.log_lines_held_back,
         )
 
     # ------------------------------------------------------------------ after every core call

@@ -189,8 +189,7 @@ async def test_half_open_flood_over_udp_from_one_source_locks_nobody_out(tmp_pat
 
         await under_attack(info, attack, lambda: engine.stats.messages_in >= 2000, "2,000 requests")
         assert engine.stats.half_open <= Limits().half_open_per_source + 3
-        # RFC 7296 §2.21.4: answers to the unprotected are rate-limited (10 a second, bursts of 20)
-        assert answers < 200, answers
+        assert answers <= Limits().half_open_per_source  # what is over the budget gets no answer
 
 
 # --------------------------------------------------------------------------- item 5: slot exhaustion
