@@ -166,6 +166,7 @@ EXPECTED_EXAMPLE = ServerSettings(
     first_frame_timeout=10.0,
     shutdown_timeout=5.0,
     shutdown_grace=2.0,
+    slow_reader_timeout=10.0,
     log_lines_per_source=20,
     log_lines_max=200,
 )
