@@ -13,7 +13,13 @@ answers:
   whole /64 to send from), and ``half_open_per_connection`` per stream
   connection (RFC 9329 §6.3 rules out COOKIEs over TCP, so the budget is the
   defence there).  strongSwan calls the per-source budget
-  ``block_threshold``.
+  ``block_threshold``.  When ``half_open_max`` of a kind is reached, a
+  request from a source that holds fewer half-open SAs than the source that
+  holds most may still get in (:meth:`HalfOpenBudgets.fair_share_victim`):
+  the endpoint ends the oldest half-open SA of that greediest source.  So
+  many sources that each stay within ``half_open_per_source`` (and, over
+  UDP, echo COOKIEs) cannot keep out a source that holds none; it would take
+  ``half_open_max`` sources holding one apiece.
 * :class:`ReplyRate` is a token bucket per source (and one for all) for the
   messages we send in answer to unprotected messages: stateless refusals,
   COOKIE requests, INVALID_MAJOR_VERSION, and a half-open SA's stored
@@ -66,6 +72,10 @@ class HalfOpenBudgets:
     _by_source: Counter[SourceKey] = attrs.field(init=False, factory=Counter)
     _by_connection: Counter[int] = attrs.field(init=False, factory=Counter)
     _held: dict[bytes, tuple[str, SourceKey, int | None]] = attrs.field(init=False, factory=dict)
+    #: Each source's half-open SAs, oldest first.
+    _of_source: dict[SourceKey, dict[bytes, None]] = attrs.field(init=False, factory=dict)
+    #: Per kind, the sources by how many half-open SAs they hold (count -> sources, oldest first).
+    _holders: dict[str, dict[int, dict[SourceKey, None]]] = attrs.field(init=False, factory=dict)
 
     def __len__(self) -> int:
         """Half-open IKE SAs in all."""
@@ -78,11 +88,15 @@ class HalfOpenBudgets:
         """Half-open IKE SAs of the kind of transport ``path`` is (the COOKIE threshold counts these)."""
         return self._by_kind[_kind(path)]
 
-    def refusal(self, path: Path) -> str | None:
-        """Why a new half-open IKE SA from ``path`` would exceed a budget, or ``None`` if it fits."""
+    def refusal(self, path: Path, *, sharing: bool = False) -> str | None:
+        """Why a new half-open IKE SA from ``path`` would exceed a budget, or ``None`` if it fits.
+
+        ``sharing``: ``half_open_max`` of the kind does not count, since the
+        caller will make room with :meth:`fair_share_victim`.
+        """
         limits = self.limits
         kind = _kind(path)
-        if self._by_kind[kind] >= limits.half_open_max:
+        if self._by_kind[kind] >= limits.half_open_max and not sharing:
             return f"half_open_max ({limits.half_open_max}) reached over {kind}"
         key = source_key(path, limits.half_open_ipv6_prefix)
         if self._by_source[key] >= limits.half_open_per_source:
@@ -94,6 +108,29 @@ class HalfOpenBudgets:
             )
         return None
 
+    def fair_share_victim(self, path: Path) -> tuple[bytes, str] | None:
+        """With ``half_open_max`` of its kind reached, the half-open SA to end so that ``path``'s
+        source gets one: the oldest of the source holding most, if that source holds at least two
+        more than ``path``'s.  Returns our SPI of it and why, or ``None`` (the request waits its turn).
+        """
+        kind = _kind(path)
+        if self._by_kind[kind] < self.limits.half_open_max:
+            return None
+        holders = self._holders.get(kind)
+        if not holders:
+            return None
+        most = max(holders)
+        mine = self._by_source[source_key(path, self.limits.half_open_ipv6_prefix)]
+        if mine + 2 > most:
+            return None
+        greediest = next(iter(holders[most]))
+        oldest = next(iter(self._of_source[greediest]))
+        why = (
+            f"half_open_max ({self.limits.half_open_max}) reached over {kind}: "
+            f"{greediest[1]} held the most half-open IKE SAs ({most}) and {path.remote_address} {mine}"
+        )
+        return oldest, why
+
     def add(self, local_spi: bytes, path: Path) -> None:
         """A half-open SA made from a request on ``path``."""
         if local_spi in self._held:
@@ -102,7 +139,8 @@ class HalfOpenBudgets:
         key = source_key(path, self.limits.half_open_ipv6_prefix)
         self._held[local_spi] = (kind, key, path.connection)
         self._by_kind[kind] += 1
-        self._by_source[key] += 1
+        self._move(kind, key, +1)
+        self._of_source.setdefault(key, {})[local_spi] = None
         if path.connection is not None:
             self._by_connection[path.connection] += 1
 
@@ -113,9 +151,29 @@ class HalfOpenBudgets:
             return
         kind, key, connection = held
         _decrement(self._by_kind, kind)
-        _decrement(self._by_source, key)
+        self._move(kind, key, -1)
+        mine = self._of_source[key]
+        del mine[local_spi]
+        if not mine:
+            del self._of_source[key]
         if connection is not None:
             _decrement(self._by_connection, connection)
+
+    def _move(self, kind: str, key: SourceKey, step: int) -> None:
+        """Count one half-open SA more or less for ``key``, and move it between the holder buckets."""
+        before = self._by_source[key]
+        after = before + step
+        holders = self._holders.setdefault(kind, {})
+        if before:
+            bucket = holders[before]
+            del bucket[key]
+            if not bucket:
+                del holders[before]
+        if after > 0:
+            self._by_source[key] = after
+            holders.setdefault(after, {})[key] = None
+        else:
+            del self._by_source[key]
 
 
 K = TypeVar("K")

@@ -344,7 +344,10 @@ class Endpoint:
             self._events.append(MessageDropped(reason, *known.ids))
             return ReceiveOutcome(Verdict.IGNORED, known.local_spi)
         limits = self.config.limits
-        over = self._half_open.refusal(path)
+        # Past half_open_max a source holding fewer half-open SAs than the greediest may still
+        # get in: the greediest one's oldest is ended once this request has proven its source.
+        sharing = self._half_open.fair_share_victim(path) is not None
+        over = self._half_open.refusal(path, sharing=sharing)
         if over is None and len(self._sas) >= limits.ike_sa_max:
             over = f"ike_sa_max ({limits.ike_sa_max}) reached"
         if over is not None:
@@ -358,8 +361,10 @@ class Endpoint:
             # An unknown critical payload parses far enough to be refused by name (RFC 7296 §2.5).
             malformed = error.answer in (NotifyType.INVALID_SYNTAX, None)
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
-        cookie_required = (
-            not path.transport.is_stream and self._half_open.of_kind(path) >= limits.cookie_threshold
+        # Over UDP only a request with a valid COOKIE (its source address proven) may end
+        # another source's half-open SA.
+        cookie_required = not path.transport.is_stream and (
+            sharing or self._half_open.of_kind(path) >= limits.cookie_threshold
         )
         outcome = ike_sa_init.respond(
             services=self._services,
@@ -376,11 +381,26 @@ class Endpoint:
             self._events.append(IkeSaInitRefused(header.spi_i, outcome.notify, outcome.reason))
             malformed = outcome.notify is NotifyType.INVALID_SYNTAX
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
+        if sharing:
+            self._evict_half_open(path, when)
         self._init_digests[digest] = outcome
         self._digest_of[outcome.local_spi] = digest
         self._half_open.add(outcome.local_spi, path)
         self._adopt(outcome, when)
         return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
+
+    def _evict_half_open(self, path: Path, when: Instant) -> None:
+        """End the half-open SA whose place a request from ``path`` takes (fair share, see admission)."""
+        chosen = self._half_open.fair_share_victim(path)
+        if chosen is None:
+            return
+        local_spi, why = chosen
+        victim = self._sas.get(local_spi)
+        if victim is None:  # cannot happen: the budgets forget an SA when the endpoint does
+            self._half_open.remove(local_spi)
+            return
+        victim.close(f"half-open IKE SA ended to make room: {why}")
+        self._collect(victim, when)
 
     def _reply_allowed(self, path: Path, request: Header, now: float) -> bool:
         """Whether an answer to an unprotected message may go to ``path``'s source now (RFC 7296 §2.21.4)."""

@@ -15,7 +15,7 @@ import pytest
 from responder.core.admission import HalfOpenBudgets, ReplyRate, source_key
 from responder.core.config import IkeProposal, Limits
 from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
-from responder.core.events import MessageDropped
+from responder.core.events import IkeSaClosed, MessageDropped
 from responder.core.ike_sa import IkeSaState
 from responder.core.messages import Header, Message, decode_header, decode_message, encode_message
 from responder.core.outcomes import Verdict
@@ -269,3 +269,65 @@ def test_an_authenticated_request_the_state_does_not_take_is_answered_invalid_sy
     assert header.is_response and header.message_id == 2 and header.exchange_type == exchange
     assert read(ours, response, from_initiator=False).payloads == (NotifyPayload(NotifyType.INVALID_SYNTAX),)
     assert ours.state is IkeSaState.CLOSED
+
+
+# --------------------------------------------------------------------------- fair share past half_open_max
+
+
+def test_fair_share_victim_is_the_oldest_of_the_greediest_source() -> None:
+    budgets = HalfOpenBudgets(Limits(half_open_max=4, half_open_per_source=3))
+    for n, source in enumerate(["198.51.100.1", "198.51.100.1", "198.51.100.2", "198.51.100.1"]):
+        budgets.add(spi(n + 1), path(Transport.UDP, source))
+    newcomer = path(Transport.UDP, "203.0.113.9")
+    assert budgets.fair_share_victim(path(Transport.TCP, "203.0.113.9", connection=1)) is None  # room
+    chosen = budgets.fair_share_victim(newcomer)
+    assert chosen is not None
+    victim, why = chosen
+    assert victim == spi(1)
+    assert "198.51.100.1 held the most half-open IKE SAs (3) and 203.0.113.9 0" in why
+    # 198.51.100.2 holds 1: taking one from a source of 3 would leave it 2 and 198.51.100.1 2: allowed;
+    # the greediest itself never gets in that way.
+    assert budgets.fair_share_victim(path(Transport.UDP, "198.51.100.2")) is not None
+    assert budgets.fair_share_victim(path(Transport.UDP, "198.51.100.1")) is None
+    budgets.remove(spi(1))
+    budgets.add(spi(9), newcomer)
+    # Now 2, 1, 1: a second newcomer still takes from the source of two ...
+    second = path(Transport.UDP, "203.0.113.10")
+    chosen = budgets.fair_share_victim(second)
+    assert chosen is not None and chosen[0] == spi(2)
+    budgets.remove(spi(2))
+    budgets.add(spi(10), second)
+    # ... and with one apiece nobody holds two more than anybody else: a third waits its turn.
+    third = path(Transport.UDP, "203.0.113.11")
+    assert budgets.fair_share_victim(third) is None
+    assert "half_open_max (4) reached over udp" in (budgets.refusal(third) or "")
+    assert budgets.refusal(third, sharing=True) is None
+
+
+def test_many_sources_within_their_budgets_cannot_keep_a_new_source_out() -> None:
+    """The distributed flood bench/hostile.py showed: sources that each stay within
+    half_open_per_source fill half_open_max over UDP; a clean initiator from another address proves
+    its address with a COOKIE and takes the place of the greediest source's oldest half-open SA."""
+    limits = Limits(half_open_max=20, half_open_per_source=5)
+    pair = Pair.create(responder_config(IKE, limits=limits))
+    n = 0
+    for source in range(4):
+        for _ in range(5):
+            n += 1
+            verdict = pair.responder.receive(
+                ike_sa_init(spi(n)), path(Transport.UDP, f"198.51.100.{source}"), 0.0
+            )
+            assert verdict.verdict is Verdict.CREATED
+    assert pair.responder.half_open_count == 20
+    pair.responder.messages_to_send()
+    # Without a COOKIE, a request from a new address cannot end anybody's half-open SA (it is spoofable).
+    cookieless = pair.responder.receive(ike_sa_init(spi(99)), path(Transport.UDP, "203.0.113.7"), 0.0)
+    assert cookieless.verdict is Verdict.REFUSED and pair.responder.half_open_count == 20
+    pair.responder.messages_to_send()
+    pair.drain()
+    clean = pair.initiate(initiator_settings(IKE, child_request()))
+    pair.pump()
+    assert clean.state is IkeSaState.ESTABLISHED
+    [ended] = [e for e in pair.events(IkeSaClosed) if "to make room" in e.reason]
+    assert ended.spi_i == spi(1)  # the oldest of the first of the sources holding five
+    assert pair.responder.half_open_count == 19
