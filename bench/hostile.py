@@ -104,33 +104,27 @@ import queue
 import random
 import re
 import resource
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from ipaddress import ip_address
 from multiprocessing.synchronize import Event
-from typing import IO
 
 import attrs
 import trio
 from handshake import SUITES, Bench  # bench/ is sys.path[0]
 from load import (
     HOST,
-    PSK_TEXT,
-    RESPONDER_ID_TEXT,
     START_TIMEOUT,
     STOP_TIMEOUT,
     Bound,
     Job,
+    Responder,
     cpu_seconds,
     cycle,
-    parse_output,
     positive,
     transports,
 )
@@ -177,93 +171,20 @@ class BenchError(Exception):
     """Something that ends the benchmark: a responder that does not start or dies, a broken attacker."""
 
 
-@attrs.define(eq=False)
-class Responder:
-    """``python -m responder --log-level info`` in a subprocess: stdout read by a thread, stderr to a file."""
-
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-    stdout: list[str] = attrs.Factory(list)
-    _changed: threading.Condition = attrs.Factory(threading.Condition)
-
-    @classmethod
-    def start(cls) -> Responder:
-        command = [sys.executable, "-m", "responder"]
-        for kind in ALL_TRANSPORTS:
-            command += [f"--{kind.value}", f"{HOST}:0"]
-        command += ["--psk", PSK_TEXT, "--id", RESPONDER_ID_TEXT, "--log-level", "info"]
-        log = tempfile.TemporaryFile(prefix="bench-hostile-log-")  # noqa: SIM115 (closed by stop())
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-        responder = cls(process, log)
-        threading.Thread(target=responder._read, daemon=True).start()
-        return responder
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.stdout.append(line.decode(errors="replace").rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_bound(self, timeout: float) -> Bound:
-        """Wait until the responder has printed its three listeners; raise if it dies first."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                bound = parse_output([*self.stdout, *self.log_tail(200).splitlines()], ALL_TRANSPORTS)
-                if bound is not None:
-                    return bound
-                if self.process.poll() is not None:
-                    raise BenchError(f"the responder exited with code {self.process.returncode} at start")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BenchError(f"the responder printed no listeners within {timeout:g}s")
-                self._changed.wait(min(left, 0.2))
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_bytes(self) -> int:
-        """Octets the responder has logged so far (its stderr)."""
-        return os.fstat(self.log.fileno()).st_size
-
-    def log_tail(self, lines: int = 20) -> str:
-        size = self.log_bytes()
-        data = os.pread(self.log.fileno(), min(size, 64 * 1024), max(0, size - 64 * 1024))
-        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        """SIGTERM, then its exit code; ``None`` if it had to be killed."""
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return None
-        finally:
-            self.log.close()
-
-
 @contextlib.contextmanager
 def fresh_responder(phase: str, problems: list[str]) -> Iterator[tuple[Responder, Bound]]:
     """A responder for one phase; stopped at the end, and what went wrong added to ``problems``.
 
     Raises :class:`BenchError` if it does not start or died during the phase.
     """
-    responder = Responder.start()
+    log = tempfile.TemporaryFile(prefix="bench-hostile-log-")  # noqa: SIM115 (closed by stop())
+    responder = Responder.start(ALL_TRANSPORTS, log_level="info", log=log)
     try:
-        yield responder, responder.wait_bound(START_TIMEOUT)
+        try:
+            bound = responder.wait_bound(ALL_TRANSPORTS, START_TIMEOUT)
+        except RuntimeError as error:
+            raise BenchError(f"{phase}: {error}") from None
+        yield responder, bound
     finally:
         died = not responder.alive()
         tail = responder.log_tail()

@@ -172,31 +172,46 @@ def in_defaults(ike: str, esp: str) -> bool:
 
 @attrs.define(eq=False)
 class Responder:
-    """``python -m responder`` in a subprocess; both its outputs read by threads so it never blocks."""
+    """``python -m responder`` in a subprocess; its outputs read by threads so it never blocks.
+
+    With ``log`` (a file opened for binary writing, bench/hostile.py) its log (stderr) goes
+    there instead, so that its size can be measured; :meth:`stop` closes it.
+    """
 
     process: subprocess.Popen[str]
     command: list[str]
+    log: IO[bytes] | None = None
     stdout: list[str] = attrs.Factory(list)
     stderr: collections.deque[str] = attrs.Factory(lambda: collections.deque(maxlen=200))
     stderr_lines: int = 0
     _changed: threading.Condition = attrs.Factory(threading.Condition)
 
     @classmethod
-    def start(cls, wanted: Sequence[Transport], extra: Sequence[str] = ()) -> Responder:
+    def start(
+        cls,
+        wanted: Sequence[Transport],
+        extra: Sequence[str] = (),
+        *,
+        log_level: str = "warning",
+        log: IO[bytes] | None = None,
+    ) -> Responder:
         command = [sys.executable, "-m", "responder"]
         for kind in wanted:
             command += [f"--{kind.value}", f"{HOST}:0"]
-        command += ["--psk", PSK_TEXT, "--id", RESPONDER_ID_TEXT, "--log-level", "warning", *extra]
+        command += ["--psk", PSK_TEXT, "--id", RESPONDER_ID_TEXT, "--log-level", log_level, *extra]
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if log is None else log,
             text=True,
             errors="replace",
         )
-        responder = cls(process, command)
-        for stream, sink in ((process.stdout, responder._out), (process.stderr, responder._err)):
+        responder = cls(process, command, log)
+        streams = [(process.stdout, responder._out)]
+        if log is None:
+            streams.append((process.stderr, responder._err))
+        for stream, sink in streams:
             threading.Thread(target=responder._read, args=(stream, sink), daemon=True).start()
         return responder
 
@@ -220,7 +235,8 @@ class Responder:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                bound = parse_output([*self.stdout, *self.stderr], wanted)
+                logged = self.log_tail(200).splitlines() if self.log is not None else self.stderr
+                bound = parse_output([*self.stdout, *logged], wanted)
                 if bound is not None:
                     return bound
                 if self.process.poll() is not None:
@@ -237,18 +253,36 @@ class Responder:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def log_bytes(self) -> int:
+        """Octets the responder has logged so far into ``log``."""
+        assert self.log is not None
+        return os.fstat(self.log.fileno()).st_size
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of ``log``."""
+        assert self.log is not None
+        size = self.log_bytes()
+        data = os.pread(self.log.fileno(), min(size, 64 * 1024), max(0, size - 64 * 1024))
+        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
     def stop(self) -> int | None:
         """SIGTERM, then its exit code; ``None`` if it had to be killed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                return None
+        finally:
+            if self.log is not None:
+                self.log.close()
 
     def tail(self, lines: int = 20) -> str:
+        if self.log is not None:
+            return self.log_tail(lines)
         with self._changed:
             return "\n".join([*self.stdout[-lines:], *list(self.stderr)[-lines:]])
 

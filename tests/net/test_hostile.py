@@ -33,9 +33,9 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path as IkePath
 from responder.core.path import Transport
 from responder.core.tcp_framing import STREAM_PREFIX, frame_esp, frame_ike
-from responder.server import ServerInfo, serve
-from responder.server.settings import Listener, ServerSettings
-from tests.fakes.pair import child_request, initiator_settings, responder_config, reverse, seeded
+from responder.server import ServerInfo
+from tests.fakes.pair import child_request, initiator_settings, reverse, seeded
+from tests.net.test_client import port_of, running_server
 
 SUITE = "aes256gcm16-prfsha256-x25519"
 HOST = "127.0.0.1"
@@ -46,26 +46,8 @@ UNKNOWN_ESP = frame_esp(b"\xde\xad\xbe\xef" + bytes(60))
 
 @asynccontextmanager
 async def server(tmp_path: Path, limits: Limits | None = None, **shell: Any) -> AsyncIterator[ServerInfo]:
-    leaf = trustme.CA().issue_cert(NAME, HOST)
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    key.write_bytes(leaf.private_key_pem.bytes())
-    config = responder_config(SUITE, limits=limits or Limits())
-    settings = ServerSettings(
-        config=config,
-        listeners=tuple(Listener(kind, HOST, 0) for kind in (Transport.TCP, Transport.TLS, Transport.UDP)),
-        tls_cert=cert,
-        tls_key=key,
-        **shell,
-    )
-    async with trio.open_nursery() as nursery:
-        info: ServerInfo = await nursery.start(serve, settings)
+    async with running_server(trustme.CA(), tmp_path, shell=shell, limits=limits or Limits()) as info:
         yield info
-        nursery.cancel_scope.cancel()
-
-
-def port_of(info: ServerInfo, kind: Transport) -> int:
-    return next(listener.port for listener in info.listeners if listener.kind is kind)
 
 
 async def handshakes(info: ServerInfo, transports: tuple[Transport, ...] = tuple(Transport)) -> None:
