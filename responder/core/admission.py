@@ -21,9 +21,13 @@ answers:
   UDP, echo COOKIEs) cannot keep out a source that holds none; it would take
   ``half_open_max`` sources holding one apiece.
 * :class:`ReplyRate` is a token bucket per source (and one for all) for the
-  messages we send in answer to unprotected messages: stateless refusals,
-  COOKIE requests, INVALID_MAJOR_VERSION, and a half-open SA's stored
-  IKE_SA_INIT response sent again.  RFC 7296 §2.21.4: "A node needs to limit
+  messages we send over UDP in answer to unprotected messages: stateless
+  refusals, COOKIE requests, INVALID_MAJOR_VERSION, and a half-open SA's
+  stored IKE_SA_INIT response sent again.  COOKIE and INVALID_KE_PAYLOAD,
+  steps of a normal handshake, are held to their source's bucket only, so
+  forged requests from ever-new addresses cannot starve a clean initiator
+  of them.  Over TCP and TLS the source is proven and nothing can be
+  reflected, so the endpoint does not limit those answers.  RFC 7296 §2.21.4: "A node needs to limit
   the rate at which it will send messages in response to unprotected
   messages."  Its memory is bounded: past ``max_sources`` the oldest source
   is forgotten.
@@ -202,17 +206,21 @@ class ReplyRate:
     _all: tuple[float, float] | None = attrs.field(init=False, default=None)
     held_back: int = attrs.field(init=False, default=0)  #: answers not sent since the start
 
-    def allow(self, path: Path, now: float) -> bool:
-        """Whether one more answer may go to the source of ``path`` now (it is counted if so)."""
+    def allow(self, path: Path, now: float, *, overall: bool = True) -> bool:
+        """Whether one more answer may go to the source of ``path`` now (it is counted if so).
+
+        ``overall=False``: the bucket for all sources neither applies nor is spent.
+        """
         key = source_key(path, self.ipv6_prefix)
         tokens, last = self._sources.pop(key, (2 * self.per_source, now))
         tokens = min(2 * self.per_source, tokens + (now - last) * self.per_source)
         everyone, everyone_last = self._all if self._all is not None else (self.overall, now)
         everyone = min(self.overall, everyone + (now - everyone_last) * self.overall)
-        allowed = tokens >= 1.0 and everyone >= 1.0
+        allowed = tokens >= 1.0 and (everyone >= 1.0 or not overall)
         if allowed:
             tokens -= 1.0
-            everyone -= 1.0
+            if overall:
+                everyone -= 1.0
         else:
             self.held_back += 1
         self._sources[key] = (tokens, now)

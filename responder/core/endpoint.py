@@ -376,7 +376,10 @@ class Endpoint:
             when=when,
         )
         if isinstance(outcome, ike_sa_init.InitRefusal):
-            if self._reply_allowed(path, header, when.now):
+            # COOKIE and INVALID_KE_PAYLOAD are steps of a normal handshake (RFC 7296 §1.2, §2.6):
+            # only their source's bucket applies, so a flood from elsewhere cannot starve them.
+            routine = outcome.notify in (NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD)
+            if self._reply_allowed(path, header, when.now, routine=routine):
                 self._outgoing.append(Outgoing(path, outcome.response))
             self._events.append(IkeSaInitRefused(header.spi_i, outcome.notify, outcome.reason))
             malformed = outcome.notify is NotifyType.INVALID_SYNTAX
@@ -402,9 +405,15 @@ class Endpoint:
         victim.close(f"half-open IKE SA ended to make room: {why}")
         self._collect(victim, when)
 
-    def _reply_allowed(self, path: Path, request: Header, now: float) -> bool:
-        """Whether an answer to an unprotected message may go to ``path``'s source now (RFC 7296 §2.21.4)."""
-        if self._replies.allow(path, now):
+    def _reply_allowed(self, path: Path, request: Header, now: float, *, routine: bool = False) -> bool:
+        """Whether an answer to an unprotected message may go to ``path``'s source now (RFC 7296 §2.21.4).
+
+        Over TCP and TLS always: the handshake proved the source, so nothing is
+        reflected to a forged address, and what one connection asks for is
+        paced by its own sending (back-pressure).  Over UDP within the
+        source's bucket and, unless ``routine``, the bucket for all.
+        """
+        if path.transport.is_stream or self._replies.allow(path, now, overall=not routine):
             return True
         reason = (
             f"answer to {path.describe()} not sent: unprotected replies over their rate (RFC 7296 §2.21.4)"

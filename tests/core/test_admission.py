@@ -15,7 +15,7 @@ import pytest
 from responder.core.admission import HalfOpenBudgets, ReplyRate, source_key
 from responder.core.config import IkeProposal, Limits
 from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
-from responder.core.events import IkeSaClosed, MessageDropped
+from responder.core.events import IkeSaClosed, IkeSaInitRefused, MessageDropped
 from responder.core.ike_sa import IkeSaState
 from responder.core.messages import Header, Message, decode_header, decode_message, encode_message
 from responder.core.outcomes import Verdict
@@ -331,3 +331,25 @@ def test_many_sources_within_their_budgets_cannot_keep_a_new_source_out() -> Non
     [ended] = [e for e in pair.events(IkeSaClosed) if "to make room" in e.reason]
     assert ended.spi_i == spi(1)  # the oldest of the first of the sources holding five
     assert pair.responder.half_open_count == 19
+
+
+def test_forged_floods_from_ever_new_addresses_starve_no_clean_initiator() -> None:
+    """The bucket for all sources is spent by forged requests from 3,000 addresses; a clean
+    initiator over UDP still gets its COOKIE and INVALID_KE_PAYLOAD (its source's bucket only), and
+    over TCP nothing is rate-limited at all (the source is proven, nothing is reflected)."""
+    limits = Limits(cookie_threshold=0, unprotected_replies_max=100.0)
+    pair = Pair.create(responder_config(IKE, limits=limits))
+    for n in range(3000):
+        forged = path(Transport.UDP, f"10.{n // 250}.{n % 250}.1")
+        pair.responder.receive(ike_sa_init(spi(n + 1), version=0x31), forged, 0.0)
+    answered = len(pair.responder.messages_to_send())
+    assert answered == 100 and pair.responder.replies_held_back == 2900  # INVALID_MAJOR_VERSION
+    clean = pair.initiate(initiator_settings("aes256gcm16-prfsha256-ecp256-x25519", child_request()))
+    pair.pump()  # INVALID_KE_PAYLOAD, then a COOKIE, then the handshake
+    assert clean.state is IkeSaState.ESTABLISHED
+    refusals = [e.notify for e in pair.events(IkeSaInitRefused)]
+    assert NotifyType.INVALID_KE_PAYLOAD in refusals and NotifyType.COOKIE in refusals
+    tcp = path(Transport.TCP, "198.51.100.77", connection=3)
+    for n in range(50):  # far over the per-source rate: every one answered over TCP
+        pair.responder.receive(ike_sa_init(spi(5000 + n), group=KeyExchangeId.ECP_256), tcp, 0.0)
+    assert len(pair.responder.messages_to_send()) == 50

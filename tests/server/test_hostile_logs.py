@@ -87,8 +87,6 @@ async def test_log_stays_bounded_for_10000_hostile_requests(
         assert size < LOG_BUDGET, f"{size} octets logged for {HOSTILE} hostile requests"
         assert max(len(record.getMessage()) for record in caplog.records) <= LOG_LINE_MAX
         assert engine.log_lines_held_back > HOSTILE * 0.9
-        # COOKIE requests past the first second's worth are not sent either (RFC 7296 §2.21.4).
-        assert engine.stats.replies_held_back > 1000
         # An authenticated peer is still logged in full, even with the budgets spent.
         caplog.clear()
         clean = tcp(2, 40002)
