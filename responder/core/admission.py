@@ -37,7 +37,9 @@ Both are pure bookkeeping: they read no clock (``now`` is passed in).
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import TypeVar
 
@@ -112,10 +114,13 @@ class HalfOpenBudgets:
             )
         return None
 
-    def fair_share_victim(self, path: Path) -> tuple[bytes, str] | None:
+    def fair_share_victim(
+        self, path: Path, busy: Callable[[bytes], bool] = lambda _: False
+    ) -> tuple[bytes, str] | None:
         """With ``half_open_max`` of its kind reached, the half-open SA to end so that ``path``'s
         source gets one: the oldest of the source holding most, if that source holds at least two
-        more than ``path``'s.  Returns our SPI of it and why, or ``None`` (the request waits its turn).
+        more than ``path``'s, skipping SAs that are ``busy`` (an IKE_AUTH answer in the making).
+        Returns our SPI of it and why, or ``None`` (the request waits its turn).
         """
         kind = _kind(path)
         if self._by_kind[kind] < self.limits.half_open_max:
@@ -127,8 +132,18 @@ class HalfOpenBudgets:
         mine = self._by_source[source_key(path, self.limits.half_open_ipv6_prefix)]
         if mine + 2 > most:
             return None
-        greediest = next(iter(holders[most]))
-        oldest = next(iter(self._of_source[greediest]))
+        chosen = next(
+            (
+                (source, local_spi)
+                for source in itertools.islice(holders[most], 16)
+                for local_spi in self._of_source[source]
+                if not busy(local_spi)
+            ),
+            None,
+        )
+        if chosen is None:
+            return None
+        greediest, oldest = chosen
         why = (
             f"half_open_max ({self.limits.half_open_max}) reached over {kind}: "
             f"{greediest[1]} held the most half-open IKE SAs ({most}) and {path.remote_address} {mine}"

@@ -346,7 +346,7 @@ class Endpoint:
         limits = self.config.limits
         # Past half_open_max a source holding fewer half-open SAs than the greediest may still
         # get in: the greediest one's oldest is ended once this request has proven its source.
-        sharing = self._half_open.fair_share_victim(path) is not None
+        sharing = self._half_open.fair_share_victim(path, self._busy) is not None
         over = self._half_open.refusal(path, sharing=sharing)
         if over is None and len(self._sas) >= limits.ike_sa_max:
             over = f"ike_sa_max ({limits.ike_sa_max}) reached"
@@ -392,9 +392,14 @@ class Endpoint:
         self._adopt(outcome, when)
         return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
 
+    def _busy(self, local_spi: bytes) -> bool:
+        """Whether a half-open SA is in the middle of an exchange (an IKE_AUTH answer deferred)."""
+        sa = self._sas.get(local_spi)
+        return sa is not None and bool(sa.deferred or sa.continuing)
+
     def _evict_half_open(self, path: Path, when: Instant) -> None:
         """End the half-open SA whose place a request from ``path`` takes (fair share, see admission)."""
-        chosen = self._half_open.fair_share_victim(path)
+        chosen = self._half_open.fair_share_victim(path, self._busy)
         if chosen is None:
             return
         local_spi, why = chosen

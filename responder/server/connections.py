@@ -6,10 +6,11 @@ accepted.  The accept loop of :mod:`responder.server.streams` asks
 :meth:`ConnectionTable.admit` before it starts a task for a new stream, so
 admission is synchronous and needs no lock.  Two limits apply
 (``connections_max`` in all, ``connections_per_source`` per remote address);
-when one is reached, the connection that has *earned* least
-(:class:`~responder.server.contracts.Earned`, from the engine) is evicted,
-the oldest of those first, and for the per-source limit only one of that
-source:
+when one is reached, a connection of the source holding most connections
+(for the per-source limit, the newcomer's own; an IPv6 source counts by its
+``half_open_ipv6_prefix``) is evicted: the one that has *earned* least
+(:class:`~responder.server.contracts.Earned`, from the engine), the oldest of
+those first:
 
 * a connection that carries no live IKE SA has earned nothing, whatever its
   phase: in its TLS handshake, waiting for the "IKETCP" prefix or its first
@@ -18,10 +19,12 @@ source:
 * one that carries only half-open IKE SAs has earned more;
 * one that carries an authenticated IKE SA is never evicted.
 
-If every connection has earned that much, the new one is refused.  So a peer
-cannot keep a well-behaved one out by opening connections and sending
-nothing, or one frame apiece, or IKE_SA_INITs it never completes: the new
-connection takes the slot of the oldest of those.  A connection that is
+If every connection has earned that much, the new one is refused (and for
+:data:`RECHECK_FULL_TABLE` seconds further ones are refused without looking
+again).  So a peer cannot keep a well-behaved one out by opening connections
+and sending nothing, or one frame apiece, or IKE_SA_INITs it never
+completes: it only ever replaces its own, and a peer with one connection in
+its handshake is the last to give way.  A connection that is
 closing (reading has ended; it writes what is queued and closes within a
 second) no longer counts against any limit (:meth:`ConnectionTable.release`),
 so a peer that closes connections and reconnects at once finds its slots.
@@ -44,10 +47,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import attrs
 import trio
@@ -70,12 +75,18 @@ __all__ = [
 log = logging.getLogger("responder.server.streams")
 
 IPAddress = IPv4Address | IPv6Address
+#: What ``connections_per_source`` counts by: an IPv4 address or an IPv6 prefix.
+Source = IPv4Address | IPv6Network
 
 SEND_QUEUE_MESSAGES = 32  #: messages a connection may have waiting to be written
 #: Room the reader wants in the send queue before it hands the engine another frame: the
 #: answer, and what else the core may send in the same turn (a request of ours sent again).
 ROOM_PER_FRAME = 2
 LIMIT_LOG_INTERVAL = 10.0  #: seconds between two log lines about the same limit and source
+#: How many of the sources holding most connections are compared for the least earned connection.
+SOURCES_COMPARED = 16
+#: Seconds for which a table found full of authenticated connections refuses without looking again.
+RECHECK_FULL_TABLE = 0.1
 
 
 class Phase(enum.Enum):
@@ -131,6 +142,8 @@ class Connection:
     prefix_at: float | None = None
     attached: bool = False
     counted: bool = True  #: counts against the limits (until it closes: :meth:`ConnectionTable.release`)
+    #: What ``connections_per_source`` counts it under (set by :meth:`ConnectionTable.admit`).
+    source: IPv4Address | IPv6Network | None = None
     graceful: bool = True  #: close with TLS close_notify / after flushing; False: cut at once
     reason: str | None = None
     outcome: str | None = None
@@ -299,8 +312,10 @@ class ConnectionTable:
         self.stats: Counter[str] = Counter()
         self.limiter = LimitLog(total=settings.log_lines_max)
         self._connections: dict[int, Connection] = {}  # insertion order = oldest first
-        self._per_source: Counter[IPAddress] = Counter()  # connections that count, per source
+        self._sources: dict[Source, dict[int, Connection]] = {}  # counted connections, oldest first
+        self._holders: dict[int, dict[Source, None]] = {}  # sources by how many they hold
         self._counted = 0  # connections that count against connections_max
+        self._all_earned_until = -math.inf  # until then, refuse at connections_max without a scan
         self._next_id = 1
         self._closing = False
         self._listener_scopes: set[trio.CancelScope] = set()
@@ -336,24 +351,30 @@ class ConnectionTable:
     ) -> Connection | None:
         """A new :class:`Connection` for an accepted stream, or ``None``: close it at once.
 
-        Makes room by evicting the connection that has earned least, oldest
-        first (of the same source for the per-source limit).
+        Makes room by evicting, from the source holding most connections (of
+        this source for the per-source limit), the one that has earned least,
+        oldest first.
         """
         peer = _address(remote_address, remote_port)
         if self._closing:
             self.stats["refused_shutdown"] += 1
             return None
+        source = self.source_of(remote_address)
         per_source = self.settings.connections_per_source
-        while self._per_source[remote_address] >= per_source:
-            victim = self._least_earned(remote_address)
+        while len(self._sources.get(source, ())) >= per_source:
+            victim = self._least_earned_of(source)
             if victim is None:
-                self._refuse("per_source", remote_address, peer, per_source)
+                self._refuse("per_source", source, peer, per_source)
                 return None
-            self._evict(victim, f"connections_per_source ({per_source}) reached by {remote_address}")
+            self._evict(victim, f"connections_per_source ({per_source}) reached by {source}")
         total = self.settings.connections_max
         while self._counted >= total:
-            victim = self._least_earned(None)
+            # Every connection carried an authenticated IKE SA a moment ago: refuse without
+            # looking at them all again, so that a flood of connects costs little each.
+            victim = self._least_earned() if now >= self._all_earned_until else None
             if victim is None:
+                if now >= self._all_earned_until:
+                    self._all_earned_until = now + RECHECK_FULL_TABLE
                 self._refuse("total", None, peer, total)
                 return None
             self._evict(victim, f"connections_max ({total}) reached")
@@ -367,13 +388,20 @@ class ConnectionTable:
             now,
             queue_size=self.send_queue,
             phase=Phase.HANDSHAKE if kind is Transport.TLS else Phase.PREFIX,
+            source=source,
         )
         self._next_id += 1
         self._connections[connection.id] = connection
-        self._per_source[remote_address] += 1
-        self._counted += 1
+        self._count(connection, +1)
         self.stats["accepted"] += 1
         return connection
+
+    def source_of(self, address: IPAddress) -> Source:
+        """What ``connections_per_source`` counts by: an IPv4 address, or an IPv6 address's prefix
+        (``limits.half_open_ipv6_prefix``: a host can connect from a whole /64)."""
+        if isinstance(address, IPv6Address):
+            return IPv6Network((address, self.settings.config.limits.half_open_ipv6_prefix), strict=False)
+        return address
 
     def earned_by(self, connection: Connection) -> Earned:
         """What ``connection`` has earned: nothing while stalled, else what its IKE SAs earn."""
@@ -383,13 +411,11 @@ class ConnectionTable:
             return Earned.AUTHENTICATED
         return self.earned(connection.id)
 
-    def _least_earned(self, source: IPAddress | None) -> Connection | None:
-        """The oldest counted connection (of ``source``) that earned least; ``None`` if all authenticated."""
+    def _least_earned_of(self, source: Source) -> Connection | None:
+        """The oldest of ``source``'s counted connections that earned least; ``None`` if all authenticated."""
         victim: Connection | None = None
         least = Earned.AUTHENTICATED
-        for connection in self._connections.values():  # oldest first
-            if not connection.counted or (source is not None and connection.remote_address != source):
-                continue
+        for connection in self._sources.get(source, {}).values():  # oldest first
             earned = self.earned_by(connection)
             if earned < least:
                 victim, least = connection, earned
@@ -397,12 +423,57 @@ class ConnectionTable:
                     break
         return victim
 
+    def _least_earned(self) -> Connection | None:
+        """The connection to evict for ``connections_max``: from the sources holding most connections
+        first; among the first few of those, the connection that earned least (oldest first).
+
+        Looks at a bounded number of connections unless nearly all carry an
+        authenticated IKE SA, so a flood of connections costs little each.
+        """
+        for count in sorted(self._holders, reverse=True):
+            victim: Connection | None = None
+            least = Earned.AUTHENTICATED
+            for source in itertools.islice(self._holders[count], SOURCES_COMPARED):
+                candidate = self._least_earned_of(source)
+                if candidate is not None and self.earned_by(candidate) < least:
+                    victim, least = candidate, self.earned_by(candidate)
+            if victim is not None:
+                return victim
+            if len(self._holders[count]) > SOURCES_COMPARED:  # the rest of this count, one by one
+                for source in itertools.islice(self._holders[count], SOURCES_COMPARED, None):
+                    candidate = self._least_earned_of(source)
+                    if candidate is not None:
+                        return candidate
+        return None
+
+    def _count(self, connection: Connection, step: int) -> None:
+        """Count ``connection`` in (``+1``) or out (``-1``) of the limits and the per-source index."""
+        source = connection.source
+        assert source is not None  # set by admit()
+        mine = self._sources.setdefault(source, {})
+        before = len(mine)
+        if step > 0:
+            mine[connection.id] = connection
+        else:
+            del mine[connection.id]
+        after = len(mine)
+        self._counted += step
+        if before:
+            bucket = self._holders[before]
+            del bucket[source]
+            if not bucket:
+                del self._holders[before]
+        if after:
+            self._holders.setdefault(after, {})[source] = None
+        else:
+            del self._sources[source]
+
     def _evict(self, victim: Connection, why: str) -> None:
         earned = self.earned_by(victim)
         self.stats[f"evicted_{earned.name.lower()}"] += 1
         self.limiter.log(
             logging.WARNING,
-            ("evict", victim.remote_address),
+            ("evict", victim.source),
             "%s evicted in %s phase, carrying %s, after %.1fs: %s",
             victim.describe(),
             victim.phase.value,
@@ -413,7 +484,7 @@ class ConnectionTable:
         victim.abort(f"evicted while {victim.phase.value}: {why}", "evicted")
         self.remove(victim)
 
-    def _refuse(self, limit: str, source: IPAddress | None, peer: str, value: int) -> None:
+    def _refuse(self, limit: str, source: Source | None, peer: str, value: int) -> None:
         self.stats[f"refused_{limit}"] += 1
         setting = "connections_per_source" if limit == "per_source" else "connections_max"
         self.limiter.log(
@@ -430,10 +501,8 @@ class ConnectionTable:
         if not connection.counted or connection.id not in self._connections:
             return
         connection.counted = False
-        self._counted -= 1
-        self._per_source[connection.remote_address] -= 1
-        if self._per_source[connection.remote_address] <= 0:
-            del self._per_source[connection.remote_address]
+        self._count(connection, -1)
+        self._all_earned_until = -math.inf
 
     def remove(self, connection: Connection) -> None:
         """Forget ``connection`` (idempotent); its slot is free at once."""

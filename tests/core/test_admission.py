@@ -353,3 +353,13 @@ def test_forged_floods_from_ever_new_addresses_starve_no_clean_initiator() -> No
     for n in range(50):  # far over the per-source rate: every one answered over TCP
         pair.responder.receive(ike_sa_init(spi(5000 + n), group=KeyExchangeId.ECP_256), tcp, 0.0)
     assert len(pair.responder.messages_to_send()) == 50
+
+
+def test_fair_share_skips_a_half_open_sa_whose_ike_auth_answer_is_in_the_making() -> None:
+    budgets = HalfOpenBudgets(Limits(half_open_max=3, half_open_per_source=3))
+    for n in range(3):
+        budgets.add(spi(n + 1), path(Transport.UDP, "198.51.100.1"))
+    newcomer = path(Transport.UDP, "203.0.113.9")
+    chosen = budgets.fair_share_victim(newcomer, busy=lambda local_spi: local_spi == spi(1))
+    assert chosen is not None and chosen[0] == spi(2)
+    assert budgets.fair_share_victim(newcomer, busy=lambda _: True) is None

@@ -465,3 +465,32 @@ async def test_a_peer_that_sends_but_never_reads_is_closed_after_slow_reader_tim
             nursery.cancel_scope.cancel()
         assert server.table.stats["slow_reader"] == 1
         assert "slow reader: no room in the send queue for 3s" in caplog.text
+
+
+async def test_ipv6_sources_count_by_prefix() -> None:
+    """A host has a whole /64 to connect from: connections_per_source counts the prefix
+    (``half_open_ipv6_prefix``), so new addresses in it evict the prefix's own connections."""
+    async with serving(connections_max=100, connections_per_source=5) as server:
+        squatters = [await server.listener.connect(remote=f"2001:db8:1:2::{n:x}") for n in range(1, 31)]
+        clean = await well_behaved(server, "2001:db8:9::1")
+        assert server.table.stats["evicted"] == 25
+        assert server.table.counted == 6
+        assert [await is_closed(s) for s in squatters[-5:]] == [False] * 5
+        assert not await is_closed(clean)
+
+
+async def test_the_source_holding_most_connections_gives_one_up_first() -> None:
+    """At connections_max the victim comes from the source holding most connections, not the oldest
+    connection of all: a peer with one connection in its handshake survives a flood from elsewhere."""
+    async with serving(connections_max=6, connections_per_source=6) as server:
+        lone = await server.listener.connect(remote="203.0.113.5")  # the oldest of all, still stalled
+        crowd = [await server.listener.connect(remote="192.0.2.66") for _ in range(5)]
+        newcomer = await server.listener.connect(remote="198.51.100.9")
+        await settle()
+        assert await is_closed(crowd[0])
+        assert not await is_closed(lone) and not await is_closed(newcomer)
+        for _ in range(20):  # the crowd keeps coming: it only ever replaces its own
+            await server.listener.connect(remote="192.0.2.66")
+        await settle()
+        assert not await is_closed(lone) and not await is_closed(newcomer)
+        assert server.table.counted == 6
