@@ -87,6 +87,7 @@ from responder.core.config import (
     Secret,
 )
 from responder.core.enums import IdType
+from responder.core.errors import LocalError
 from responder.core.path import Transport
 from responder.server.settings import LOG_LEVELS, Listener, ServerSettings
 
@@ -109,6 +110,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("responder.cli")
+
+#: Subcommands that ask a running responder (:mod:`responder.control_client`) instead of starting one.
+CONTROL_COMMANDS: Final = ("status", "list-sas", "stats", "terminate")
 
 #: The identity the printed client configurations use in lab mode (any identity would do).
 LAB_CLIENT_ID: Final = Identity.parse("@client.lab")
@@ -139,6 +143,8 @@ class Invocation:
     shown_psk: Secret | None = None
     psk_generated: bool = False
     config_file: Path | None = None
+    #: No ``--control PATH`` and no ``--no-control``: the default control socket, if it is free.
+    control_default: bool = False
 
 
 class _AppendListener(argparse.Action):
@@ -199,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", metavar="FILE", help="PEM private key of --cert")
     parser.add_argument("--keylog", metavar="DIR", help="write Wireshark key tables to DIR (lab use only)")
     parser.add_argument("--log-level", metavar="LEVEL", type=str.lower, help="/".join(LOG_LEVELS))
+    control = parser.add_mutually_exclusive_group()
+    control.add_argument(
+        "--control",
+        metavar="PATH",
+        help="answer `ikev2-responder status|list-sas|stats|terminate` on this Unix socket (mode 0600; "
+        "default: $XDG_RUNTIME_DIR/ikev2-responder.sock or /tmp/ikev2-responder-UID/ikev2-responder.sock)",
+    )
+    control.add_argument("--no-control", action="store_true", help="no control socket")
     return parser
 
 
@@ -252,6 +266,10 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             if not value or "\0" in value:
                 raise ConfigError("empty path" if not value else "path holds a NUL character", f"--{flag}")
             shell[key] = Path(value)
+    if args.control is not None:
+        if not args.control or "\0" in args.control:
+            raise ConfigError("empty path" if not args.control else "path holds a NUL character", "--control")
+        shell["control_path"] = Path(args.control)
     if args.log_level is not None:
         if args.log_level not in LOG_LEVELS:
             choices = ", ".join(LOG_LEVELS)
@@ -273,7 +291,8 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
         if field in flags:
             raise ConfigError(exc.message, flags[field]) from None
         raise  # pragma: no cover - every other value was checked on its own above
-    return Invocation(settings, shown_psk, generated, config_file)
+    control_default = args.control is None and not args.no_control
+    return Invocation(settings, shown_psk, generated, config_file, control_default)
 
 
 # ---------------------------------------------------------------------------
@@ -660,7 +679,7 @@ async def _watch_signals(
 async def _run(invocation: Invocation, out: TextIO) -> int:
     from responder.server import serve  # the server pulls in every transport: only when serving
 
-    settings = invocation.settings
+    settings = _with_control(invocation)
     stop = _Stop()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -675,6 +694,25 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
             out.write(render_start(info.listeners, info.tls_fingerprint, invocation))
             out.flush()
     return 1 if stop.forced else 0
+
+
+def _with_control(invocation: Invocation) -> ServerSettings:
+    """The settings with the default control socket, unless it was named, turned off, in use or unusable."""
+    settings = invocation.settings
+    if not invocation.control_default:
+        return settings
+    from responder.control_client import ControlError, default_control_path
+    from responder.server.control import control_in_use
+
+    try:
+        path = default_control_path()
+    except ControlError as error:
+        logger.warning("no default control socket: %s", error)
+        return settings
+    if control_in_use(path):
+        logger.info("no control socket: another responder answers on %s (name one with --control PATH)", path)
+        return settings
+    return attrs.evolve(settings, control_path=path, control_optional=True)
 
 
 def _busy_listener(listeners: Sequence[Listener]) -> Listener | None:
@@ -698,12 +736,13 @@ def _busy_listener(listeners: Sequence[Listener]) -> Listener | None:
     return None
 
 
-def _startup_errors(exc: BaseException) -> list[OSError] | None:
-    """The OSErrors inside ``exc`` if that is all it holds (a failure to start), else ``None``."""
-    if isinstance(exc, OSError):
+def _startup_errors(exc: BaseException) -> list[OSError | LocalError] | None:
+    """The OSErrors (and LocalErrors: a control socket in use) inside ``exc`` if that is all it
+    holds (a failure to start), else ``None``."""
+    if isinstance(exc, OSError | LocalError):
         return [exc]
     if isinstance(exc, BaseExceptionGroup):
-        found: list[OSError] = []
+        found: list[OSError | LocalError] = []
         for inner in exc.exceptions:
             errors = _startup_errors(inner)
             if errors is None:
@@ -722,8 +761,13 @@ def _error(message: str) -> None:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Entry point of ``ikev2-responder`` and ``python -m responder``; returns the exit status."""
     output = out or sys.stdout
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in CONTROL_COMMANDS:  # asking a running responder
+        from responder.control_client import main as control_main
+
+        return control_main(arguments, out=output)
     try:
-        invocation = parse_invocation(sys.argv[1:] if argv is None else argv)
+        invocation = parse_invocation(arguments)
         _check_files(invocation)
     except ConfigError as exc:
         _error(str(exc))
@@ -738,7 +782,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if errors is None:
             raise
         first = errors[0]
-        if first.errno == errno.EADDRINUSE:
+        if isinstance(first, OSError) and first.errno == errno.EADDRINUSE:
             busy = _busy_listener(invocation.settings.listeners)
             where = f"listen on {busy}" if busy is not None else "listen"
             hint = "pick another with --tcp/--udp/--tls HOST:PORT"

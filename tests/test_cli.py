@@ -850,3 +850,72 @@ def test_configuration_error_exits_2(tmp_path: FilePath) -> None:
     assert result.stderr == "error: peers.alice.psk: empty secret\n"
     assert result.stdout == ""
     assert time.monotonic() - started < START_TIMEOUT
+
+
+# ---------------------------------------------------------------------------
+# The control socket and the subcommands that ask a running responder (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def test_control_flags() -> None:
+    assert parse().control_default and parse().settings.control_path is None  # resolved when serving
+    named = parse("--control", "/run/lab.sock")
+    assert named.settings.control_path == FilePath("/run/lab.sock") and not named.control_default
+    assert not parse("--no-control").control_default
+    assert error_of("--control", "").field == "--control"
+
+
+def test_subcommand_without_a_responder_says_where_it_looked(
+    tmp_path: FilePath, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--control", str(tmp_path / "none.sock")]) == 1
+    assert f"error: no responder at {tmp_path / 'none.sock'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["terminate", "--control", str(tmp_path / "none.sock")])  # --ike or --peer is required
+    assert exited.value.code == 2
+
+
+async def test_status_list_sas_and_terminate_against_the_command(tmp_path: FilePath) -> None:
+    control = tmp_path / "ctl.sock"
+    process, text = await start(
+        tmp_path, "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--control", str(control)
+    )
+    try:
+        psk, tcp_port, _ = banner_values(text)
+        settings = initiator_settings(
+            "aes256gcm16-prfsha256-x25519", child_request(), psk=Secret(psk.encode())
+        )
+        with trio.fail_after(20):
+            client = await establish(settings, Config(), Transport.TCP, "127.0.0.1", tcp_port)
+        assert client.established, client.reason
+
+        async def command(*argv: str) -> tuple[int, str]:
+            done = await trio.run_process(
+                [sys.executable, "-m", "responder", *argv, "--control", str(control)],
+                capture_stdout=True,
+                check=False,
+                cwd=ROOT,
+            )
+            return done.returncode, done.stdout.decode()
+
+        code, status = await command("status")
+        assert code == 0 and f"listening on tcp://127.0.0.1:{tcp_port}" in status
+        code, listed = await command("list-sas")
+        assert code == 0
+        assert f"IKE SA {client.spi_i.hex()}/{client.spi_r.hex()} established" in listed
+        assert "peer alice@example.org" in listed
+        code, ended = await command("terminate", "--ike", client.spi_r.hex())
+        assert code == 0 and "Delete sent" in ended
+        await client.process(0.5)
+        assert not client.established
+        code, _ = await command("stop-everything")
+        assert code != 0  # not a subcommand: the server's own parser refuses it
+        code, _ = await stop(process, signal.SIGTERM)
+        await client.aclose()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0
+    assert not control.exists()
+    assert "control socket on" in (tmp_path / "stderr.log").read_text()

@@ -59,7 +59,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import TypeVar
@@ -355,6 +355,10 @@ class Engine:
     def sa(self, local_spi: bytes) -> IkeSa | None:
         """The live IKE SA with our SPI ``local_spi``."""
         return self._endpoint.sa(local_spi)
+
+    def sas(self) -> Iterator[IkeSa]:
+        """Every live IKE SA, half-open ones included (a snapshot; for status views, never to change)."""
+        return self._endpoint.sas
 
     def carried(self, connection: int | None) -> tuple[bytes, ...]:
         """Our SPIs of the live IKE SAs a stream connection carries (RFC 9329 §6.1, rows A25, A37)."""

@@ -10,7 +10,9 @@ gets exactly one socket: ``tcp``/``tls`` through :func:`trio.open_tcp_listeners`
 on the listener's address literal, ``udp`` through
 :class:`~responder.server.udp.UdpListener` (port 500 plain IKE, any other port
 the non-ESP marker).  Once all are bound it reports :class:`ServerInfo`, with
-the ports actually bound (port 0 works), through ``task_status``.
+the ports actually bound (port 0 works), through ``task_status``.  With
+``control_path`` set it also answers operators on that Unix socket
+(:mod:`responder.server.control`).
 
 Task layout (RFC 9329 §6.1, rows A26, A28): the SA nursery
 (:meth:`Engine.run`) sits beside the listeners, never under a connection, so
@@ -38,10 +40,12 @@ from pathlib import Path as FilePath
 import attrs
 import trio
 
+from responder.core.errors import LocalError
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Transport
 from responder.server.connections import ConnectionTable
 from responder.server.contracts import EventObserver
+from responder.server.control import Control, serve_control
 from responder.server.engine import Engine
 from responder.server.keylog import KeyLog
 from responder.server.settings import Listener, ServerSettings
@@ -90,6 +94,7 @@ async def serve(
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
             bound: list[Listener] = []
+            udp_listeners: list[UdpListener] = []
             for listener in settings.listeners:
                 note = ""
                 if listener.kind.is_stream:
@@ -111,8 +116,17 @@ async def serve(
                     port = udp.local[1]
                     note = " (non-ESP marker, RFC 3948)" if udp.marker else " (plain IKE)"
                     await nursery.start(udp.serve, engine)
+                    udp_listeners.append(udp)
                 bound.append(Listener(listener.kind, listener.host, port))
                 logger.info("listening on %s%s", bound[-1], note)
+            if settings.control_path is not None:
+                control = Control(engine, table, tuple(bound), tuple(udp_listeners))
+                try:
+                    await nursery.start(serve_control, settings.control_path, control)
+                except LocalError as error:
+                    if not settings.control_optional:
+                        raise
+                    logger.info("no control socket: %s", error)
             task_status.started(ServerInfo(tuple(bound), fingerprint, engine))
             if shutdown is None:
                 await trio.sleep_forever()

@@ -236,6 +236,10 @@ class ServerSettings:
     tls_cert: Path | None = attrs.field(default=None, validator=_optional_path)
     tls_key: Path | None = attrs.field(default=None, validator=_optional_path)
     keylog_dir: Path | None = attrs.field(default=None, validator=_optional_path)
+    #: The control socket (:mod:`responder.server.control`); ``None``: none.
+    control_path: Path | None = attrs.field(default=None, validator=_optional_path)
+    #: The CLI's default socket: if it cannot be made, the server runs without one (logged).
+    control_optional: bool = False
     log_level: str = attrs.field(default="info", validator=_check_log_level)
     connections_max: int = attrs.field(default=1000, validator=_count(1))
     connections_per_source: int = attrs.field(default=20, validator=_count(1))

@@ -44,10 +44,10 @@ def ca() -> trustme.CA:
 
 @asynccontextmanager
 async def running_server(
-    ca: trustme.CA, tmp_path: Path, *, shell: dict[str, Any] | None = None, **config: Any
+    ca: trustme.CA, tmp_path: Path, *, server_settings: dict[str, Any] | None = None, **config: Any
 ) -> AsyncIterator[ServerInfo]:
     """TCP, TLS and UDP listeners on 127.0.0.1 port 0; ``config`` for the core's :class:`Config`,
-    ``shell`` for the other :class:`ServerSettings` keys (``connections_max`` and the like)."""
+    ``server_settings`` for the other :class:`ServerSettings` keys (``connections_max`` and the like)."""
     leaf = ca.issue_cert(NAME, HOST)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
@@ -57,7 +57,7 @@ async def running_server(
         listeners=tuple(Listener(kind, HOST, 0) for kind in (Transport.TCP, Transport.TLS, Transport.UDP)),
         tls_cert=cert,
         tls_key=key,
-        **(shell or {}),
+        **(server_settings or {}),
     )
     async with trio.open_nursery() as nursery:
         info: ServerInfo = await nursery.start(serve, settings)

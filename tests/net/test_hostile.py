@@ -46,7 +46,9 @@ UNKNOWN_ESP = frame_esp(b"\xde\xad\xbe\xef" + bytes(60))
 
 @asynccontextmanager
 async def server(tmp_path: Path, limits: Limits | None = None, **shell: Any) -> AsyncIterator[ServerInfo]:
-    async with running_server(trustme.CA(), tmp_path, shell=shell, limits=limits or Limits()) as info:
+    async with running_server(
+        trustme.CA(), tmp_path, server_settings=shell, limits=limits or Limits()
+    ) as info:
         yield info
 
 

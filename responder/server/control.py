@@ -1,0 +1,308 @@
+"""The control socket: what the running responder holds, for an operator to see and end.
+
+Strategy: a Unix stream socket (``--control PATH``, mode 0600: only its owner
+may connect) carries one request and one answer per connection, each one
+line of JSON.  The request names a command; the answer is
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.  The
+commands (the ``ikev2-responder`` subcommands of the same names print them,
+:mod:`responder.control_client`):
+
+* ``status``: version, uptime, listeners, how many SAs and connections;
+* ``list-sas``: every IKE SA with its Child SAs (:func:`sa_view`), the way
+  ``swanctl --list-sas`` shows them: SPIs in hex, identities, address,
+  transport and connection, state, age, algorithms, rekey and expiry times,
+  ESP packets counted;
+* ``stats``: the engine's counters (:class:`~responder.server.engine.EngineStats`),
+  the connection table's and each UDP socket's;
+* ``terminate`` with ``ike`` (an SPI in hex, either side's) or ``peer`` (an
+  identity as logged): deletes the matching established IKE SAs with an
+  INFORMATIONAL Delete (RFC 7296 §1.4.1), as the responder does on shutdown.
+
+Views are plain dicts of JSON types, built from the live objects at the
+moment of the request (nothing is cached).  Times are seconds relative to
+now; keys never appear.  A request is read within :data:`REQUEST_TIMEOUT`
+and at most :data:`REQUEST_MAX` octets; anything else gets an error answer,
+and one client's failure never touches the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from responder import __version__
+from responder.core.errors import LocalError
+from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.selectors import describe_selector
+from responder.server.connections import ConnectionTable
+from responder.server.engine import Engine
+from responder.server.logs import address_port
+from responder.server.settings import Listener
+from responder.server.udp import UdpListener
+
+__all__ = [
+    "COMMANDS",
+    "REQUEST_MAX",
+    "REQUEST_TIMEOUT",
+    "Control",
+    "control_in_use",
+    "sa_view",
+    "serve_control",
+]
+
+logger = logging.getLogger("responder.server.control")
+
+REQUEST_MAX = 65536  #: octets of one request, at most
+REQUEST_TIMEOUT = 5.0  #: seconds a client has to send its request
+COMMANDS = ("status", "list-sas", "stats", "terminate")
+
+JSON = dict[str, Any]
+
+
+def _hex_or_none(value: bytes | None) -> str | None:
+    return value.hex() if value is not None else None
+
+
+def _in(when: float | None, now: float) -> float | None:
+    return None if when is None else round(when - now, 1)
+
+
+def sa_view(sa: IkeSa, now: float, esp_packets: int = 0) -> JSON:
+    """One IKE SA and its Child SAs as JSON types; times in seconds from ``now``."""
+    path = sa.path
+    children = []
+    for child in sa.children.values():
+        params = child.params
+        children.append(
+            {
+                "inbound_spi": params.inbound_spi.hex(),
+                "outbound_spi": params.outbound_spi.hex(),
+                "name": params.name,
+                "state": child.state.value,
+                "mode": params.mode.value,
+                "proposal": str(params.proposal),
+                "local_ts": [describe_selector(ts) for ts in params.local_ts],
+                "remote_ts": [describe_selector(ts) for ts in params.remote_ts],
+                "age": round(now - child.installed_at, 1),
+                "rekey_in": _in(child.rekey_at, now),
+                "expires_in": _in(child.expires_at, now),
+            }
+        )
+    return {
+        "local_spi": sa.local_spi.hex(),
+        "spi_i": sa.spi_i.hex(),
+        "spi_r": sa.spi_r.hex(),
+        "role": "initiator" if sa.is_original_initiator else "responder",
+        "state": sa.state.value,
+        "peer_id": sa.remote_id or None,
+        "local_id": sa.local_id or None,
+        "peer_config": sa.peer_name,
+        "transport": path.transport.value,
+        "remote": address_port(path.remote_address, path.remote_port),
+        "local": address_port(path.local_address, path.local_port),
+        "connection": path.connection,
+        "age": round(now - sa.created_at, 1),
+        "established_for": None if sa.established_at is None else round(now - sa.established_at, 1),
+        "last_heard_ago": round(now - sa.last_heard, 1) if sa.established_at is not None else None,
+        "proposal": str(sa.proposal) if sa.proposal is not None else None,
+        "encryption": sa.encryption.name if sa.encryption is not None else None,
+        "integrity": sa.integrity.name if sa.integrity is not None else None,
+        "rekey_in": _in(sa.rekey_at, now),
+        "expires_in": _in(sa.expires_at, now),
+        "rekeyed_from": _hex_or_none(sa.rekeyed_from),
+        "esp_packets": esp_packets,
+        "child_sas": children,
+    }
+
+
+@attrs.define(eq=False)
+class Control:
+    """What the control socket answers from: the engine, the connection table, the UDP sockets."""
+
+    engine: Engine
+    table: ConnectionTable
+    listeners: Sequence[Listener] = ()
+    udp: Sequence[UdpListener] = ()
+    started: float = attrs.field(factory=time.time)
+    clock: Callable[[], float] = trio.current_time
+
+    def handle(self, request: object) -> JSON:
+        """The answer to one decoded request; never raises."""
+        if not isinstance(request, dict) or not isinstance(request.get("command"), str):
+            return {"ok": False, "error": 'a request is a JSON object with a "command" string'}
+        command = request["command"]
+        try:
+            if command == "status":
+                return {"ok": True, "result": self.status()}
+            if command == "list-sas":
+                return {"ok": True, "result": self.list_sas()}
+            if command == "stats":
+                return {"ok": True, "result": self.stats()}
+            if command == "terminate":
+                return {"ok": True, "result": self.terminate(request.get("ike"), request.get("peer"))}
+        except LocalError as error:
+            return {"ok": False, "error": str(error)}
+        return {"ok": False, "error": f"unknown command {command!r} (known: {', '.join(COMMANDS)})"}
+
+    def status(self) -> JSON:
+        stats = self.engine.stats
+        sas = list(self.engine.sas())
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "listeners": [str(listener) for listener in self.listeners],
+            "ike_sas": stats.ike_sas,
+            "half_open": stats.half_open,
+            "established": sum(sa.state is IkeSaState.ESTABLISHED for sa in sas),
+            "child_sas": sum(len(sa.children) for sa in sas),
+            "connections": self.table.counted,
+            "udp_sockets": stats.udp_sockets,
+        }
+
+    def list_sas(self) -> list[JSON]:
+        now = self.clock()
+        esp = self.engine.stats.esp_per_sa
+        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in self.engine.sas()]
+
+    def stats(self) -> JSON:
+        stats = attrs.asdict(self.engine.stats)
+        stats["esp_per_connection"] = {str(key): value for key, value in stats["esp_per_connection"].items()}
+        stats["esp_per_sa"] = {key.hex(): value for key, value in stats["esp_per_sa"].items()}
+        return {
+            "engine": stats,
+            "connections": dict(self.table.stats),
+            "udp": {f"{address_port(*udp.local)}": attrs.asdict(udp.stats) for udp in self.udp},
+        }
+
+    def terminate(self, ike: object, peer: object) -> JSON:
+        """Delete the IKE SAs named by an SPI (either side's) or by the peer's identity."""
+        if (ike is None) == (peer is None):
+            raise LocalError('terminate takes one of "ike" (an SPI in hex) or "peer" (an identity)')
+        if ike is not None:
+            if not isinstance(ike, str):
+                raise LocalError('"ike" is an SPI in hex')
+            wanted = ike.lower().removeprefix("0x")
+            chosen = [sa for sa in self.engine.sas() if wanted in (sa.spi_i.hex(), sa.spi_r.hex())]
+            what = f"IKE SA {wanted}"
+        else:
+            if not isinstance(peer, str):
+                raise LocalError('"peer" is an identity, as list-sas shows it')
+            chosen = [sa for sa in self.engine.sas() if sa.remote_id == peer]
+            what = f"peer {peer}"
+        if not chosen:
+            raise LocalError(f"no IKE SA for {what}")
+        deleted, skipped = [], []
+        for sa in chosen:
+            if sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+                self.engine.request_delete(sa.local_spi)
+                deleted.append(sa.local_spi.hex())
+                logger.info("control: IKE SA %s deleted on request", sa.local_spi.hex())
+            else:
+                skipped.append(f"{sa.local_spi.hex()} ({sa.state.value})")
+        if not deleted:
+            raise LocalError(f"{what}: not established ({', '.join(skipped)}); a half-open SA ends by itself")
+        return {"deleted": deleted, "skipped": skipped}
+
+
+def control_in_use(path: Path) -> bool:
+    """Whether a server answers on the Unix socket ``path`` (a stale file does not)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+async def serve_control(
+    path: Path, control: Control, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Listen on the Unix socket ``path`` (0600) and answer each request; removes it on the way out.
+
+    A stale socket file is replaced; one a live server answers on is an error
+    (:class:`LocalError`), as is a path that is not a socket.
+    """
+    if path.exists() or path.is_symlink():
+        if not path.is_socket():
+            raise LocalError(f"control socket {path}: exists and is not a socket")
+        if control_in_use(path):
+            raise LocalError(f"control socket {path}: another responder answers on it")
+        path.unlink()
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the socket file is made 0600: only its owner may connect
+    try:
+        await sock.bind(str(path))
+    except OSError as error:
+        sock.close()
+        raise LocalError(f"control socket {path}: {error.strerror or error}") from None
+    finally:
+        os.umask(old_umask)
+    inode = path.stat().st_ino
+    sock.listen(16)
+    listener = trio.SocketListener(sock)
+    logger.info("control socket on %s", path)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+                nursery.start_soon(_answer, stream, control)
+    finally:
+        with contextlib.suppress(OSError):  # first: the await below may be cancelled at once
+            if path.stat().st_ino == inode:
+                path.unlink()
+        await listener.aclose()
+
+
+async def _answer(stream: trio.SocketStream, control: Control) -> None:
+    """Read one request line, write one answer line, close; never raises (but Cancelled)."""
+    async with stream:
+        answer: JSON
+        try:
+            request = await _read_line(stream)
+        except (LocalError, trio.BrokenResourceError, trio.TooSlowError) as error:
+            answer = {"ok": False, "error": f"bad request: {error or 'too slow'}"}
+        else:
+            try:
+                answer = control.handle(json.loads(request))
+            except ValueError as error:
+                answer = {"ok": False, "error": f"bad request: not JSON ({error})"}
+            except Exception:  # style rule 11: a bug in one answer never ends the server
+                logger.exception("control: internal error answering a request")
+                answer = {"ok": False, "error": "internal error (see the responder's log)"}
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(json.dumps(answer).encode() + b"\n")
+
+
+async def _read_line(stream: trio.SocketStream) -> bytes:
+    data = bytearray()
+    with trio.fail_after(REQUEST_TIMEOUT):
+        while b"\n" not in data:
+            chunk = await stream.receive_some(REQUEST_MAX + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > REQUEST_MAX:
+                raise LocalError(f"longer than {REQUEST_MAX} octets")
+    return bytes(data.split(b"\n", 1)[0])
