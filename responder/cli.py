@@ -59,8 +59,10 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import hashlib
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -145,6 +147,8 @@ class Invocation:
     config_file: Path | None = None
     #: No ``--control PATH`` and no ``--no-control``: the default control socket, if it is free.
     control_default: bool = False
+    #: ``--seed N``: SPIs, nonces and key pairs from :func:`seeded_random_bytes` (insecure).
+    seed: int | None = None
 
 
 class _AppendListener(argparse.Action):
@@ -213,7 +217,31 @@ def build_parser() -> argparse.ArgumentParser:
         "default: $XDG_RUNTIME_DIR/ikev2-responder.sock or /tmp/ikev2-responder-UID/ikev2-responder.sock)",
     )
     control.add_argument("--no-control", action="store_true", help="no control socket")
+    parser.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        help="draw SPIs, nonces and key pairs from a generator seeded with N, so that a run can be "
+        "replayed byte for byte (INSECURE: lab reference runs only)",
+    )
     return parser
+
+
+def seeded_random_bytes(seed: int) -> Callable[[int], bytes]:
+    """A deterministic stand-in for :func:`os.urandom`: SHAKE-256 of the seed and a call counter.
+
+    The same seed gives the same octets in the same order, so a responder run
+    with ``--seed`` answers the same requests with the same SPIs, nonces and
+    key-exchange values.  Predictable by design: never for real traffic.
+    """
+    counter = 0
+
+    def random_bytes(count: int) -> bytes:
+        nonlocal counter
+        counter += 1
+        return hashlib.shake_256(f"ikev2-responder seed {seed} call {counter}".encode()).digest(count)
+
+    return random_bytes
 
 
 def random_lab_psk() -> str:
@@ -292,7 +320,7 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             raise ConfigError(exc.message, flags[field]) from None
         raise  # pragma: no cover - every other value was checked on its own above
     control_default = args.control is None and not args.no_control
-    return Invocation(settings, shown_psk, generated, config_file, control_default)
+    return Invocation(settings, shown_psk, generated, config_file, control_default, args.seed)
 
 
 # ---------------------------------------------------------------------------
@@ -680,6 +708,14 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
     from responder.server import serve  # the server pulls in every transport: only when serving
 
     settings = _with_control(invocation)
+    random_bytes: Callable[[int], bytes] = os.urandom
+    if invocation.seed is not None:
+        logger.warning(
+            "--seed %d: SPIs, nonces and private keys come from a seeded generator; whoever knows the "
+            "seed can decrypt everything (lab reference runs only)",
+            invocation.seed,
+        )
+        random_bytes = seeded_random_bytes(invocation.seed)
     stop = _Stop()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -687,7 +723,9 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
             nursery.start_soon(_watch_signals, signals, stop, nursery.cancel_scope, grace)
 
             async def serve_then_stop(*, task_status: trio.TaskStatus[Any]) -> None:
-                await serve(settings, shutdown=stop.shutdown, task_status=task_status)
+                await serve(
+                    settings, shutdown=stop.shutdown, task_status=task_status, random_bytes=random_bytes
+                )
                 nursery.cancel_scope.cancel()  # serve() returned after the shutdown: stop watching
 
             info = await nursery.start(serve_then_stop)

@@ -29,6 +29,7 @@ from responder.cli import (
     random_lab_psk,
     render_start,
     secret_text,
+    seeded_random_bytes,
     swanctl_snippet,
     tls_note,
 )
@@ -42,8 +43,12 @@ from responder.core.config import (
     PskAuth,
     Secret,
 )
+from responder.core.endpoint import Endpoint
 from responder.core.enums import EncrId, IdType, KeyExchangeId
-from responder.core.path import Transport
+from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.messages import decode_message
+from responder.core.path import Path, Transport
+from responder.core.payloads import KePayload, NoncePayload
 from responder.server.keylog import ESP_TABLE, IKE_TABLE
 from responder.server.settings import DEFAULT_LISTENERS, Listener
 from tests.fakes.pair import child_request, initiator_settings
@@ -919,3 +924,43 @@ async def test_status_list_sas_and_terminate_against_the_command(tmp_path: FileP
     assert code == 0
     assert not control.exists()
     assert "control socket on" in (tmp_path / "stderr.log").read_text()
+
+
+def test_seeded_random_bytes_are_a_repeatable_stream() -> None:
+    one, two, other = seeded_random_bytes(7), seeded_random_bytes(7), seeded_random_bytes(8)
+    first = [one(8), one(32), one(32)]
+    assert first == [two(8), two(32), two(32)]
+    assert first[1] != first[2] and other(8) != first[0]
+    assert parse("--seed", "7").seed == 7 and parse().seed is None
+
+
+async def test_seed_replays_the_responders_ike_sa_init_byte_for_byte(tmp_path: FilePath) -> None:
+    """``--seed N``: the same request gets the same SPIr, KEr and Nr in two runs (a reference transcript)."""
+    initiator = Endpoint(Config(), seeded_random_bytes(99), KeyExchangeFactory(seeded_random_bytes(98)))
+    path = Path(Transport.UDP, ipaddress.ip_address("127.0.0.1"), 0, ipaddress.ip_address("127.0.0.1"), 0)
+    initiator.initiate(initiator_settings("aes256gcm16-prfsha256-x25519"), path, 0.0)
+    [request] = initiator.messages_to_send()
+    answers = []
+    for run in range(2):
+        (tmp_path / str(run)).mkdir()
+        process, text = await start(
+            tmp_path / str(run), "--udp", "127.0.0.1:0", "--seed", "7", "--no-control", "--psk", "seeded"
+        )
+        try:
+            port = int(re.search(r"listening on udp://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with sock, trio.fail_after(10):
+                await sock.sendto(bytes(4) + request.data, ("127.0.0.1", port))
+                answer = await sock.recv(65536)
+            payloads = decode_message(answer[4:]).payloads
+            answers.append((answer[12:20], [p for p in payloads if isinstance(p, KePayload | NoncePayload)]))
+            await stop(process, signal.SIGTERM)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert (
+            "--seed 7: SPIs, nonces and private keys come from a seeded generator"
+            in (tmp_path / str(run) / "stderr.log").read_text()
+        )
+    assert answers[0] == answers[1] and len(answers[0][1]) == 2
