@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "embedding.md"
 
 #: The examples the doc must keep (each is collected from the doc below).
-EXPECTED_TESTS = ("test_tcp_and_udp", "test_tls", "test_observe_and_drive", "test_graceful_shutdown")
+EXPECTED_TESTS = (
+    "test_with_the_fixture",
+    "test_tcp_and_udp",
+    "test_tls",
+    "test_observe_and_drive",
+    "test_graceful_shutdown",
+)
 
 _FENCE = re.compile(r"^```(\S*)\s*$")
 
