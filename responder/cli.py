@@ -251,6 +251,8 @@ def random_lab_psk() -> str:
 
 def _listener(flag: str, text: str) -> Listener:
     kind = _LISTEN_FLAGS[flag]
+    if "://" in text:  # the file's form given to a flag
+        raise ConfigError(f"give HOST:PORT without a scheme, as in {flag} 127.0.0.1:4500", f"{flag} {text}")
     url = f"{kind.value}://{text}"
     try:
         return Listener.parse(url)
@@ -661,6 +663,31 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     )
 
 
+#: Shorter pre-shared keys draw a warning: one captured handshake lets anyone guess them offline.
+PSK_WARN_BELOW: Final = 20
+
+
+def start_warnings(invocation: Invocation) -> list[str]:
+    """What the configuration asks for that probably is not what was meant (logged at start)."""
+    settings = invocation.settings
+    config = settings.config
+    warnings = []
+    keys: list[tuple[str, Secret]] = []
+    if config.any_id_psk is not None and not invocation.psk_generated:
+        keys.append(("--psk" if invocation.shown_psk is not None else "lab.any_id_psk", config.any_id_psk))
+    keys += [(f"peers.{peer.name}.psk", peer.auth.secret) for peer in config.peers]
+    for where, secret in keys:
+        if len(secret.value) < PSK_WARN_BELOW:
+            warnings.append(
+                f"{where}: a pre-shared key of {len(secret.value)} octets can be guessed offline from one "
+                f"captured handshake; use {PSK_WARN_BELOW} characters or more (RFC 7296 §2.15)"
+            )
+    tls = any(listener.kind is Transport.TLS for listener in settings.listeners)
+    if settings.tls_cert is not None and not tls:
+        warnings.append("--cert/--key (tls.cert/tls.key): no TLS listener uses them (add --tls HOST:PORT)")
+    return warnings
+
+
 def _check_files(invocation: Invocation) -> None:
     """The TLS files can be read (a clear error now beats an OpenSSL one later)."""
     settings = invocation.settings
@@ -753,8 +780,16 @@ def _with_control(invocation: Invocation) -> ServerSettings:
     return attrs.evolve(settings, control_path=path, control_optional=True)
 
 
-def _busy_listener(listeners: Sequence[Listener]) -> Listener | None:
-    """The first listener whose port another socket holds (after a failed start, to name it)."""
+#: Why a listener could not be opened, by errno, in words a user can act on.
+_BIND_ERRORS: Final = {
+    errno.EADDRINUSE: "address already in use (pick another with --tcp/--udp/--tls HOST:PORT)",
+    errno.EADDRNOTAVAIL: "that address is not one of this host's",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE",
+}
+
+
+def _busy_listener(listeners: Sequence[Listener], code: int = errno.EADDRINUSE) -> Listener | None:
+    """The first listener that cannot be bound with ``code`` (after a failed start, to name it)."""
     for listener in listeners:
         if listener.port == 0:
             continue
@@ -769,7 +804,7 @@ def _busy_listener(listeners: Sequence[Listener]) -> Listener | None:
                     probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind((listener.host, listener.port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
+            if exc.errno == code:
                 return listener
     return None
 
@@ -811,6 +846,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         _error(str(exc))
         return 2
     configure_logging(invocation.settings.log_level)
+    for warning in start_warnings(invocation):
+        logger.warning("%s", warning)
     try:
         return trio.run(functools.partial(_run, invocation, output))
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
@@ -820,11 +857,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if errors is None:
             raise
         first = errors[0]
-        if isinstance(first, OSError) and first.errno == errno.EADDRINUSE:
-            busy = _busy_listener(invocation.settings.listeners)
+        if isinstance(first, OSError) and first.errno in _BIND_ERRORS:
+            busy = _busy_listener(invocation.settings.listeners, first.errno)
             where = f"listen on {busy}" if busy is not None else "listen"
-            hint = "pick another with --tcp/--udp/--tls HOST:PORT"
-            _error(f"cannot {where}: address already in use ({hint})")
+            _error(f"cannot {where}: {_BIND_ERRORS[first.errno]}")
         else:
             _error(f"cannot start: {first}")
         return 1

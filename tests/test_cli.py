@@ -30,6 +30,7 @@ from responder.cli import (
     render_start,
     secret_text,
     seeded_random_bytes,
+    start_warnings,
     swanctl_snippet,
     tls_note,
 )
@@ -964,3 +965,37 @@ async def test_seed_replays_the_responders_ike_sa_init_byte_for_byte(tmp_path: F
             in (tmp_path / str(run) / "stderr.log").read_text()
         )
     assert answers[0] == answers[1] and len(answers[0][1]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Rough edges a new user hit (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def test_a_listener_flag_with_a_scheme_gets_a_plain_error() -> None:
+    error = error_of("--tcp", "tcp://127.0.0.1:4500")
+    assert error.field == "--tcp tcp://127.0.0.1:4500"
+    assert "give HOST:PORT without a scheme, as in --tcp 127.0.0.1:4500" in error.message
+    assert "bracket" not in error.message
+
+
+def test_an_address_not_of_this_host_is_named() -> None:
+    result = run_command(["--tcp", "192.0.2.77:4500", "--no-control"])
+    assert result.returncode == 1
+    assert "error: cannot listen on tcp://192.0.2.77:4500: that address is not one of this host's" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_start_warnings(tmp_path: FilePath) -> None:
+    assert start_warnings(parse()) == []  # the generated lab PSK is long enough
+    assert start_warnings(parse("--psk", "a" * 20)) == []
+    [short] = start_warnings(parse("--psk", "short"))
+    assert short.startswith("--psk: a pre-shared key of 5 octets can be guessed offline")
+    config = write(tmp_path, '[peers.alice]\nremote_id = "alice@example.org"\npsk = "0x0102"\n')
+    [peer] = start_warnings(parse("--config", config))
+    assert peer.startswith("peers.alice.psk: a pre-shared key of 2 octets")
+    [unused] = start_warnings(parse("--psk", "a" * 20, "--cert", "c.pem", "--key", "k.pem"))
+    assert "no TLS listener uses them" in unused
+    assert start_warnings(parse("--psk", "a" * 20, "--tls", "127.0.0.1:0", "--cert", "c", "--key", "k")) == []
