@@ -69,6 +69,7 @@ from responder.core.messages import Header, Message, decode_message, encode_mess
 from responder.core.outcomes import Verdict
 from responder.core.path import Path
 from responder.core.payloads import NotifyPayload
+from responder.core.summary import payload_summary
 
 __all__ = ["RESPONDERS", "flush", "handle_timer", "receive", "resume", "start"]
 
@@ -176,7 +177,8 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
             return Verdict.ACCEPTED
     _heard(sa, request.path, when)
     sa.layer.begin(header.message_id, request.data)
-    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False))
+    names = payload_summary(request.message.payloads)
+    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False, names))
     try:
         _collide(sa, exchange)
         result = exchange.respond(sa, request, when)
@@ -276,7 +278,8 @@ def _response(sa: IkeSa, response: Received, when: Instant) -> Verdict:
     if request is None:
         return _drop(sa, f"response {header.message_id} matches no request of ours", authenticated=True)
     _heard(sa, response.path, when)
-    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True))
+    names = payload_summary(response.message.payloads)
+    sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True, names))
     _complete(sa, request, response, when)
     flush(sa, when)
     return Verdict.ACCEPTED

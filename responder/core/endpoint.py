@@ -61,7 +61,9 @@ from responder.core.events import (
     Event,
     IkeSaEstablished,
     IkeSaInitRefused,
+    MessageAccepted,
     MessageDropped,
+    MessageSent,
     RetransmissionAnswered,
 )
 from responder.core.exchanges import ike_sa_init
@@ -84,6 +86,7 @@ from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Outgoing, Path
 from responder.core.payloads import NotifyPayload
 from responder.core.pool import PoolAllocator
+from responder.core.summary import payload_summary
 
 __all__ = ["Endpoint"]
 
@@ -389,6 +392,8 @@ class Endpoint:
         self._init_digests[digest] = outcome
         self._digest_of[outcome.local_spi] = digest
         self._half_open.add(outcome.local_spi, path)
+        names = payload_summary(message.payloads)
+        outcome.emit(MessageAccepted(*outcome.ids, ExchangeType.IKE_SA_INIT, 0, False, names))
         self._adopt(outcome, when)
         return ReceiveOutcome(Verdict.CREATED, outcome.local_spi)
 
@@ -559,6 +564,10 @@ class Endpoint:
                     pool.transfer(local_spi, event.heir)
                 heirs.append(event.heir)
             self._events.append(event)
+        for header, names in sa.layer.take_sent():  # after the events that led to them
+            self._events.append(
+                MessageSent(*sa.ids, header.exchange_type, header.message_id, header.is_response, names)
+            )
         if sa.spawned:
             spawned, sa.spawned = sa.spawned, []
             for new in spawned:

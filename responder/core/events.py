@@ -33,6 +33,7 @@ __all__ = [
     "IkeSaRekeyed",
     "MessageAccepted",
     "MessageDropped",
+    "MessageSent",
     "PathChanged",
     "RequestAnswered",
     "ResponseReceived",
@@ -83,6 +84,21 @@ class MessageAccepted:
     exchange: ExchangeType
     message_id: int
     is_response: bool
+    #: Its payloads' names, charon's way (``("IDi", "N(INITIAL_CONTACT)", "AUTH")``): for the log.
+    payloads: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class MessageSent:
+    """A message of this IKE SA went out for the first time (not a retransmission), with its payloads."""
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    exchange: ExchangeType
+    message_id: int
+    is_response: bool
+    payloads: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -292,6 +308,7 @@ Event = (
     MessageDropped
     | IkeSaInitRefused
     | MessageAccepted
+    | MessageSent
     | PathChanged
     | RequestAnswered
     | AnswerDeferred

@@ -60,6 +60,7 @@ from responder.core.messages import (
 )
 from responder.core.path import Path
 from responder.core.sk_payload import IKE_HEADER_SIZE, SK_HEADER_SIZE, SkProtection, protect_bytes, unprotect
+from responder.core.summary import payload_summary
 
 __all__ = [
     "RETRANSMIT_BASE",
@@ -207,6 +208,8 @@ class MessageLayer(Generic[X]):
     queued: deque[X] = attrs.Factory(deque)
     _answered: dict[int, _Answer] = attrs.Factory(dict)
     _in_progress: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> digest of a request being answered
+    #: What went out since :meth:`take_sent`: each message's header and payload names (for the log).
+    _sent: list[tuple[Header, tuple[str, ...]]] = attrs.Factory(list)
 
     # ------------------------------------------------------------------ keys
 
@@ -243,9 +246,15 @@ class MessageLayer(Generic[X]):
             return Malformed(outer.header, error, data)
         return Received(message, plaintext, data, path, data[: len(data) - len(sk.body)])
 
+    def take_sent(self) -> list[tuple[Header, tuple[str, ...]]]:
+        """The header and payload names of each message sent since the last call (first sendings only)."""
+        sent, self._sent = self._sent, []
+        return sent
+
     def _protect(self, header: Header, payloads: Sequence[Payload]) -> Sent:
         if self.outbound is None:
             raise LocalError("protect before keys exist")
+        self._sent.append((header, payload_summary(payloads)))
         first_inner, plaintext = encode_payloads(tuple(payloads))
         iv = self.random_bytes(self.outbound.encryption.iv_size)
         data = protect_bytes(self.outbound, header, first_inner, plaintext, iv)
@@ -302,6 +311,8 @@ class MessageLayer(Generic[X]):
         """Store the response to a request that travels in the clear (IKE_SA_INIT, Message ID 0)."""
         self._in_progress[message_id] = _digest(request)
         self._store(message_id, (response,))
+        message = decode_message(response)
+        self._sent.append((message.header, payload_summary(message.payloads)))
 
     def _store(self, message_id: int, packets: tuple[bytes, ...]) -> None:
         digest = self._in_progress.pop(message_id, None)
@@ -343,6 +354,7 @@ class MessageLayer(Generic[X]):
     def send_unprotected(self, message_id: int, exchange: X, header: Header, data: bytes, now: float) -> None:
         """A request of ours in the clear (IKE_SA_INIT), waiting for its response like any other."""
         self.pending[message_id] = PendingRequest(message_id, header.exchange_type, exchange, (data,), now)
+        self._sent.append((header, payload_summary(decode_message(data).payloads)))
 
     def response_to(self, header: Header) -> PendingRequest[X] | None:
         """The request of ours ``header`` answers (same Message ID and exchange type), now done."""

@@ -47,6 +47,7 @@ from responder.core.events import (
     IkeSaRekeyed,
     MessageAccepted,
     MessageDropped,
+    MessageSent,
     PathChanged,
     RequestAnswered,
     ResponseReceived,
@@ -178,7 +179,14 @@ def describe_event(event: Event, path: Path | None) -> str:
         case MessageAccepted():
             kind = "response" if event.is_response else "request"
             ids = spis(event.spi_i, event.spi_r)
-            return f"{peer} {ids} {event.exchange.name} #{event.message_id} {kind} accepted"
+            exchange = f"{event.exchange.name} #{event.message_id}"
+            return f"{peer} {ids} {exchange} {kind} accepted{_listed(event.payloads)}"
+        case MessageSent():
+            kind = "response" if event.is_response else "request"
+            ids = spis(event.spi_i, event.spi_r)
+            return (
+                f"{peer} {ids} {event.exchange.name} #{event.message_id} {kind} sent{_listed(event.payloads)}"
+            )
         case PathChanged():
             # RFC 9329 §6.1 (rows A28, A36): answer on the path of the last valid message.
             ids = spis(event.spi_i, event.spi_r)
@@ -194,9 +202,14 @@ def describe_event(event: Event, path: Path | None) -> str:
     return f"{peer} {type(event).__name__}"  # pragma: no cover - every Event kind is matched above
 
 
+def _listed(names: tuple[str, ...]) -> str:
+    """`` [ IDi N(INITIAL_CONTACT) AUTH ]``, as charon lists a message's payloads (`` [ ]``: none)."""
+    return f" [ {' '.join(names)} ]" if names else " [ ]"
+
+
 def event_level(event: Event) -> int:
     """The logging level of ``event``'s line."""
-    if isinstance(event, MessageAccepted | RetransmissionAnswered):
+    if isinstance(event, MessageAccepted | MessageSent | RetransmissionAnswered):
         return logging.DEBUG
     if isinstance(event, AuthenticationFailed):
         return logging.WARNING

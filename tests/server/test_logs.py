@@ -22,6 +22,7 @@ from responder.core.events import (
     IkeSaInitRefused,
     MessageAccepted,
     MessageDropped,
+    MessageSent,
     PathChanged,
     RequestAnswered,
     ResponseReceived,
@@ -81,6 +82,14 @@ EVENTS: list[tuple[Event, list[str]]] = [
     (ChildSaDeleted(*IDS, b"\x11" * 4, b"\x22" * 4), ["in 11111111 out 22222222"]),
     (IkeSaClosed(*IDS, "deleted by the peer"), ["IKE SA closed: deleted by the peer"]),
     (MessageAccepted(*IDS, ExchangeType.INFORMATIONAL, 2, False), ["INFORMATIONAL #2 request"]),
+    (
+        MessageAccepted(*IDS, ExchangeType.IKE_AUTH, 1, False, ("IDi", "N(INITIAL_CONTACT)", "AUTH")),
+        ["IKE_AUTH #1 request accepted [ IDi N(INITIAL_CONTACT) AUTH ]"],
+    ),
+    (
+        MessageSent(*IDS, ExchangeType.IKE_AUTH, 1, True, ("IDr", "AUTH", "SA", "TSi", "TSr")),
+        ["IKE_AUTH #1 response sent [ IDr AUTH SA TSi TSr ]"],
+    ),
     (RetransmissionAnswered(*IDS, 3), ["#3 retransmitted"]),
     (MessageDropped("junk", *IDS), ["message dropped: junk"]),
     (
