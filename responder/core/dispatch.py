@@ -65,7 +65,7 @@ from responder.core.exchanges.rekey_ike import RekeyedRefusal, RekeyIkeSa
 from responder.core.ike_sa import REKEYED_GRACE, Deferral, IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
 from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Retransmit, Sent
-from responder.core.messages import Header, Message, decode_message, encode_message
+from responder.core.messages import Header, Message, decode_message
 from responder.core.outcomes import Verdict
 from responder.core.path import Path
 from responder.core.payloads import NotifyPayload
@@ -368,8 +368,7 @@ def _send(sa: IkeSa, message_id: int, exchange: Exchange, when: Instant) -> None
     if exchange.protected:
         sent = sa.layer.send(message_id, exchange, header, payloads, when.now)
     else:
-        data = encode_message(Message(header, payloads))
-        sa.layer.send_unprotected(message_id, exchange, header, data, when.now)
+        data = sa.layer.send_unprotected(message_id, exchange, Message(header, payloads), when.now)
         sent = Sent((data,))
     exchange.sent(sa, sent)
     _send_packets(sa, sent, None)

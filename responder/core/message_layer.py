@@ -56,6 +56,7 @@ from responder.core.messages import (
     Message,
     Payload,
     decode_message,
+    encode_message,
     encode_payloads,
 )
 from responder.core.path import Path
@@ -307,12 +308,14 @@ class MessageLayer(Generic[X]):
         self._store(request.message_id, sent.packets)
         return sent
 
-    def answer_unprotected(self, message_id: int, request: bytes, response: bytes) -> None:
-        """Store the response to a request that travels in the clear (IKE_SA_INIT, Message ID 0)."""
+    def answer_unprotected(self, message_id: int, request: bytes, response: Message) -> bytes:
+        """Encode and store the response to a request that travels in the clear (IKE_SA_INIT,
+        Message ID 0); returns its octets."""
+        data = encode_message(response)
         self._in_progress[message_id] = _digest(request)
-        self._store(message_id, (response,))
-        message = decode_message(response)
-        self._sent.append((message.header, payload_summary(message.payloads)))
+        self._store(message_id, (data,))
+        self._sent.append((response.header, payload_summary(response.payloads)))
+        return data
 
     def _store(self, message_id: int, packets: tuple[bytes, ...]) -> None:
         digest = self._in_progress.pop(message_id, None)
@@ -351,10 +354,14 @@ class MessageLayer(Generic[X]):
         )
         return sent
 
-    def send_unprotected(self, message_id: int, exchange: X, header: Header, data: bytes, now: float) -> None:
-        """A request of ours in the clear (IKE_SA_INIT), waiting for its response like any other."""
+    def send_unprotected(self, message_id: int, exchange: X, request: Message, now: float) -> bytes:
+        """A request of ours in the clear (IKE_SA_INIT), waiting for its response like any other;
+        returns its octets."""
+        data = encode_message(request)
+        header = request.header
         self.pending[message_id] = PendingRequest(message_id, header.exchange_type, exchange, (data,), now)
-        self._sent.append((header, payload_summary(decode_message(data).payloads)))
+        self._sent.append((header, payload_summary(request.payloads)))
+        return data
 
     def response_to(self, header: Header) -> PendingRequest[X] | None:
         """The request of ours ``header`` answers (same Message ID and exchange type), now done."""

@@ -208,11 +208,9 @@ def respond(
     if config.childless is not ChildlessPolicy.NEVER:
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
     sa.init_request = data
-    sa.init_response = encode_message(
-        Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
-    )
+    response = Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
+    sa.init_response = sa.layer.answer_unprotected(0, data, response)
     _install_keys(sa, chosen, shared_secret)
-    sa.layer.answer_unprotected(0, data, sa.init_response)
     sa.send(sa.init_response, path)
     return sa
 
