@@ -57,10 +57,12 @@ Strategy: three steps, the first and the last pure functions.
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -131,6 +133,28 @@ _LISTEN_FLAGS: Final = {"--tcp": Transport.TCP, "--tls": Transport.TLS, "--udp":
 # ---------------------------------------------------------------------------
 
 
+#: Short names of the loggers ``--log-level ...,PART=LEVEL`` may name.
+_LOGGER_PARTS: Final = {
+    "engine": "responder.server.engine",
+    "streams": "responder.server.streams",
+    "udp": "responder.server.udp",
+    "control": "responder.server.control",
+    "serve": "responder.server.serve",
+    "router": "responder.server.router",
+    "keylog": "responder.server.keylog",
+    "cli": "responder.cli",
+}
+
+
+@attrs.frozen
+class LogOptions:
+    """Where and how the log goes: ``--log-file``, ``--log-format``, ``--log-level``'s per-part levels."""
+
+    file: str | None = None
+    format: str = "text"
+    levels: tuple[tuple[str, str], ...] = ()
+
+
 @attrs.frozen
 class Invocation:
     """What the command line asks for.
@@ -149,6 +173,8 @@ class Invocation:
     control_default: bool = False
     #: ``--seed N``: SPIs, nonces and key pairs from :func:`seeded_random_bytes` (insecure).
     seed: int | None = None
+    log: LogOptions = attrs.field(factory=lambda: LogOptions())
+    check_config: bool = False  #: ``--check-config``: check, report, exit
 
 
 class _AppendListener(argparse.Action):
@@ -208,7 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cert", metavar="FILE", help="PEM certificate (chain) for TLS listeners")
     parser.add_argument("--key", metavar="FILE", help="PEM private key of --cert")
     parser.add_argument("--keylog", metavar="DIR", help="write Wireshark key tables to DIR (lab use only)")
-    parser.add_argument("--log-level", metavar="LEVEL", type=str.lower, help="/".join(LOG_LEVELS))
+    parser.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.lower,
+        help="/".join(LOG_LEVELS) + "; then ,PART=LEVEL for one part (engine, streams, udp, control, "
+        "serve, cli, or any logger name under responder.), e.g. info,engine=debug",
+    )
+    parser.add_argument("--log-file", metavar="FILE", help="append the log to FILE instead of stderr")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="text lines (default) or JSON lines"
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration and the files it names, then exit",
+    )
     control = parser.add_mutually_exclusive_group()
     control.add_argument(
         "--control",
@@ -300,11 +341,22 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
         if not args.control or "\0" in args.control:
             raise ConfigError("empty path" if not args.control else "path holds a NUL character", "--control")
         shell["control_path"] = Path(args.control)
+    log_levels: dict[str, str] = {}
     if args.log_level is not None:
-        if args.log_level not in LOG_LEVELS:
-            choices = ", ".join(LOG_LEVELS)
-            raise ConfigError(f"expected one of {choices}, got {args.log_level!r}", "--log-level")
-        shell["log_level"] = args.log_level
+        level, *parts = args.log_level.split(",")
+        choices = ", ".join(LOG_LEVELS)
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"expected one of {choices}, got {level!r}", "--log-level")
+        shell["log_level"] = level
+        for part in parts:
+            name, equals, part_level = part.partition("=")
+            if not equals or not name or part_level not in LOG_LEVELS:
+                raise ConfigError(
+                    f"expected PART=LEVEL with LEVEL one of {choices}, got {part!r}", "--log-level"
+                )
+            log_levels[
+                name if name.startswith("responder") else _LOGGER_PARTS.get(name, f"responder.{name}")
+            ] = part_level
 
     generated = False
     if not config.peers and config.any_id_psk is None and "any_id_psk" not in core:
@@ -322,7 +374,10 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             raise ConfigError(exc.message, flags[field]) from None
         raise  # pragma: no cover - every other value was checked on its own above
     control_default = args.control is None and not args.no_control
-    return Invocation(settings, shown_psk, generated, config_file, control_default, args.seed)
+    log = LogOptions(args.log_file, args.log_format, tuple(log_levels.items()))
+    return Invocation(
+        settings, shown_psk, generated, config_file, control_default, args.seed, log, args.check_config
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -653,14 +708,38 @@ def render_start(listeners: Sequence[Listener], tls_fingerprint: str | None, inv
 # ---------------------------------------------------------------------------
 
 
-def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """Log lines with time, level and logger name to stderr, at ``level`` (a :data:`LOG_LEVELS` name)."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=stream or sys.stderr,
-        force=True,
-    )
+class JsonLines(logging.Formatter):
+    """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        line: dict[str, Any] = {
+            "time": when.isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def configure_logging(level: str, stream: TextIO | None = None, options: LogOptions | None = None) -> None:
+    """Log lines with time, level and logger name to stderr (or ``options.file``), at ``level``
+    (a :data:`LOG_LEVELS` name) and the per-part levels of ``options``, as text or JSON lines."""
+    options = options or LogOptions()
+    handler: logging.Handler
+    if options.file is not None:
+        handler = logging.FileHandler(options.file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+    if options.format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for name, part_level in options.levels:
+        logging.getLogger(name).setLevel(part_level.upper())
 
 
 #: Shorter pre-shared keys draw a warning: one captured handshake lets anyone guess them offline.
@@ -686,6 +765,24 @@ def start_warnings(invocation: Invocation) -> list[str]:
     if settings.tls_cert is not None and not tls:
         warnings.append("--cert/--key (tls.cert/tls.key): no TLS listener uses them (add --tls HOST:PORT)")
     return warnings
+
+
+def _report_config(invocation: Invocation, out: TextIO) -> int:
+    """``--check-config``: what would run, and the warnings; nothing is started."""
+    settings = invocation.settings
+    config = settings.config
+    source = str(invocation.config_file) if invocation.config_file is not None else "flags and defaults"
+    lines = [f"configuration OK ({source})"]
+    lines += [f"  listen {listener}" for listener in settings.listeners]
+    peers = ", ".join(peer.name for peer in config.peers) or "none"
+    lab = "generated at start" if invocation.psk_generated else ("yes" if config.any_id_psk else "no")
+    lines.append(f"  peers: {peers}; lab PSK for any identity: {lab}")
+    lines.append(f"  IKE proposals: {', '.join(str(p) for p in config.ike_proposals)}")
+    for warning in start_warnings(invocation):
+        lines.append(f"  warning: {warning}")
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+    return 0
 
 
 def _check_files(invocation: Invocation) -> None:
@@ -845,7 +942,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except ConfigError as exc:
         _error(str(exc))
         return 2
-    configure_logging(invocation.settings.log_level)
+    if invocation.check_config:
+        return _report_config(invocation, output)
+    try:
+        configure_logging(invocation.settings.log_level, options=invocation.log)
+    except OSError as exc:
+        _error(f"--log-file: cannot open {invocation.log.file!r}: {exc.strerror or exc}")
+        return 2
     for warning in start_warnings(invocation):
         logger.warning("%s", warning)
     try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
+import json
+import logging
 import os
 import re
 import signal
@@ -21,7 +24,9 @@ from responder import __version__
 from responder.cli import (
     LAB_CLIENT_ID,
     Invocation,
+    LogOptions,
     client_view,
+    configure_logging,
     libreswan_id,
     libreswan_snippet,
     main,
@@ -999,3 +1004,61 @@ def test_start_warnings(tmp_path: FilePath) -> None:
     [unused] = start_warnings(parse("--psk", "a" * 20, "--cert", "c.pem", "--key", "k.pem"))
     assert "no TLS listener uses them" in unused
     assert start_warnings(parse("--psk", "a" * 20, "--tls", "127.0.0.1:0", "--cert", "c", "--key", "k")) == []
+
+
+# ---------------------------------------------------------------------------
+# Logs and --check-config (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def test_log_level_per_part() -> None:
+    invocation = parse("--log-level", "info,engine=debug,responder.server.udp=warning")
+    assert invocation.settings.log_level == "info"
+    assert invocation.log.levels == (
+        ("responder.server.engine", "debug"),
+        ("responder.server.udp", "warning"),
+    )
+    assert error_of("--log-level", "info,engine").field == "--log-level"
+    assert error_of("--log-level", "info,engine=loud").field == "--log-level"
+
+
+def test_json_lines_and_levels_per_part() -> None:
+    stream = io.StringIO()
+    options = LogOptions(format="json", levels=(("responder.server.engine", "debug"),))
+    try:
+        configure_logging("warning", stream, options)
+        logging.getLogger("responder.server.engine").debug("engine detail %d", 7)
+        logging.getLogger("responder.server.streams").info("not shown")
+    finally:
+        logging.getLogger("responder.server.engine").setLevel(logging.NOTSET)
+        configure_logging("info")
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "debug" and record["logger"] == "responder.server.engine"
+    assert record["message"] == "engine detail 7" and record["time"].endswith("+00:00")
+
+
+def test_check_config_reports_and_starts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--check-config", "--psk", "short", "--tcp", "127.0.0.1:4500"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("configuration OK (flags and defaults)\n  listen tcp://127.0.0.1:4500\n")
+    assert "lab PSK for any identity: yes" in out
+    assert "warning: --psk: a pre-shared key of 5 octets" in out
+
+
+async def test_log_file_in_json(tmp_path: FilePath) -> None:
+    log = tmp_path / "responder.jsonl"
+    process, _ = await start(
+        tmp_path, "--tcp", "127.0.0.1:0", "--no-control", "--log-file", str(log), "--log-format", "json"
+    )
+    try:
+        code, _ = await stop(process, signal.SIGTERM)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(r["message"].startswith("listening on tcp://127.0.0.1:") for r in records)
+    assert records[-1]["message"] == "stopped"
+    assert (tmp_path / "stderr.log").read_text() == ""  # everything went to the file
