@@ -68,6 +68,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -263,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=int,
         help="draw SPIs, nonces and key pairs from a generator seeded with N, so that a run can be "
-        "replayed byte for byte (INSECURE: lab reference runs only)",
+        "replayed byte for byte with a fixed --psk (not ML-KEM's encapsulation; INSECURE: lab only)",
     )
     return parser
 
@@ -354,9 +355,10 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
                 raise ConfigError(
                     f"expected PART=LEVEL with LEVEL one of {choices}, got {part!r}", "--log-level"
                 )
-            log_levels[
-                name if name.startswith("responder") else _LOGGER_PARTS.get(name, f"responder.{name}")
-            ] = part_level
+            if not name.startswith("responder") and name not in _LOGGER_PARTS:
+                known = ", ".join(_LOGGER_PARTS)
+                raise ConfigError(f"unknown part {name!r} (known: {known}, or responder.*)", "--log-level")
+            log_levels[_LOGGER_PARTS.get(name, name)] = part_level
 
     generated = False
     if not config.peers and config.any_id_psk is None and "any_id_psk" not in core:
@@ -768,9 +770,34 @@ def start_warnings(invocation: Invocation) -> list[str]:
 
 
 def _report_config(invocation: Invocation, out: TextIO) -> int:
-    """``--check-config``: what would run, and the warnings; nothing is started."""
+    """``--check-config``: what would run, and the warnings; nothing is started.
+
+    Everything a start would read is tried: the TLS certificate and key are
+    loaded into a context (a self-signed one is not made), the key-log
+    directory and the log file must be creatable.  2 with one line if not.
+    """
     settings = invocation.settings
     config = settings.config
+    problems = []
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        from responder.server.tls import server_context
+
+        try:
+            server_context(settings.tls_cert, settings.tls_key, None)
+        except (OSError, ssl.SSLError, ConfigError, ValueError) as exc:
+            problems.append(f"tls.cert/tls.key: cannot be used: {exc}")
+    for what, target in (("keylog.dir", settings.keylog_dir), ("--log-file", invocation.log.file)):
+        if target is None:
+            continue
+        place = Path(target)
+        parent = place if what == "keylog.dir" and place.exists() else place.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            problems.append(f"{what}: {str(place)!r} cannot be created or written (no access to {parent})")
+    if problems:
+        _error(problems[0])
+        return 2
     source = str(invocation.config_file) if invocation.config_file is not None else "flags and defaults"
     lines = [f"configuration OK ({source})"]
     lines += [f"  listen {listener}" for listener in settings.listeners]
@@ -960,10 +987,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if errors is None:
             raise
         first = errors[0]
+        busy = None
         if isinstance(first, OSError) and first.errno in _BIND_ERRORS:
             busy = _busy_listener(invocation.settings.listeners, first.errno)
-            where = f"listen on {busy}" if busy is not None else "listen"
-            _error(f"cannot {where}: {_BIND_ERRORS[first.errno]}")
-        else:
+        if busy is not None:
+            assert isinstance(first, OSError) and first.errno is not None
+            _error(f"cannot listen on {busy}: {_BIND_ERRORS[first.errno]}")
+        else:  # EACCES from a key-log directory is no port problem: say what it was
             _error(f"cannot start: {first}")
         return 1

@@ -140,7 +140,10 @@ async def _run(
     settings = _settings(args)
     context = None
     if args.tls_ca:
-        context = ssl.create_default_context(cafile=args.tls_ca)
+        try:
+            context = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as error:
+            return f"--tls-ca {args.tls_ca}: {getattr(error, 'strerror', None) or error}"
     try:
         client: Client = await establish(
             settings,
@@ -156,7 +159,17 @@ async def _run(
     except FingerprintMismatch as error:
         return f"TLS: {error}"
     except (OSError, ssl.SSLError, trio.TooSlowError, trio.BrokenResourceError) as error:
-        return f"cannot reach {host}:{port} over {transport.value}: {error or 'timed out'}"
+        cause = error.__cause__ if isinstance(error, trio.BrokenResourceError) else None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = f"TLS: the server certificate does not verify ({cause.verify_message})"
+        else:
+            why = (
+                str(error)
+                or str(cause or "")
+                or ("timed out" if isinstance(error, trio.TooSlowError) else "")
+            )
+            why = why or type(cause or error).__name__
+        return f"cannot reach {host}:{port} over {transport.value}: {why}"
     async with client:
         report["spi_i"], report["spi_r"] = client.spi_i.hex(), client.spi_r.hex()
         if not client.established:
@@ -218,6 +231,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         host, port = parse_target(target)
         _settings(args)
+        if args.tls_fingerprint is not None:
+            digits = args.tls_fingerprint.replace(":", "")
+            if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+                raise ValueError("--tls-fingerprint: expected the SHA-256 as 32 hex octets (AB:CD:...)")
+            args.tls_fingerprint = ":".join(digits[i : i + 2] for i in range(0, 64, 2)).upper()
     except ValueError as error:
         parser.error(str(error))
     report: dict[str, Any] = {"transport": transport.value, "host": host, "port": port, "established": False}

@@ -153,7 +153,7 @@ def render(command: str, result: Any) -> str:
         )
     if command == "terminate":
         text = "".join(f"IKE SA {spi}: Delete sent\n" for spi in result["deleted"])
-        return text + "".join(f"IKE SA {what}: not established, left\n" for what in result["skipped"])
+        return text + "".join(f"IKE SA {what}: left\n" for what in result["skipped"])
     lines = []
     for section, values in result.items():
         lines.append(f"{section}:")

@@ -1062,3 +1062,10 @@ async def test_log_file_in_json(tmp_path: FilePath) -> None:
     assert any(r["message"].startswith("listening on tcp://127.0.0.1:") for r in records)
     assert records[-1]["message"] == "stopped"
     assert (tmp_path / "stderr.log").read_text() == ""  # everything went to the file
+
+
+def test_check_config_tries_the_tls_files_and_log_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--check-config", "--tls", "127.0.0.1:0", "--cert", "/etc/hostname", "--key", "/etc/hostname"]
+    assert main(argv) == 2
+    assert "error: tls.cert/tls.key: cannot be used" in capsys.readouterr().err
+    assert error_of("--log-level", "info,engin=debug").message.startswith("unknown part 'engin'")

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ import trio
 
 from responder import __version__
 from responder.core.errors import LocalError
+from responder.core.exchanges.informational import DeleteIkeSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.selectors import describe_selector
 from responder.server.connections import ConnectionTable
@@ -65,6 +67,7 @@ logger = logging.getLogger("responder.server.control")
 
 REQUEST_MAX = 65536  #: octets of one request, at most
 REQUEST_TIMEOUT = 5.0  #: seconds a client has to send its request
+CLIENTS_MAX = 16  #: control connections served at once
 COMMANDS = ("status", "list-sas", "stats", "terminate")
 
 JSON = dict[str, Any]
@@ -205,15 +208,23 @@ class Control:
             raise LocalError(f"no IKE SA for {what}")
         deleted, skipped = [], []
         for sa in chosen:
-            if sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+            if sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+                skipped.append(f"{sa.local_spi.hex()} ({sa.state.value}: a half-open SA ends by itself)")
+            elif _deleting(sa):
+                skipped.append(f"{sa.local_spi.hex()} (its Delete is already under way)")
+            else:
                 self.engine.request_delete(sa.local_spi)
                 deleted.append(sa.local_spi.hex())
                 logger.info("control: IKE SA %s deleted on request", sa.local_spi.hex())
-            else:
-                skipped.append(f"{sa.local_spi.hex()} ({sa.state.value})")
         if not deleted:
-            raise LocalError(f"{what}: not established ({', '.join(skipped)}); a half-open SA ends by itself")
+            raise LocalError(f"{what}: nothing to delete: {', '.join(skipped)}")
         return {"deleted": deleted, "skipped": skipped}
+
+
+def _deleting(sa: IkeSa) -> bool:
+    """Whether a Delete of the IKE SA is already under way (a second would only queue behind it)."""
+    exchanges = [request.exchange for request in sa.layer.pending.values()] + list(sa.layer.queued)
+    return any(isinstance(exchange, DeleteIkeSa) for exchange in exchanges)
 
 
 def control_in_use(path: Path) -> bool:
@@ -237,24 +248,33 @@ async def serve_control(
     A stale socket file is replaced; one a live server answers on is an error
     (:class:`LocalError`), as is a path that is not a socket.
     """
-    if path.exists() or path.is_symlink():
-        if not path.is_socket():
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        found = None
+    except OSError as error:
+        raise LocalError(f"control socket {path}: {error.strerror or error}") from None
+    if found is not None:
+        if not stat.S_ISSOCK(found.st_mode):
             raise LocalError(f"control socket {path}: exists and is not a socket")
         if control_in_use(path):
             raise LocalError(f"control socket {path}: another responder answers on it")
-        path.unlink()
+        try:  # stale: a responder that was killed left it (another one starting may remove it first)
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise LocalError(f"control socket {path}: {error.strerror or error}") from None
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # the socket file is made 0600: only its owner may connect
     try:
         await sock.bind(str(path))
+        # Only its owner may connect; nobody can before listen() below, so there is no window.
+        os.chmod(path, 0o600)
+        inode = path.stat().st_ino
+        sock.listen(16)
     except OSError as error:
         sock.close()
         raise LocalError(f"control socket {path}: {error.strerror or error}") from None
-    finally:
-        os.umask(old_umask)
-    inode = path.stat().st_ino
-    sock.listen(16)
     listener = trio.SocketListener(sock)
+    clients: set[trio.SocketStream] = set()
     logger.info("control socket on %s", path)
     try:
         async with trio.open_nursery() as nursery:
@@ -267,7 +287,11 @@ async def serve_control(
                         await trio.sleep(0.1)
                         continue
                     raise
-                nursery.start_soon(_answer, stream, control)
+                if len(clients) >= CLIENTS_MAX:  # one owner's tools, not a crowd: refuse the rest
+                    await trio.aclose_forcefully(stream)
+                    continue
+                clients.add(stream)
+                nursery.start_soon(_answer, stream, control, clients)
     finally:
         with contextlib.suppress(OSError):  # first: the await below may be cancelled at once
             if path.stat().st_ino == inode:
@@ -275,24 +299,33 @@ async def serve_control(
         await listener.aclose()
 
 
-async def _answer(stream: trio.SocketStream, control: Control) -> None:
+async def _answer(stream: trio.SocketStream, control: Control, clients: set[trio.SocketStream]) -> None:
     """Read one request line, write one answer line, close; never raises (but Cancelled)."""
-    async with stream:
-        answer: JSON
+    try:
+        with trio.move_on_after(REQUEST_TIMEOUT * 2):  # a client that never reads its answer
+            await _answer_one(stream, control)
+    finally:
+        clients.discard(stream)
+        await trio.aclose_forcefully(stream)
+
+
+async def _answer_one(stream: trio.SocketStream, control: Control) -> None:
+    """Read one request line and write one answer line."""
+    answer: JSON
+    try:
+        request = await _read_line(stream)
+    except (LocalError, trio.BrokenResourceError, trio.TooSlowError) as error:
+        answer = {"ok": False, "error": f"bad request: {error or 'too slow'}"}
+    else:
         try:
-            request = await _read_line(stream)
-        except (LocalError, trio.BrokenResourceError, trio.TooSlowError) as error:
-            answer = {"ok": False, "error": f"bad request: {error or 'too slow'}"}
-        else:
-            try:
-                answer = control.handle(json.loads(request))
-            except ValueError as error:
-                answer = {"ok": False, "error": f"bad request: not JSON ({error})"}
-            except Exception:  # style rule 11: a bug in one answer never ends the server
-                logger.exception("control: internal error answering a request")
-                answer = {"ok": False, "error": "internal error (see the responder's log)"}
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(json.dumps(answer).encode() + b"\n")
+            answer = control.handle(json.loads(request))
+        except (ValueError, RecursionError) as error:
+            answer = {"ok": False, "error": f"bad request: not JSON ({type(error).__name__})"}
+        except Exception:  # style rule 11: a bug in one answer never ends the server
+            logger.exception("control: internal error answering a request")
+            answer = {"ok": False, "error": "internal error (see the responder's log)"}
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(json.dumps(answer).encode() + b"\n")
 
 
 async def _read_line(stream: trio.SocketStream) -> bytes:

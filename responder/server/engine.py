@@ -461,16 +461,16 @@ class Engine:
             self._esp_per_sa.pop(event.local_spi, None)
             self._runners.poke(event.local_spi)  # its task ends
             self._sa_closed.set()
-        line = clip(describe_event(event, path))
-        if sa is None or (sa.established_at is None and sa.rekeyed_from is None):
-            self._log_peer_line(
-                logging.INFO if isinstance(event, MessageDropped) else event_level(event), path, line
-            )
-        elif isinstance(event, MessageDropped):
-            key = ("dropped", path.remote_address if path is not None else None)
-            self._limiter.log(logger, logging.INFO, key, trio.current_time(), "%s", line)
-        else:
-            logger.log(event_level(event), "%s", line)
+        level = logging.INFO if isinstance(event, MessageDropped) else event_level(event)
+        if logger.isEnabledFor(level):  # a debug line is not even formatted at info
+            line = clip(describe_event(event, path))
+            if sa is None or (sa.established_at is None and sa.rekeyed_from is None):
+                self._log_peer_line(level, path, line)
+            elif isinstance(event, MessageDropped):
+                key = ("dropped", path.remote_address if path is not None else None)
+                self._limiter.log(logger, level, key, trio.current_time(), "%s", line)
+            else:
+                logger.log(level, "%s", line)
         for observer in self.observers:
             try:
                 observer.observe(event, path)

@@ -106,3 +106,24 @@ def test_parse_target() -> None:
     for bad in ("127.0.0.1", "::1:500", "host:0", "host:x", ":500"):
         with pytest.raises(ValueError):
             parse_target(bad)
+
+
+async def test_usage_and_file_errors(tmp_path: Path) -> None:
+    async with running_server(trustme.CA(), tmp_path) as info:
+        with trio.fail_after(30):
+            code, _, err = await client(info, Transport.TLS, "--tls-ca", str(tmp_path / "none.pem"))
+        # --tls-fingerprint (given by client()) and --tls-ca exclude each other: a usage error
+        assert code == 2
+        done = await trio.run_process(
+            [
+                *(sys.executable, "-m", "responder.client_cli"),
+                *("--tls", f"{HOST}:{port_of(info, Transport.TLS)}", "--psk", PSK),
+                *("--tls-ca", str(tmp_path / "none.pem")),
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert done.returncode == 1 and b"error: --tls-ca" in done.stderr
+        code, _, err = await client(info, Transport.TCP, "--tls-fingerprint", "zz")
+        assert code == 2 and "32 hex octets" in err

@@ -177,3 +177,32 @@ async def test_socket_in_use_stale_and_gone(tmp_path: Path) -> None:
     assert code == 1
     with pytest.raises(ControlError, match="no responder at"):
         await ask(control, "status")
+
+
+async def test_terminate_twice_and_a_nested_request(tmp_path: Path) -> None:
+    control = tmp_path / "c.sock"
+    async with running_server(trustme.CA(), tmp_path, server_settings={"control_path": control}) as info:
+        [client, *_] = await three_sas(info)
+        assert (await ask(control, "terminate", ike=client.spi_r.hex()))["deleted"] == [client.spi_r.hex()]
+        with pytest.raises(ControlError, match="its Delete is already under way"):
+            await ask(control, "terminate", ike=client.spi_r.hex())
+
+        def nested() -> dict[str, Any]:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(str(control))
+                sock.sendall(b"[" * 60000 + b"\n")
+                answer: dict[str, Any] = json.loads(sock.makefile("rb").readline())
+                return answer
+
+        answer = await trio.to_thread.run_sync(nested)
+        assert answer["ok"] is False and "not JSON" in answer["error"]
+        assert (await ask(control, "status"))["ike_sas"] == 3
+
+
+async def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
+    control = tmp_path / "c.sock"
+    control.write_text("not a socket")
+    with pytest.raises(LocalError, match="exists and is not a socket"):
+        await serve_control(control, None)  # type: ignore[arg-type]
+    assert control.read_text() == "not a socket"
