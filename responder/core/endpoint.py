@@ -491,6 +491,14 @@ class Endpoint:
         """Delete an established (or rekeyed) SA with an INFORMATIONAL Delete (RFC 7296 §1.4.1)."""
         self.start(local_spi, DeleteIkeSa(reason), now)
 
+    def being_deleted(self, local_spi: bytes) -> bool:
+        """Whether a Delete of ours for the IKE SA is queued or waiting for its answer."""
+        sa = self._sas.get(local_spi)
+        if sa is None:
+            return False
+        ours = [*sa.layer.queued, *(request.exchange for request in sa.layer.pending.values())]
+        return any(isinstance(exchange, DeleteIkeSa) for exchange in ours)
+
     def delete_all(self, now: float, reason: str = "shutting down") -> list[bytes]:
         """Start the Delete of every established or rekeyed IKE SA that is not being deleted already
         (RFC 9329 row A24, on shutdown); returns our SPIs of every SA now being deleted."""
@@ -498,8 +506,7 @@ class Endpoint:
         for sa in list(self._sas.values()):
             if sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
                 continue
-            ours = [*sa.layer.queued, *(request.exchange for request in sa.layer.pending.values())]
-            if not any(isinstance(exchange, DeleteIkeSa) for exchange in ours):
+            if not self.being_deleted(sa.local_spi):
                 self.start(sa.local_spi, DeleteIkeSa(reason), now)
             if sa.local_spi in self._sas:  # still open: its Delete waits for an answer
                 deleting.append(sa.local_spi)

@@ -44,7 +44,6 @@ import trio
 
 from responder import __version__
 from responder.core.errors import LocalError
-from responder.core.exchanges.informational import DeleteIkeSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.selectors import describe_selector
 from responder.server.connections import ConnectionTable
@@ -210,7 +209,7 @@ class Control:
         for sa in chosen:
             if sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
                 skipped.append(f"{sa.local_spi.hex()} ({sa.state.value}: a half-open SA ends by itself)")
-            elif _deleting(sa):
+            elif self.engine.being_deleted(sa.local_spi):
                 skipped.append(f"{sa.local_spi.hex()} (its Delete is already under way)")
             else:
                 self.engine.request_delete(sa.local_spi)
@@ -219,12 +218,6 @@ class Control:
         if not deleted:
             raise LocalError(f"{what}: nothing to delete: {', '.join(skipped)}")
         return {"deleted": deleted, "skipped": skipped}
-
-
-def _deleting(sa: IkeSa) -> bool:
-    """Whether a Delete of the IKE SA is already under way (a second would only queue behind it)."""
-    exchanges = [request.exchange for request in sa.layer.pending.values()] + list(sa.layer.queued)
-    return any(isinstance(exchange, DeleteIkeSa) for exchange in exchanges)
 
 
 def control_in_use(path: Path) -> bool:

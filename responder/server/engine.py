@@ -356,6 +356,10 @@ class Engine:
         """The live IKE SA with our SPI ``local_spi``."""
         return self._endpoint.sa(local_spi)
 
+    def being_deleted(self, local_spi: bytes) -> bool:
+        """Whether a Delete of ours for the IKE SA is already under way."""
+        return self._endpoint.being_deleted(local_spi)
+
     def sas(self) -> Iterator[IkeSa]:
         """Every live IKE SA, half-open ones included (a snapshot; for status views, never to change)."""
         return self._endpoint.sas
