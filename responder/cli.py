@@ -94,6 +94,7 @@ from responder.config_file import load_config_path
 from responder.core.config import (
     ConfigError,
     Identity,
+    PskAuth,
     Secret,
 )
 from responder.core.errors import LocalError
@@ -433,7 +434,9 @@ def start_warnings(invocation: Invocation) -> list[str]:
     keys: list[tuple[str, Secret]] = []
     if config.any_id_psk is not None and not invocation.psk_generated:
         keys.append(("--psk" if invocation.shown_psk is not None else "lab.any_id_psk", config.any_id_psk))
-    keys += [(f"peers.{peer.name}.psk", peer.auth.secret) for peer in config.peers]
+    for peer in config.peers:
+        if isinstance(peer.auth, PskAuth):
+            keys.append((f"peers.{peer.name}.psk", peer.auth.secret))
     for where, secret in keys:
         if len(secret.value) < PSK_WARN_BELOW:
             warnings.append(

@@ -28,7 +28,7 @@ import attrs
 
 from responder.core.child_sa import ChildSa
 from responder.core.config import CHILD_LIFETIME, Config, Dpd, EspProposal, Lifetime, PeerConfig
-from responder.core.enums import ExchangeType
+from responder.core.enums import ExchangeType, HashAlgorithm
 from responder.core.events import Event, IkeSaClosed, PathChanged
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.keys import IkeSaKeys
@@ -125,6 +125,10 @@ class IkeSa:
     init_request: bytes = attrs.field(default=b"", repr=False)  #: the IKE_SA_INIT request that succeeded
     init_response: bytes = attrs.field(default=b"", repr=False)
     peer_supports_childless: bool = False
+    #: The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), ``None`` if it sent none.
+    peer_signature_hashes: tuple[HashAlgorithm, ...] | None = None
+    #: The peer sent a CERTREQ (RFC 7296 §3.7), in IKE_SA_INIT or IKE_AUTH.
+    peer_certreq: bool = False
     nat_detected_local: bool = False
     nat_detected_remote: bool = False
 

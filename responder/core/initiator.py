@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import attrs
 
-from responder.core.config import NO_LIFETIME, Dpd, EspProposal, Identity, IkeProposal, Lifetime, Mode, Secret
+from responder.core.config import (
+    NO_LIFETIME,
+    Credential,
+    Dpd,
+    EspProposal,
+    Identity,
+    IkeProposal,
+    Lifetime,
+    Mode,
+    Secret,
+    TrustStore,
+)
 from responder.core.enums import KeyExchangeId
 from responder.core.payloads import TrafficSelector
 
@@ -33,7 +44,11 @@ class ChildRequest:
 
 @attrs.frozen
 class InitiatorSettings:
-    """An IKE SA to initiate with a shared key.
+    """An IKE SA to initiate, authenticated with a shared key or a certificate.
+
+    ``psk`` ``None`` with a ``credential`` signs IKE_AUTH with the credential's
+    key and sends its chain (RFC 7296 §3.6, RFC 7427); ``trust`` checks a
+    responder that signs (and names its CAs in our CERTREQ).
 
     ``ke_method`` is the group of the first KEi (default: the first group of
     the first proposal); an INVALID_KE_PAYLOAD answer switches to the group the
@@ -43,7 +58,7 @@ class InitiatorSettings:
 
     ike_proposals: tuple[IkeProposal, ...]
     local_id: Identity
-    psk: Secret
+    psk: Secret | None
     remote_id: Identity | None = None
     child: ChildRequest | None = None
     ke_method: KeyExchangeId | None = None
@@ -51,3 +66,6 @@ class InitiatorSettings:
     initial_contact: bool = False  #: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4)
     ike_lifetime: Lifetime = NO_LIFETIME  #: when we rekey and expire the IKE SA
     dpd: Dpd = attrs.field(factory=Dpd)  #: our liveness checks (RFC 7296 §2.4)
+    credential: Credential | None = None  #: our certificate and key, used when ``psk`` is None
+    trust: TrustStore | None = None  #: CAs a signing responder's certificate must lead to
+    rsa_pss: bool = True  #: RSASSA-PSS rather than PKCS#1 v1.5 for RFC 7427 RSA signatures

@@ -726,7 +726,7 @@ def test_peer_config_validation() -> None:
         PeerConfig("p", IdPattern.any(), Secret(b"k"), children=(ChildConfig("a"), ChildConfig("a")))
     with pytest.raises(ConfigError, match=r"^children: needs at least 1 ChildConfig$"):
         PeerConfig("p", IdPattern.any(), Secret(b"k"), children=())
-    with pytest.raises(ConfigError, match=r"^auth: expected a PskAuth, got bytes$"):
+    with pytest.raises(ConfigError, match=r"^auth: expected a PskAuth or PubkeyAuth, got bytes$"):
         PeerConfig("p", IdPattern.any(), b"k")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^remote_id: expected an IdPattern"):
         PeerConfig("p", "%any", Secret(b"k"))  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 Strategy: one module per concern, all re-exported here:
 
-* :mod:`~responder.core.config.credentials`: :class:`Secret`, and how a peer
-  authenticates (:class:`PskAuth`, the :data:`PeerAuth` choice);
+* :mod:`~responder.core.config.credentials`: :class:`Secret`, our
+  :class:`Credential`, the :class:`TrustStore`, and how a peer
+  authenticates (:class:`PskAuth`, :class:`PubkeyAuth`: the :data:`PeerAuth` choice);
 * :mod:`~responder.core.config.algorithms`: IKE and ESP proposals in
   strongSwan's keywords;
 * :mod:`~responder.core.config.traffic_selectors`: selectors in strongSwan's
@@ -25,11 +26,20 @@ from responder.core.config.algorithms import (
     IkeProposal,
     algorithm_name,
 )
-from responder.core.config.credentials import PeerAuth, PskAuth, Secret
+from responder.core.config.credentials import (
+    Credential,
+    PeerAuth,
+    PskAuth,
+    PubkeyAuth,
+    Secret,
+    SendCert,
+    TrustStore,
+)
 from responder.core.config.model import (
     CHILD_LIFETIME,
     IKE_LIFETIME,
     LAB_PEER_NAME,
+    LAB_PUBKEY_PEER_NAME,
     NO_LIFETIME,
     AddressPool,
     ChildConfig,
@@ -53,12 +63,14 @@ __all__ = [
     "DEFAULT_IKE_PROPOSALS",
     "IKE_LIFETIME",
     "LAB_PEER_NAME",
+    "LAB_PUBKEY_PEER_NAME",
     "NO_LIFETIME",
     "AddressPool",
     "ChildConfig",
     "ChildlessPolicy",
     "Config",
     "ConfigError",
+    "Credential",
     "Dpd",
     "EncryptionAlgorithm",
     "EspProposal",
@@ -72,8 +84,11 @@ __all__ = [
     "PeerAuth",
     "PeerConfig",
     "PskAuth",
+    "PubkeyAuth",
     "Secret",
+    "SendCert",
     "TrafficSelectorPolicy",
+    "TrustStore",
     "algorithm_name",
     "config_path",
 ]

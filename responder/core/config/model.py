@@ -27,7 +27,16 @@ from responder.core.config.algorithms import (
     EspProposal,
     IkeProposal,
 )
-from responder.core.config.credentials import PeerAuth, PskAuth, Secret, as_peer_auth
+from responder.core.config.credentials import (
+    Credential,
+    PeerAuth,
+    PskAuth,
+    PubkeyAuth,
+    Secret,
+    SendCert,
+    TrustStore,
+    as_peer_auth,
+)
 from responder.core.config.traffic_selectors import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
 from responder.core.errors import ConfigError
 from responder.core.identity import Identity, IdPattern
@@ -47,6 +56,7 @@ __all__ = [
     "CHILD_LIFETIME",
     "IKE_LIFETIME",
     "LAB_PEER_NAME",
+    "LAB_PUBKEY_PEER_NAME",
     "NO_LIFETIME",
     "AddressPool",
     "ChildConfig",
@@ -240,22 +250,37 @@ def _check_children(_instance: object, attribute: attrs.Attribute[Any], value: o
 class PeerConfig:
     """A peer (or a family of peers): whom it covers, how it authenticates, what it may have.
 
-    ``auth`` is how the peer proves its identity (:class:`PskAuth` today; a
-    bare :class:`Secret` is taken as ``PskAuth(secret)``).  ``local_id``
-    overrides :attr:`Config.local_id` for this peer.
+    ``auth`` is how the peer proves its identity (:class:`PskAuth` or
+    :class:`PubkeyAuth`; a bare :class:`Secret` is taken as
+    ``PskAuth(secret)``).  ``local_auth`` is how we prove ours to it: ``None``
+    means the same method (the same shared key, or our certificate), and
+    mixing is allowed (swanctl.conf's ``local`` and ``remote`` sections).
+    ``send_cert`` says when our CERT payloads go with a signature AUTH.
+    ``local_id`` overrides :attr:`Config.local_id` for this peer.
     """
 
     name: str = attrs.field(validator=check_name)
     remote_id: IdPattern = attrs.field(validator=instance_of(IdPattern, "an IdPattern"))
-    auth: PeerAuth = attrs.field(converter=as_peer_auth, validator=instance_of(PskAuth, "a PskAuth"))
+    auth: PeerAuth = attrs.field(
+        converter=as_peer_auth, validator=instance_of((PskAuth, PubkeyAuth), "a PskAuth or PubkeyAuth")
+    )
     local_id: Identity | None = attrs.field(
         default=None, validator=optional_instance_of(Identity, "an Identity")
     )
+    local_auth: PeerAuth | None = attrs.field(
+        default=None, validator=optional_instance_of((PskAuth, PubkeyAuth), "a PskAuth or PubkeyAuth")
+    )
+    send_cert: SendCert = attrs.field(default=SendCert.IFASKED, validator=instance_of(SendCert, "a SendCert"))
     children: tuple[ChildConfig, ...] = attrs.field(
         default=(ChildConfig("default"),), validator=_check_children
     )
     ike_lifetime: Lifetime = attrs.field(default=IKE_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
     dpd: Dpd = attrs.field(factory=Dpd, validator=instance_of(Dpd, "a Dpd"))
+
+    @property
+    def our_auth(self) -> PeerAuth:
+        """How we authenticate to this peer (:attr:`local_auth`, else the peer's own method)."""
+        return self.local_auth if self.local_auth is not None else self.auth
 
     def child(self, name: str) -> ChildConfig | None:
         """The child named ``name``, if any."""
@@ -309,6 +334,8 @@ class Limits:
 
 #: Name of the synthetic peer :meth:`Config.find_peer` returns in lab mode.
 LAB_PEER_NAME: Final = "%lab"
+#: Name of the lab peer that authenticates with a certificate.
+LAB_PUBKEY_PEER_NAME: Final = "%lab-pubkey"
 
 
 def _check_window(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -352,6 +379,11 @@ class Config:
         default=IKE_LIFETIME, validator=instance_of(Lifetime, "a Lifetime")
     )
     lab_dpd: Dpd = attrs.field(factory=Dpd, validator=instance_of(Dpd, "a Dpd"))
+    credential: Credential | None = attrs.field(
+        default=None, validator=optional_instance_of(Credential, "a Credential")
+    )
+    trust: TrustStore = attrs.field(factory=TrustStore, validator=instance_of(TrustStore, "a TrustStore"))
+    lab_pubkey: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
 
     def __attrs_post_init__(self) -> None:
         for index, peer in enumerate(self.peers):
@@ -363,6 +395,16 @@ class Config:
             raise ConfigError(f"duplicate peer name {self.peers[index].name!r}", f"peers[{index}].name")
         for index in duplicates(pool.name for pool in self.pools):
             raise ConfigError(f"duplicate pool name {self.pools[index].name!r}", f"pools[{index}].name")
+        for index, peer in enumerate(self.peers):
+            if isinstance(peer.our_auth, PubkeyAuth) and self.credential is None:
+                raise ConfigError(
+                    "authenticating with a certificate needs our certificate and key",
+                    f"peers[{index}].local_auth",
+                )
+            if isinstance(peer.auth, PubkeyAuth) and not (peer.auth.cas or self.trust.anchors):
+                raise ConfigError("certificate authentication needs a trusted CA", f"peers[{index}].auth")
+        if self.lab_pubkey and (self.credential is None or not self.trust.anchors):
+            raise ConfigError("lab certificate mode needs our certificate and a trusted CA", "lab_pubkey")
         pool_names = {pool.name for pool in self.pools}
         groups = [(f"peers[{i}].children", peer.children) for i, peer in enumerate(self.peers)]
         groups.append(("lab_children", self.lab_children))
@@ -373,29 +415,52 @@ class Config:
 
     @property
     def lab_peer(self) -> PeerConfig | None:
-        """The catch-all peer of lab mode (``any_id_psk`` set), named ``%lab``."""
+        """The catch-all peer of lab mode with a shared key (``any_id_psk`` set), named ``%lab``."""
         if self.any_id_psk is None:
             return None
+        return self._lab(LAB_PEER_NAME, PskAuth(self.any_id_psk))
+
+    @property
+    def lab_pubkey_peer(self) -> PeerConfig | None:
+        """The catch-all peer of lab mode with certificates (``lab_pubkey`` set), named ``%lab-pubkey``:
+        any ID its certificate binds, from a CA of :attr:`trust`."""
+        if not self.lab_pubkey:
+            return None
+        return self._lab(LAB_PUBKEY_PEER_NAME, PubkeyAuth())
+
+    def _lab(self, name: str, auth: PeerAuth) -> PeerConfig:
         return PeerConfig(
-            LAB_PEER_NAME,
+            name,
             IdPattern.any(),
-            PskAuth(self.any_id_psk),
+            auth,
             children=self.lab_children,
             ike_lifetime=self.lab_ike_lifetime,
             dpd=self.lab_dpd,
         )
 
-    def find_peer(self, identity: Identity) -> PeerConfig | None:
+    @property
+    def uses_certificates(self) -> bool:
+        """Whether any peer may authenticate with a certificate, or we with ours (CERTREQ and
+        SIGNATURE_HASH_ALGORITHMS go out in IKE_SA_INIT then)."""
+        return self.credential is not None or bool(self.trust.anchors)
+
+    def find_peer(self, identity: Identity, *, signature: bool | None = None) -> PeerConfig | None:
         """The peer configuration for a peer's IDi.
 
         The first of :attr:`peers` whose ``remote_id`` matches, in
-        configuration order; failing that, :attr:`lab_peer` (``None`` outside
-        lab mode).
+        configuration order, and, when ``signature`` is given, whose method
+        is a signature (``True``) or a shared key (``False``), as the peer's
+        AUTH payload shows; failing that, the lab peer of that method
+        (``None`` outside lab mode).
         """
         for peer in self.peers:
+            if signature is not None and isinstance(peer.auth, PubkeyAuth) != signature:
+                continue
             if peer.remote_id.matches(identity):
                 return peer
-        return self.lab_peer
+        if signature is None:
+            return self.lab_peer or self.lab_pubkey_peer
+        return self.lab_pubkey_peer if signature else self.lab_peer
 
     def pool(self, name: str) -> AddressPool:
         """The pool named ``name``; ``KeyError`` if there is none (children's references are checked)."""

@@ -23,9 +23,19 @@ from collections.abc import Sequence
 import attrs
 
 from responder.core.auth import PskAuthenticator, signed_octets
-from responder.core.config import ChildlessPolicy, EspProposal, Identity, Mode
-from responder.core.enums import ConfigAttributeType, ConfigType, ExchangeType, NotifyType
-from responder.core.errors import AuthenticationFailedError, ChildSaError, DecodeError
+from responder.core.certificates import certificate_binds, certificate_identity
+from responder.core.config import (
+    ChildlessPolicy,
+    EspProposal,
+    Identity,
+    Mode,
+    PeerConfig,
+    PskAuth,
+    PubkeyAuth,
+    SendCert,
+)
+from responder.core.enums import AuthMethod, ConfigAttributeType, ConfigType, ExchangeType, NotifyType
+from responder.core.errors import AuthenticationFailedError, ChildSaError, DecodeError, LocalError
 from responder.core.events import AuthenticationFailed, ChildSaRefused, IkeSaEstablished
 from responder.core.exchanges.base import (
     AfterSend,
@@ -36,6 +46,13 @@ from responder.core.exchanges.base import (
     Reply,
     Report,
     child_established,
+)
+from responder.core.exchanges.certauth import (
+    cert_payloads,
+    certreq_payload,
+    peer_certreq,
+    sign,
+    verify_peer_signature,
 )
 from responder.core.exchanges.child import accept_first_child, child_payloads, negotiate_first_child
 from responder.core.exchanges.common import error_notify, find, fresh_spi, notifies, require
@@ -135,13 +152,21 @@ class IkeAuthResponder(Exchange):
             raise AuthenticationFailedError("IKE_AUTH without AUTH payload (EAP is not offered)")
 
         identity = Identity(idi.id_type, idi.data)
-        # Configured peers in order; with any_id_psk set, the lab peer matches every ID.
-        peer = config.find_peer(identity)
+        signature = auth.method != AuthMethod.SHARED_KEY_MIC
+        method = "a signature" if signature else "a shared key"
+        # Configured peers in order, of the method the AUTH shows; then the lab peer of that method.
+        peer = config.find_peer(identity, signature=signature)
         if peer is None:
-            raise AuthenticationFailedError(f"no peer is configured for ID {identity}")
-        authenticator = PskAuthenticator(peer.auth.secret.value)
+            raise AuthenticationFailedError(f"no peer is configured for ID {identity} with {method}")
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
-        if not authenticator.verify(sa.prf, octets, auth):
+        sa.peer_certreq = sa.peer_certreq or peer_certreq(message)
+        if isinstance(peer.auth, PubkeyAuth):
+            how = verify_peer_signature(
+                message, identity, auth, octets, config.trust, when.wall, cas=peer.auth.cas
+            )
+        elif PskAuthenticator(peer.auth.secret.value).verify(sa.prf, octets, auth):
+            how = "shared key"
+        else:
             raise AuthenticationFailedError(
                 f"AUTH of {identity} does not verify with the shared key of peer '{peer.name}'"
             )
@@ -154,16 +179,13 @@ class IkeAuthResponder(Exchange):
                 "IKE_AUTH without SA, TSi and TSr, but childless IKE SAs are not allowed", offset=28
             )
 
-        local = peer.local_id or config.local_id or Identity.from_address(request.path.local_address)
-        idr = IdrPayload(local.id_type, local.data)
-        our_octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
-        payloads: list[Payload] = [idr, authenticator.create(sa.prf, our_octets)]
+        payloads, local, signed = self._our_auth(sa, peer, message, request)
         window = config.window_size
         if window > 1:
             payloads.append(_window_notify(window))
         after: list[AfterSend] = [EstablishIkeSa(local, identity, window, _peer_window(message) or 1)]
 
-        result = f"IKE SA established with {identity} (peer '{peer.name}')"
+        result = f"IKE SA established with {identity} (peer '{peer.name}', {how}; we {signed})"
         if offered_child is None:
             return Reply(tuple(payloads), result + ", childless (RFC 6023)", tuple(after))
         try:
@@ -179,13 +201,47 @@ class IkeAuthResponder(Exchange):
         result += f"; Child SA {child.inbound_spi.hex()}/{child.outbound_spi.hex()}"
         return Reply((*payloads, *child_reply), result, tuple(after))
 
+    @staticmethod
+    def _our_auth(
+        sa: IkeSa, peer: PeerConfig, message: Message, request: Received
+    ) -> tuple[list[Payload], Identity, str]:
+        """IDr, [CERT...], AUTH for ``peer`` (RFC 7296 §1.2), our identity, and how we signed."""
+        assert sa.prf is not None and sa.keys is not None
+        config = sa.config
+        ours = peer.our_auth
+        credential = config.credential
+        requested = find(message, IdrPayload)  # RFC 7296 §2.15: the initiator may name whom it wants
+        if isinstance(ours, PubkeyAuth) and credential is not None:
+            local = peer.local_id or config.local_id or certificate_identity(credential.certificate)
+            if requested is not None:
+                wanted = Identity(requested.id_type, requested.data)
+                if certificate_binds(credential.certificate, wanted):
+                    local = wanted  # answer as the identity asked for, which our certificate holds
+            idr = IdrPayload(local.id_type, local.data)
+            octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
+            auth, signed = sign(credential, octets, sa.peer_signature_hashes, rsa_pss=config.trust.rsa_pss)
+            send = peer.send_cert is SendCert.ALWAYS or (
+                peer.send_cert is SendCert.IFASKED and sa.peer_certreq
+            )
+            certificates = cert_payloads(credential) if send else ()
+            return [idr, *certificates, auth], local, signed
+        assert isinstance(ours, PskAuth)  # Config checks a certificate exists for PubkeyAuth
+        local = peer.local_id or config.local_id or Identity.from_address(request.path.local_address)
+        idr = IdrPayload(local.id_type, local.data)
+        our_octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
+        return (
+            [idr, PskAuthenticator(ours.secret.value).create(sa.prf, our_octets)],
+            local,
+            "used a shared key",
+        )
+
 
 # --------------------------------------------------------------------------- initiator
 
 
 @attrs.define(eq=False)
 class IkeAuthInitiator(Exchange):
-    """Our IKE_AUTH request with a shared key, and the first Child SA if the settings ask for one."""
+    """Our IKE_AUTH request with a shared key or a certificate, and the first Child SA if asked for."""
 
     exchange_type = ExchangeType.IKE_AUTH
 
@@ -198,9 +254,23 @@ class IkeAuthInitiator(Exchange):
         idi = IdiPayload(settings.local_id.id_type, settings.local_id.data)
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
         payloads: list[Payload] = [idi]
+        credential = settings.credential
+        if (
+            settings.psk is None and credential is not None
+        ):  # RFC 7296 §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH
+            auth, _ = sign(credential, octets, sa.peer_signature_hashes, rsa_pss=settings.rsa_pss)
+            payloads += cert_payloads(credential)
+        elif settings.psk is not None:
+            auth = PskAuthenticator(settings.psk.value).create(sa.prf, octets)
+        else:
+            raise LocalError("InitiatorSettings need a shared key or a credential")
+        if settings.trust is not None:
+            certreq = certreq_payload(settings.trust.anchors)
+            if certreq is not None:
+                payloads.append(certreq)
         if settings.remote_id is not None:
             payloads.append(IdrPayload(settings.remote_id.id_type, settings.remote_id.data))
-        payloads.append(PskAuthenticator(settings.psk.value).create(sa.prf, octets))
+        payloads.append(auth)
         if settings.initial_contact:
             payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
         if settings.window_size > 1:
@@ -245,7 +315,14 @@ class IkeAuthInitiator(Exchange):
         if settings.remote_id is not None and remote != settings.remote_id:
             return _fail(sa, f"responder identifies as {remote}, expected {settings.remote_id}")
         octets = signed_octets(sa.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr, idr)
-        if not PskAuthenticator(settings.psk.value).verify(sa.prf, octets, auth):
+        if auth.method != AuthMethod.SHARED_KEY_MIC:
+            if settings.trust is None:
+                return _fail(sa, f"responder {remote} signs, but no CA is configured to check it")
+            try:
+                verify_peer_signature(message, remote, auth, octets, settings.trust, when.wall)
+            except AuthenticationFailedError as error:
+                return _fail(sa, f"responder: {error.reason}")
+        elif settings.psk is None or not PskAuthenticator(settings.psk.value).verify(sa.prf, octets, auth):
             return _fail(sa, f"AUTH of responder {remote} does not verify")
         _establish(sa, settings.local_id, remote, settings.window_size, _peer_window(message) or 1, when.now)
         result = "IKE SA established"

@@ -28,6 +28,13 @@ from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
 from responder.core.errors import DecodeError, InvalidKeyExchangeValue, LocalError
 from responder.core.events import IkeSaInitRefused
 from responder.core.exchanges.base import Done, Exchange, NextRound
+from responder.core.exchanges.certauth import (
+    certreq_payload,
+    peer_certreq,
+    peer_signature_hashes,
+    signature_hashes_notify,
+    trusted_anchors,
+)
 from responder.core.exchanges.common import error_notify, fresh_spi, nat_detection_hash, notifies, require
 from responder.core.exchanges.ike_auth import IkeAuthInitiator
 from responder.core.ike_sa import IkeSa, IkeSaState, Services
@@ -207,6 +214,13 @@ def respond(
     ]
     if config.childless is not ChildlessPolicy.NEVER:
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
+    sa.peer_signature_hashes = peer_signature_hashes(message)
+    sa.peer_certreq = peer_certreq(message)
+    if config.uses_certificates:
+        certreq = certreq_payload(trusted_anchors(config))  # RFC 7296 §3.7: the CAs we trust
+        if certreq is not None:
+            payloads.append(certreq)
+        payloads.append(signature_hashes_notify())  # RFC 7427 §4
     sa.init_request = data
     response = Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
     sa.init_response = sa.layer.answer_unprotected(0, data, response)
@@ -252,6 +266,7 @@ class IkeSaInitInitiator(Exchange):
             NoncePayload(sa.nonce_i),
             *_nat_notifies(sa.spi_i, bytes(8), sa.path),
             NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
+            signature_hashes_notify(),  # RFC 7427 §4: we verify signatures whatever we sign with
         ]
         return tuple(payloads)
 
@@ -316,6 +331,8 @@ class IkeSaInitInitiator(Exchange):
         sa.nonce_r = nonce.data
         sa.init_response = response.data
         sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
+        sa.peer_signature_hashes = peer_signature_hashes(message)
+        sa.peer_certreq = peer_certreq(message)
         _detect_nat(sa, message, response.path)
         _install_keys(sa, chosen, shared_secret)
         self.key_exchange = None  # the private value is no longer needed
