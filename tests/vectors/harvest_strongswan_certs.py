@@ -735,7 +735,9 @@ def build_cert_vector(run: CertRun) -> tuple[dict[str, Any], list[IkeSaKeys]]:
             )
             id_is_subject_der = False
         method, data = auth_body[0], auth_body[4:]
-        found = verify_auth(method, data, pki.certs[who].public_key(), octets, pki.keys[who])  # type: ignore[arg-type]
+        public_key = pki.certs[who].public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey)
+        verified = verify_auth(method, data, public_key, octets, pki.keys[who])
         peer = "responder" if who == "initiator" else "initiator"
         check(
             schemes[who].get("myself") == schemes[peer].get("peer"),
@@ -755,7 +757,7 @@ def build_cert_vector(run: CertRun) -> tuple[dict[str, Any], list[IkeSaKeys]]:
             "signature_hash_algorithms_received": _hash_algorithms(
                 (init_resp if who == "initiator" else init_req)["payloads"]
             ),
-            **found,
+            **verified,
         }
 
     child_logs = {
