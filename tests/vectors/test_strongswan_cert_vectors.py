@@ -12,7 +12,7 @@ schemes (RSASSA-PKCS1-v1_5, Ed25519) signs the same octets to charon's AUTH
 data byte for byte.  charon's RFC 7427 AlgorithmIdentifiers are compared with
 the module's Appendix A constants, its CERTREQs with SHA-1 of the CA's
 SubjectPublicKeyInfo (RFC 7296 §3.7), and its SIGNATURE_HASH_ALGORITHMS
-notifies with what docs/interop notes say charon sends.
+notifies with what the interop notes say charon sends.
 
 Expected values come from the harvest's JSON, the PEM files beside it and the
 charon logs (parsed here with tests.interop.charon_log), never from the core.
@@ -80,7 +80,7 @@ CHARON_CHOICE: dict[str, tuple[AuthMethod, tuple[Scheme, HashAlgorithm] | None, 
     "cert-ecdsa-p256-legacy": (AuthMethod.ECDSA_SHA256_P256, None, False),
 }
 
-#: docs/interop notes: charon sends SIGNATURE_HASH_ALGORITHMS "sha256 sha384 sha512 identity".
+#: The interop notes: charon sends SIGNATURE_HASH_ALGORITHMS "sha256 sha384 sha512 identity".
 CHARON_HASHES = (
     HashAlgorithm.SHA2_256,
     HashAlgorithm.SHA2_384,
