@@ -201,6 +201,7 @@ def _build_chain(
     except VerificationError as error:
         text = str(error)
         issuer = leaf.issuer.rfc4514_string() or "(empty issuer)"
+        _check_path_validity(leaf, [*intermediates, *anchors], when)
         if "candidates exhausted" in text:
             raise CertificateError(
                 f"certificate {describe(leaf)}: unknown CA, no chain from issuer {issuer} to a trusted CA"
@@ -210,6 +211,25 @@ def _build_chain(
                 f"certificate {describe(leaf)}: a CA certificate of its chain is expired or not yet valid"
             ) from None
         raise CertificateError(f"certificate {describe(leaf)}: chain does not verify ({text})") from None
+
+
+def _check_path_validity(
+    leaf: x509.Certificate, candidates: Sequence[x509.Certificate], when: datetime.datetime
+) -> None:
+    """Name an expired (or not yet valid) CA on the way from ``leaf`` up by issuer names: the
+    verifier reports only that no path was found."""
+    current, seen = leaf, 0
+    while seen < len(candidates):
+        issuer = next((c for c in candidates if c.subject == current.issuer), None)
+        if issuer is None:
+            return
+        try:
+            _check_validity(issuer, when)
+        except CertificateError as error:
+            raise CertificateError(f"certificate {describe(leaf)}: CA {error}") from None
+        if issuer.subject == issuer.issuer:
+            return
+        current, seen = issuer, seen + 1
 
 
 def _check_revocation(chain: Sequence[x509.Certificate], trust: TrustStore) -> None:

@@ -46,9 +46,10 @@ class ChildRequest:
 class InitiatorSettings:
     """An IKE SA to initiate, authenticated with a shared key or a certificate.
 
-    ``psk`` ``None`` with a ``credential`` signs IKE_AUTH with the credential's
-    key and sends its chain (RFC 7296 §3.6, RFC 7427); ``trust`` checks a
-    responder that signs (and names its CAs in our CERTREQ).
+    With a ``credential`` our IKE_AUTH is signed with its key and carries its
+    chain (RFC 7296 §3.6, RFC 7427); without one, ``psk`` makes our AUTH.
+    ``psk`` also checks a responder that answers with a shared key, ``trust``
+    one that signs (and its CAs are named in our CERTREQ).
 
     ``ke_method`` is the group of the first KEi (default: the first group of
     the first proposal); an INVALID_KE_PAYLOAD answer switches to the group the
@@ -66,6 +67,6 @@ class InitiatorSettings:
     initial_contact: bool = False  #: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4)
     ike_lifetime: Lifetime = NO_LIFETIME  #: when we rekey and expire the IKE SA
     dpd: Dpd = attrs.field(factory=Dpd)  #: our liveness checks (RFC 7296 §2.4)
-    credential: Credential | None = None  #: our certificate and key, used when ``psk`` is None
+    credential: Credential | None = None  #: our certificate and key (we sign with it)
     trust: TrustStore | None = None  #: CAs a signing responder's certificate must lead to
     rsa_pss: bool = True  #: RSASSA-PSS rather than PKCS#1 v1.5 for RFC 7427 RSA signatures

@@ -81,7 +81,8 @@ def responder_config(ike: str, **kwargs: object) -> Config:
 
 def initiator_settings(ike: str, child: ChildRequest | None = None, **kwargs: object) -> InitiatorSettings:
     proposals = tuple(IkeProposal.parse(p) for p in ike.split(","))
-    return InitiatorSettings(proposals, INITIATOR_ID, kwargs.pop("psk", PSK), child=child, **kwargs)  # type: ignore[arg-type]
+    local_id, psk = kwargs.pop("local_id", INITIATOR_ID), kwargs.pop("psk", PSK)
+    return InitiatorSettings(proposals, local_id, psk, child=child, **kwargs)  # type: ignore[arg-type]
 
 
 def sk_keys(sa: IkeSa) -> tuple[SkProtection, SkProtection]:
@@ -132,6 +133,7 @@ class Pair:
     initiator: Endpoint
     path: Path  # as the initiator sees it
     now: float = 0.0
+    wall: float | None = None  #: the wall clock both ends see (certificate validity), None: unknown
     responder_events: list[Event] = attrs.Factory(list)
     initiator_events: list[Event] = attrs.Factory(list)
     wire: list[tuple[str, bytes]] = attrs.Factory(list)  # ("i->r" | "r->i", message) in order
@@ -157,7 +159,7 @@ class Pair:
         return cls(responder, initiator, path)
 
     def initiate(self, settings: InitiatorSettings) -> IkeSa:
-        sa = self.initiator.initiate(settings, self.path, self.now)
+        sa = self.initiator.initiate(settings, self.path, self.now, wall=self.wall)
         return sa
 
     def deliver(
@@ -169,7 +171,7 @@ class Pair:
             if drop is not None and drop(message.data):
                 continue
             target = self.responder if to_responder else self.initiator
-            target.receive(message.data, reverse(message.path), self.now)
+            target.receive(message.data, reverse(message.path), self.now, wall=self.wall)
             moved += 1
         return moved
 
@@ -185,13 +187,13 @@ class Pair:
 
     def to_responder(self, data: bytes) -> list[bytes]:
         """Hand ``data`` to the responder as if the initiator sent it; return what it sends back."""
-        self.responder.receive(data, reverse(self.path), self.now)
+        self.responder.receive(data, reverse(self.path), self.now, wall=self.wall)
         self.drain()
         return [out.data for out in self.responder.messages_to_send()]
 
     def to_initiator(self, data: bytes) -> list[bytes]:
         """Hand ``data`` to the initiator as if the responder sent it; return what it sends back."""
-        self.initiator.receive(data, self.path, self.now)
+        self.initiator.receive(data, self.path, self.now, wall=self.wall)
         self.drain()
         return [out.data for out in self.initiator.messages_to_send()]
 

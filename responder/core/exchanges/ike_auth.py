@@ -255,9 +255,7 @@ class IkeAuthInitiator(Exchange):
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
         payloads: list[Payload] = [idi]
         credential = settings.credential
-        if (
-            settings.psk is None and credential is not None
-        ):  # RFC 7296 §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH
+        if credential is not None:  # RFC 7296 §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH
             auth, _ = sign(credential, octets, sa.peer_signature_hashes, rsa_pss=settings.rsa_pss)
             payloads += cert_payloads(credential)
         elif settings.psk is not None:

@@ -1,0 +1,315 @@
+"""IKE_AUTH with certificates, both ends in memory (tests.fakes.pair): every key type, mutual and
+mixed with shared keys, CERT/CERTREQ, SIGNATURE_HASH_ALGORITHMS, IDr, and each refusal answered
+AUTHENTICATION_FAILED with its reason.
+
+Rows: B31 (public-key authentication), C1-C4 (RFC 7427), B17/B26 (AUTHENTICATION_FAILED).
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from responder.core.certificates import spki_sha1
+from responder.core.config import (
+    Config,
+    ConfigError,
+    Credential,
+    Identity,
+    IdPattern,
+    PeerConfig,
+    PskAuth,
+    PubkeyAuth,
+    SendCert,
+    TrustStore,
+)
+from responder.core.enums import AuthMethod, CertEncoding, ExchangeType, NotifyType
+from responder.core.events import AuthenticationFailed, IkeSaEstablished, RequestAnswered
+from responder.core.exchanges import ike_auth
+from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.messages import decode_message
+from responder.core.payloads import AuthPayload, CertPayload, CertReqPayload, IdrPayload, NotifyPayload
+from responder.core.signatures import SIGNATURE_HASHES
+from tests.fakes.pair import PSK, Pair, child_request, initiator_settings, read, responder_config
+from tests.fakes.pki import NOW, Authority
+
+SUITE = "aes256gcm16-prfsha256-x25519"
+ALICE = "C=XX, O=Lab, CN=alice"
+MOON = "C=XX, O=Lab, CN=moon"
+
+
+@pytest.fixture(scope="module")
+def root() -> Authority:
+    return Authority.root()
+
+
+def moon(root: Authority, key: str = "p256") -> Credential:
+    return root.credential(MOON, key=key, dns=["moon.lab"], ips=["192.0.2.2"])
+
+
+def alice(root: Authority, key: str = "p256") -> Credential:
+    return root.credential(ALICE, key=key, index=1, emails=["alice@example.org"])
+
+
+def cert_pair(
+    root: Authority,
+    *,
+    peers: tuple[PeerConfig, ...] | None = None,
+    responder_key: str = "p256",
+    **config: object,
+) -> Pair:
+    if peers is None:
+        peers = (PeerConfig("alice", IdPattern.parse(ALICE), PubkeyAuth()),)
+    responder = responder_config(
+        SUITE,
+        peers=peers,
+        credential=moon(root, responder_key),
+        trust=TrustStore((root.certificate,)),
+        **config,
+    )
+    pair = Pair.create(responder)
+    pair.wall = NOW.timestamp()
+    return pair
+
+
+def cert_settings(root: Authority, key: str = "p256", **kwargs: object) -> object:
+    values: dict[str, object] = {
+        "psk": None,
+        "credential": alice(root, key),
+        "trust": TrustStore((root.certificate,)),
+        "local_id": Identity.parse(ALICE),
+    }
+    values.update(kwargs)
+    return initiator_settings(SUITE, child_request(), **values)
+
+
+def messages(pair: Pair, exchange: ExchangeType, direction: str) -> list[bytes]:
+    found = []
+    for way, data in pair.wire:
+        header = decode_message(data).header
+        if way == direction and header.exchange_type == exchange:
+            found.append(data)
+    return found
+
+
+@pytest.mark.parametrize("key", ["rsa2048", "p256", "p384", "p521", "ed25519", "ed448"])
+def test_mutual_certificates_with_every_key_type(root: Authority, key: str) -> None:
+    pair = cert_pair(root, responder_key=key)
+    sa = pair.initiate(cert_settings(root, key))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    [established] = pair.events(IkeSaEstablished)
+    assert established.remote_id == ALICE and established.local_id == MOON
+    [answered] = pair.events(RequestAnswered)[-1:]
+    assert "peer 'alice', certificate CN=alice,O=Lab,C=XX" in answered.result
+    assert sa.children  # the first Child SA came with it
+
+
+def test_ike_sa_init_response_carries_certreq_and_signature_hashes(root: Authority) -> None:
+    """RFC 7296 §3.7 (CERTREQ naming our CA), RFC 7427 §4 (row C3: the responder includes it)."""
+    pair = cert_pair(root)
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    response = decode_message(messages(pair, ExchangeType.IKE_SA_INIT, "r->i")[0])
+    [certreq] = [p for p in response.payloads if isinstance(p, CertReqPayload)]
+    assert certreq.encoding is CertEncoding.X509_CERT_SIGNATURE
+    assert certreq.data == spki_sha1(root.certificate)
+    [hashes] = [
+        p
+        for p in response.payloads
+        if isinstance(p, NotifyPayload) and p.notify_type is NotifyType.SIGNATURE_HASH_ALGORITHMS
+    ]
+    assert hashes.data == b"".join(int(h).to_bytes(2, "big") for h in SIGNATURE_HASHES)
+
+
+def test_psk_only_configuration_sends_neither(root: Authority) -> None:
+    pair = Pair.create(responder_config(SUITE))
+    pair.initiate(initiator_settings(SUITE, child_request()))
+    pair.pump()
+    response = decode_message(messages(pair, ExchangeType.IKE_SA_INIT, "r->i")[0])
+    assert not [p for p in response.payloads if isinstance(p, CertReqPayload)]
+    assert NotifyType.SIGNATURE_HASH_ALGORITHMS not in [
+        p.notify_type for p in response.payloads if isinstance(p, NotifyPayload)
+    ]
+
+
+def auth_response(pair: Pair, sa: IkeSa) -> list[object]:
+    return list(read(sa, messages(pair, ExchangeType.IKE_AUTH, "r->i")[0], from_initiator=False).payloads)
+
+
+@pytest.mark.parametrize(
+    ("send_cert", "initiator_asks", "sent"),
+    [
+        (SendCert.IFASKED, True, True),
+        (SendCert.IFASKED, False, False),
+        (SendCert.ALWAYS, False, True),
+        (SendCert.NEVER, True, False),
+    ],
+)
+def test_our_cert_goes_when_asked_or_configured(
+    root: Authority, send_cert: SendCert, initiator_asks: bool, sent: bool
+) -> None:
+    """swanctl's send_cert; an initiator's CERTREQ in IKE_AUTH is an ask (RFC 7296 §3.7)."""
+    peers = (PeerConfig("alice", IdPattern.parse(ALICE), PubkeyAuth(), send_cert=send_cert),)
+    pair = cert_pair(root, peers=peers)
+    trust = TrustStore((root.certificate,)) if initiator_asks else None
+    settings = cert_settings(root, trust=trust)
+    sa = pair.initiate(settings)  # type: ignore[arg-type]
+    pair.pump()
+    payloads = auth_response(pair, sa)
+    certificates = [p for p in payloads if isinstance(p, CertPayload)]
+    assert bool(certificates) is sent
+    if sent:
+        sent_certificate = x509.load_der_x509_certificate(certificates[0].data)
+        assert sent_certificate.subject == moon(root).certificate.subject
+        kinds = [type(p).__name__ for p in payloads]
+        assert kinds.index("IdrPayload") < kinds.index("CertPayload") < kinds.index("AuthPayload")
+
+
+def test_an_intermediate_goes_with_our_certificate_and_the_peers_is_used(root: Authority) -> None:
+    intermediate = root.intermediate()
+    responder_credential = intermediate.credential(MOON, dns=["moon.lab"])
+    client = intermediate.credential(ALICE, emails=["alice@example.org"])
+    config = responder_config(
+        SUITE,
+        peers=(PeerConfig("alice", IdPattern.parse(ALICE), PubkeyAuth()),),
+        credential=responder_credential,
+        trust=TrustStore((root.certificate,)),
+    )
+    pair = Pair.create(config)
+    pair.wall = NOW.timestamp()
+    sa = pair.initiate(cert_settings(root, credential=client))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    certificates = [p for p in auth_response(pair, sa) if isinstance(p, CertPayload)]
+    assert len(certificates) == 2  # leaf and intermediate, no root
+
+
+def test_the_requested_idr_is_answered_when_our_certificate_holds_it(root: Authority) -> None:
+    """RFC 7296 §2.15 / §3.5: the initiator names whom it wants; our certificate's SAN moon.lab."""
+    pair = cert_pair(root)
+    sa = pair.initiate(cert_settings(root, remote_id=Identity.parse("moon.lab")))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    [idr] = [p for p in auth_response(pair, sa) if isinstance(p, IdrPayload)]
+    assert Identity(idr.id_type, idr.data) == Identity.parse("moon.lab")
+
+
+def test_psk_initiator_and_certificate_responder(root: Authority) -> None:
+    """One side a shared key, the other a certificate (swanctl local/remote auth differ)."""
+    peers = (PeerConfig("alice", IdPattern.parse("alice@example.org"), PSK, local_auth=PubkeyAuth()),)
+    pair = cert_pair(root, peers=peers)
+    settings = initiator_settings(SUITE, child_request(), trust=TrustStore((root.certificate,)))
+    sa = pair.initiate(settings)
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    [auth] = [p for p in auth_response(pair, sa) if isinstance(p, AuthPayload)]
+    assert auth.method is AuthMethod.DIGITAL_SIGNATURE
+
+
+def test_certificate_initiator_and_psk_responder(root: Authority) -> None:
+    peers = (PeerConfig("alice", IdPattern.parse(ALICE), PubkeyAuth(), local_auth=PskAuth(PSK)),)
+    pair = cert_pair(root, peers=peers)
+    # the initiator signs with its certificate and checks the responder's AUTH with the shared key
+    sa = pair.initiate(cert_settings(root, psk=PSK))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    [auth] = [p for p in auth_response(pair, sa) if isinstance(p, AuthPayload)]
+    assert auth.method is AuthMethod.SHARED_KEY_MIC
+    assert pair.events(IkeSaEstablished)  # the responder accepted the certificate
+
+
+def test_lab_pubkey_mode_accepts_any_id_its_certificate_holds(root: Authority) -> None:
+    """--cert with --ca and no peers: any peer whose certificate comes from the CA."""
+    pair = cert_pair(root, peers=(), lab_pubkey=True, any_id_psk=PSK)
+    sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    assert "peer '%lab-pubkey'" in pair.events(RequestAnswered)[-1].result
+    psk_pair = cert_pair(root, peers=(), lab_pubkey=True, any_id_psk=PSK)
+    psk_sa = psk_pair.initiate(initiator_settings(SUITE, child_request()))
+    psk_pair.pump()
+    assert psk_sa.state is IkeSaState.ESTABLISHED  # and shared keys still work beside it
+    [auth] = [p for p in auth_response(psk_pair, psk_sa) if isinstance(p, AuthPayload)]
+    assert auth.method is AuthMethod.SHARED_KEY_MIC
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def refused(pair: Pair, reason: str) -> None:
+    answered = pair.events(RequestAnswered)[-1]
+    assert "AUTHENTICATION_FAILED" in answered.result and reason in answered.result, answered.result
+    assert list(pair.responder.sas) == []
+    assert pair.events(AuthenticationFailed, "initiator")
+
+
+def test_unknown_ca_is_authentication_failed(root: Authority) -> None:
+    stranger = Authority.root("C=XX, O=Elsewhere, CN=Other CA", index=7)
+    pair = cert_pair(root)
+    pair.initiate(cert_settings(root, credential=stranger.credential(ALICE)))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "unknown CA")
+
+
+def test_expired_certificate_is_authentication_failed(root: Authority) -> None:
+    pair = cert_pair(root)
+    pair.wall = NOW.timestamp() + 400 * 86400
+    pair.initiate(cert_settings(root, trust=None))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "expired")
+
+
+def test_id_not_in_the_certificate_is_authentication_failed(root: Authority) -> None:
+    peers = (PeerConfig("any", IdPattern.any(), PubkeyAuth()),)
+    pair = cert_pair(root, peers=peers)
+    pair.initiate(cert_settings(root, local_id=Identity.parse("bob@example.org")))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "ID bob@example.org is not in the certificate CN=alice,O=Lab,C=XX")
+
+
+def test_a_bad_signature_is_authentication_failed(root: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ike_auth.sign
+    monkeypatch.setattr(ike_auth, "sign", lambda c, octets, *a, **k: original(c, octets + b"!", *a, **k))
+    pair = cert_pair(root)
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "bad signature")
+
+
+def test_no_certificate_with_a_signature_is_authentication_failed(root: Authority) -> None:
+    pair = cert_pair(root)
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    original = ike_auth.cert_payloads
+    ike_auth.cert_payloads = lambda credential: ()  # type: ignore[assignment]
+    try:
+        pair.pump()
+    finally:
+        ike_auth.cert_payloads = original
+    refused(pair, "sent a signature AUTH but no certificate")
+
+
+def test_a_psk_peer_does_not_take_a_signature(root: Authority) -> None:
+    """The AUTH method picks the peer: a shared-key peer of the same ID does not apply."""
+    peers = (PeerConfig("alice", IdPattern.parse(ALICE), PSK),)
+    pair = cert_pair(root, peers=peers)
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "no peer is configured for ID C=XX, O=Lab, CN=alice with a signature")
+
+
+def test_without_a_wall_clock_nothing_validates(root: Authority) -> None:
+    pair = cert_pair(root)
+    pair.wall = None
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "no wall-clock time")
+
+
+def test_config_refuses_certificate_auth_without_what_it_needs(root: Authority) -> None:
+    with pytest.raises(ConfigError, match=r"peers\[0\]\.auth: certificate authentication needs a trusted CA"):
+        Config(peers=(PeerConfig("a", IdPattern.any(), PubkeyAuth()),), credential=moon(root))
+    with pytest.raises(ConfigError, match=r"peers\[0\]\.local_auth: .* needs our certificate and key"):
+        Config(peers=(PeerConfig("a", IdPattern.any(), PSK, local_auth=PubkeyAuth()),))
+    with pytest.raises(ConfigError, match="does not belong to the first certificate"):
+        Credential(moon(root).chain, alice(root).private_key)
