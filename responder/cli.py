@@ -58,6 +58,7 @@ Strategy: three steps, the first and the last pure functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import errno
 import functools
@@ -71,7 +72,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -92,6 +93,7 @@ from responder.client_configs import (
 )
 from responder.config_file import load_config_path
 from responder.core.config import (
+    Config,
     ConfigError,
     Identity,
     PskAuth,
@@ -99,6 +101,7 @@ from responder.core.config import (
 )
 from responder.core.errors import LocalError
 from responder.core.path import Transport
+from responder.pem_files import load_certificates, load_credential, load_crls
 from responder.server.settings import LOG_LEVELS, Listener, ServerSettings
 
 __all__ = [
@@ -233,8 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="our identity (IDr): @fqdn or host name, user@host, an IP address, "
         "'C=..., CN=...' or keyid:HEX (default: the address the request arrived on)",
     )
-    parser.add_argument("--cert", metavar="FILE", help="PEM certificate (chain) for TLS listeners")
-    parser.add_argument("--key", metavar="FILE", help="PEM private key of --cert")
+    parser.add_argument(
+        "--cert", metavar="FILE", help="our certificate chain (PEM, leaf first): IKE authentication and TLS"
+    )
+    parser.add_argument("--key", metavar="FILE", help="the private key of --cert (PEM or DER, unencrypted)")
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        action="append",
+        help="CA certificates that vouch for peers (repeatable); with --cert and no configured peers, "
+        "any peer with a certificate from them authenticates",
+    )
+    parser.add_argument(
+        "--crl", metavar="FILE", action="append", help="a CRL to check peers against (repeatable)"
+    )
     parser.add_argument("--keylog", metavar="DIR", help="write Wireshark key tables to DIR (lab use only)")
     parser.add_argument(
         "--log-level",
@@ -310,6 +325,50 @@ def _parsed(parse: Callable[[str], Any], text: str, flag: str) -> Any:
         raise ConfigError(exc.message, flag) from None
 
 
+def _certificate_flags(
+    args: argparse.Namespace, config: Config, core: dict[str, Any], tls_files: tuple[Path | None, Path | None]
+) -> None:
+    """``--cert``/``--key`` (our credential), ``--ca`` and ``--crl`` (the trust store) into ``core``."""
+    # A flag without its partner takes the partner from the file's [tls] (as before IKE used them).
+    cert = args.cert if args.cert is not None or args.key is None else tls_files[0]
+    key = args.key if args.key is not None or args.cert is None else tls_files[1]
+    if cert is not None and key is None:
+        raise ConfigError("missing: a certificate needs its private key", "--key")
+    if key is not None and cert is None:
+        raise ConfigError("missing: a private key needs its certificate", "--cert")
+    if cert is not None and key is not None:
+        with _flag_errors("--cert"):
+            core["credential"] = load_credential(Path(cert), Path(key))
+    trust: dict[str, Any] = {}
+    if args.ca:
+        anchors: list[Any] = []
+        for path in args.ca:
+            with _flag_errors("--ca"):
+                anchors += load_certificates(Path(path))
+        trust["anchors"] = tuple(anchors)
+    if args.crl:
+        crls: list[Any] = []
+        for path in args.crl:
+            with _flag_errors("--crl"):
+                crls += load_crls(Path(path))
+        trust["crls"] = tuple(crls)
+    if trust:
+        core["trust"] = attrs.evolve(config.trust, **trust)
+    if args.ca and not config.peers:
+        if core.get("credential", config.credential) is None:
+            raise ConfigError("needs --cert and --key: we answer a certificate with our own", "--ca")
+        core["lab_pubkey"] = True
+
+
+@contextlib.contextmanager
+def _flag_errors(flag: str) -> Iterator[None]:
+    """A file's ConfigError (which names the file) under the flag that named it."""
+    try:
+        yield
+    except ConfigError as error:
+        raise ConfigError(error.message, flag) from None
+
+
 def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = random_lab_psk) -> Invocation:
     """The :class:`Invocation` of ``argv`` (without the program name).
 
@@ -361,6 +420,7 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
                 raise ConfigError(f"unknown part {name!r} (known: {known}, or responder.*)", "--log-level")
             log_levels[_LOGGER_PARTS.get(name, name)] = part_level
 
+    _certificate_flags(args, config, core, (settings.tls_cert, settings.tls_key))
     generated = False
     if not config.peers and config.any_id_psk is None and "any_id_psk" not in core:
         shown_psk = core["any_id_psk"] = Secret(make_lab_psk().encode("utf-8"))
@@ -444,7 +504,7 @@ def start_warnings(invocation: Invocation) -> list[str]:
                 f"captured handshake; use {PSK_WARN_BELOW} characters or more (RFC 7296 §2.15)"
             )
     tls = any(listener.kind is Transport.TLS for listener in settings.listeners)
-    if settings.tls_cert is not None and not tls:
+    if settings.tls_cert is not None and not tls and config.credential is None:
         warnings.append("--cert/--key (tls.cert/tls.key): no TLS listener uses them (add --tls HOST:PORT)")
     return warnings
 

@@ -22,6 +22,7 @@ import json
 import ssl
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 import trio
@@ -37,11 +38,13 @@ from responder.core.config import (
     IkeProposal,
     Secret,
     TrafficSelectorPolicy,
+    TrustStore,
 )
 from responder.core.identity import Identity
 from responder.core.initiator import ChildRequest, InitiatorSettings
 from responder.core.path import Transport
 from responder.core.selectors import to_selector
+from responder.pem_files import load_certificates, load_credential
 
 __all__ = ["main", "parse_target"]
 
@@ -69,7 +72,8 @@ def parse_target(text: str) -> tuple[str, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ikev2-client",
-        description="Establish an IKEv2 SA with a pre-shared key over RFC 9329 TCP, TLS or UDP, "
+        description="Establish an IKEv2 SA with a pre-shared key or a certificate over RFC 9329 TCP, "
+        "TLS or UDP, "
         "optionally check it, delete it, and print what happened.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -77,7 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, what in (("--tcp", "RFC 9329 TCP"), ("--tls", "RFC 9329 inside TLS"), ("--udp", "UDP")):
         where.add_argument(flag, metavar="HOST:PORT", help=f"the responder, over {what}")
     parser.add_argument(
-        "--psk", metavar="SECRET", required=True, help="the pre-shared key (0x.. hex, 0s.. base64)"
+        "--psk",
+        metavar="SECRET",
+        help="the pre-shared key (0x.. hex, 0s.. base64); with --cert it checks a responder that uses it",
+    )
+    parser.add_argument("--cert", metavar="FILE", help="authenticate with this certificate chain (PEM)")
+    parser.add_argument("--key", metavar="FILE", help="the private key of --cert")
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        action="append",
+        help="CA certificates that vouch for the responder (repeatable)",
     )
     parser.add_argument("--id", metavar="ID", default=DEFAULT_ID, help=f"our identity (default {DEFAULT_ID})")
     parser.add_argument("--remote-id", metavar="ID", help="the responder's identity we ask for (IDr)")
@@ -123,14 +137,21 @@ def _settings(args: argparse.Namespace) -> InitiatorSettings:
         esp = tuple(EspProposal.parse(text) for text in args.esp) if args.esp else DEFAULT_ESP_PROPOSALS
         local_id = Identity.parse(args.id)
         remote_id = Identity.parse(args.remote_id) if args.remote_id else None
-        psk = Secret.parse(args.psk)
+        psk = Secret.parse(args.psk) if args.psk is not None else None
+        if (args.cert is None) != (args.key is None):
+            raise ValueError("--cert and --key go together")
+        if psk is None and args.cert is None:
+            raise ValueError("one of --psk or --cert/--key is required")
+        credential = load_credential(Path(args.cert), Path(args.key)) if args.cert else None
+        anchors = tuple(c for path in args.ca or () for c in load_certificates(Path(path)))
     except (ConfigError, ValueError) as error:
         raise ValueError(str(error)) from None
     child = None
     if not args.childless:
         anything = (to_selector(TrafficSelectorPolicy.any(4)),)
         child = ChildRequest(esp, anything, anything)
-    return InitiatorSettings(ike, local_id, psk, remote_id, child)
+    trust = TrustStore(anchors) if anchors else None
+    return InitiatorSettings(ike, local_id, psk, remote_id, child, credential=credential, trust=trust)
 
 
 async def _run(

@@ -20,7 +20,7 @@ returns.  docs/configuration.md documents every key;
 
 Layout (``NAME`` is any table name the user picks)::
 
-    [responder]  [responder.limits]  [tls]  [keylog]
+    [responder]  [responder.limits]  [certificates]  [tls]  [keylog]
     [pools.NAME]  [peers.NAME]  [peers.NAME.children.NAME]  [lab]  [lab.children.NAME]
 """
 
@@ -58,10 +58,14 @@ from responder.core.config import (
     Mode,
     PeerConfig,
     PskAuth,
+    PubkeyAuth,
     Secret,
+    SendCert,
     TrafficSelectorPolicy,
+    TrustStore,
     config_path,
 )
+from responder.pem_files import load_certificates, load_credential, load_crls
 from responder.server.settings import DEFAULT_LISTENERS, LOG_LEVELS, Listener, ServerSettings
 
 __all__ = [
@@ -88,7 +92,7 @@ _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
 KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
-        "": ("responder", "tls", "keylog", "pools", "peers", "lab"),
+        "": ("responder", "certificates", "tls", "keylog", "pools", "peers", "lab"),
         "responder": (
             "id",
             "listen",
@@ -124,12 +128,32 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "log_lines_per_source",
             "log_lines_max",
         ),
+        "certificates": (
+            "cert",
+            "key",
+            "cacerts",
+            "crls",
+            "accept_server_auth",
+            "accept_client_auth",
+            "min_rsa_bits",
+            "rsa_pss",
+        ),
         "tls": ("cert", "key"),
         "keylog": ("dir",),
         "pools.NAME": ("addrs", "dns"),
-        "peers.NAME": ("remote_id", "psk", "local_id", "children", *_PEER_LIFE_KEYS),
+        "peers.NAME": (
+            "remote_id",
+            "auth",
+            "psk",
+            "local_auth",
+            "cacerts",
+            "send_cert",
+            "local_id",
+            "children",
+            *_PEER_LIFE_KEYS,
+        ),
         "peers.NAME.children.NAME": _CHILD_KEYS,
-        "lab": ("any_id_psk", "children", *_PEER_LIFE_KEYS),
+        "lab": ("any_id_psk", "pubkey", "children", *_PEER_LIFE_KEYS),
         "lab.children.NAME": _CHILD_KEYS,
     }
 )
@@ -254,7 +278,7 @@ def _path(value: object, path: str, base_dir: Path | None) -> Path:
     return result if base_dir is None or result.is_absolute() else base_dir / result
 
 
-def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy], path: str) -> Any:
+def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy] | type[SendCert], path: str) -> Any:
     text = _expect(value, str, "a string", path)
     names = ", ".join(repr(member.value) for member in kind)
     try:
@@ -415,20 +439,113 @@ def _pools(value: object, aliases: dict[str, str]) -> list[AddressPool]:
     return pools
 
 
-def _peers(value: object, aliases: dict[str, str]) -> list[PeerConfig]:
+def _auth_method(table: Mapping[str, Any], key: str, path: str, default: str) -> str:
+    if key not in table:
+        return default
+    text = _expect(table[key], str, "a string", _join(path, key))
+    if text not in ("psk", "pubkey"):
+        raise ConfigError(f"expected 'psk' or 'pubkey', got {text!r}", _join(path, key))
+    return text
+
+
+def _peer_auth(table: Mapping[str, Any], path: str, base_dir: Path | None) -> dict[str, Any]:
+    """``auth``, ``local_auth``, ``psk``, ``cacerts`` and ``send_cert`` of a ``[peers.NAME]`` table
+    (swanctl.conf's ``remote.auth``, ``local.auth``, secrets, ``remote.cacerts``, ``send_cert``)."""
+    remote = _auth_method(table, "auth", path, "psk")
+    local = _auth_method(table, "local_auth", path, remote)
+    secret = None
+    if "psk" in table or "psk" in (remote, local):
+        psk_path = _join(path, "psk")
+        psk_text = _expect(_required(table, "psk", path), str, "a string", psk_path)
+        secret = _parsed(Secret.parse, psk_text, psk_path)
+    cas: tuple[Any, ...] = ()
+    if "cacerts" in table:
+        cas = _certificate_files(table["cacerts"], _join(path, "cacerts"), base_dir)
+        if remote != "pubkey":
+            raise ConfigError("a CA constraint needs auth = 'pubkey'", _join(path, "cacerts"))
+
+    def method(name: str, cas: tuple[Any, ...] = ()) -> PskAuth | PubkeyAuth:
+        if name == "pubkey":
+            return PubkeyAuth(cas)
+        assert secret is not None  # required above whenever a side uses psk
+        return PskAuth(secret)
+
+    result: dict[str, Any] = {"auth": method(remote, cas)}
+    if local != remote:
+        result["local_auth"] = method(local)
+    if "send_cert" in table:
+        result["send_cert"] = _choice(table["send_cert"], SendCert, _join(path, "send_cert"))
+    return result
+
+
+def _certificate_files(value: object, path: str, base_dir: Path | None) -> tuple[Any, ...]:
+    """The certificates of every file named in an array of paths."""
+    certificates: list[Any] = []
+    for index, item in enumerate(_expect(value, list, "an array of paths", path)):
+        where = f"{path}[{index}]"
+        with _file_errors(where):
+            certificates += load_certificates(_path(item, where, base_dir))
+    return tuple(certificates)
+
+
+@contextlib.contextmanager
+def _file_errors(path: str) -> Iterator[None]:
+    """A file's ConfigError (which names the file) under the key that named it."""
+    try:
+        yield
+    except ConfigError as error:
+        if error.field:
+            raise
+        raise ConfigError(error.message, path) from None
+
+
+def _certificates_table(value: object, base_dir: Path | None) -> dict[str, Any]:
+    """``[certificates]``: our certificate and key, the CAs and CRLs, the policy (Config keywords)."""
+    table = _table(value, "certificates", "certificates")
+    config: dict[str, Any] = {}
+    if ("cert" in table) != ("key" in table):
+        present, missing = ("cert", "key") if "cert" in table else ("key", "cert")
+        raise ConfigError(f"missing: {present} needs {missing}", "certificates")
+    if "cert" in table:
+        cert_path = _path(table["cert"], "certificates.cert", base_dir)
+        key_path = _path(table["key"], "certificates.key", base_dir)
+        with _file_errors("certificates.cert"):
+            config["credential"] = load_credential(cert_path, key_path)
+    trust: dict[str, Any] = {}
+    if "cacerts" in table:
+        trust["anchors"] = _certificate_files(table["cacerts"], "certificates.cacerts", base_dir)
+    if "crls" in table:
+        crls: list[Any] = []
+        for index, item in enumerate(_expect(table["crls"], list, "an array of paths", "certificates.crls")):
+            where = f"certificates.crls[{index}]"
+            with _file_errors(where):
+                crls += load_crls(_path(item, where, base_dir))
+        trust["crls"] = tuple(crls)
+    for key in ("accept_server_auth", "accept_client_auth", "rsa_pss"):
+        if key in table:
+            trust[key] = _expect(table[key], bool, "a boolean", _join("certificates", key))
+    if "min_rsa_bits" in table:
+        trust["min_rsa_bits"] = _expect(table["min_rsa_bits"], int, "an integer", "certificates.min_rsa_bits")
+    if trust:
+        with config_path("certificates"):
+            config["trust"] = TrustStore(**trust)
+    return config
+
+
+def _peers(value: object, aliases: dict[str, str], base_dir: Path | None) -> list[PeerConfig]:
     peers = []
     for index, (name, peer_value) in enumerate(_named_tables(value, "peers").items()):
         path = _join("peers", name)
         aliases[f"peers[{index}].name"] = path
         aliases[f"peers[{index}]"] = path
-        aliases[f"peers[{index}].auth"] = _join(path, "psk")
         table = _table(peer_value, path, "peers.NAME")
-        remote_path, psk_path = _join(path, "remote_id"), _join(path, "psk")
+        aliases[f"peers[{index}].auth"] = _join(path, "auth" if "auth" in table else "psk")
+        aliases[f"peers[{index}].local_auth"] = _join(path, "local_auth" if "local_auth" in table else "auth")
+        remote_path = _join(path, "remote_id")
         remote_text = _expect(_required(table, "remote_id", path), str, "a string", remote_path)
-        psk_text = _expect(_required(table, "psk", path), str, "a string", psk_path)
         arguments: dict[str, Any] = {
             "remote_id": _parsed(IdPattern.parse, remote_text, remote_path),
-            "auth": PskAuth(_parsed(Secret.parse, psk_text, psk_path)),
+            **_peer_auth(table, path, base_dir),
         }
         if "local_id" in table:
             local_path = _join(path, "local_id")
@@ -519,6 +636,9 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
         "limits": "responder.limits",
         "any_id_psk": "lab.any_id_psk",
         "lab_children": "lab.children",
+        "lab_pubkey": "lab.pubkey",
+        "credential": "certificates.cert",
+        "trust": "certificates",
     }
 
     responder = _table(document.get("responder", {}), "responder", "responder")
@@ -549,6 +669,8 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
         config["limits"], shell_limits = _limits(responder["limits"])
         settings.update(shell_limits)
 
+    if "certificates" in document:
+        config.update(_certificates_table(document["certificates"], base_dir))
     if "tls" in document:
         tls = _table(document["tls"], "tls", "tls")
         for key in ("cert", "key"):
@@ -562,11 +684,14 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
     if "pools" in document:
         config["pools"] = tuple(_pools(document["pools"], aliases))
     if "peers" in document:
-        config["peers"] = tuple(_peers(document["peers"], aliases))
+        config["peers"] = tuple(_peers(document["peers"], aliases, base_dir))
     if "lab" in document:
         lab = _table(document["lab"], "lab", "lab")
-        psk_text = _expect(_required(lab, "any_id_psk", "lab"), str, "a string", "lab.any_id_psk")
-        config["any_id_psk"] = _parsed(Secret.parse, psk_text, "lab.any_id_psk")
+        if "pubkey" in lab:
+            config["lab_pubkey"] = _expect(lab["pubkey"], bool, "a boolean", "lab.pubkey")
+        if not config.get("lab_pubkey") or "any_id_psk" in lab:
+            psk_text = _expect(_required(lab, "any_id_psk", "lab"), str, "a string", "lab.any_id_psk")
+            config["any_id_psk"] = _parsed(Secret.parse, psk_text, "lab.any_id_psk")
         if "children" in lab:
             config["lab_children"] = tuple(
                 _children(lab["children"], "lab.children", "lab.children.NAME", aliases, "lab_children")

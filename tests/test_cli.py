@@ -16,9 +16,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path as FilePath
+from typing import Any
 
 import pytest
 import trio
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from responder import __version__
 from responder.cli import (
@@ -58,6 +60,7 @@ from responder.core.payloads import KePayload, NoncePayload
 from responder.server.keylog import ESP_TABLE, IKE_TABLE
 from responder.server.settings import DEFAULT_LISTENERS, Listener
 from tests.fakes.pair import child_request, initiator_settings
+from tests.fakes.pki import Authority
 
 ROOT = FilePath(__file__).resolve().parent.parent
 LAB_PSK = "lab-fixed-for-tests"
@@ -298,22 +301,87 @@ def test_bad_id(text: str, message: str) -> None:
     assert error.field == "--id" and message in error.message
 
 
-def test_tls_files_keylog_and_log_level() -> None:
+def test_tls_files_keylog_and_log_level(tmp_path: FilePath) -> None:
+    cert, key = lab_files(tmp_path)
     settings = parse(
         "--tls",
         "127.0.0.1:443",
         "--cert",
-        "c.pem",
+        str(cert),
         "--key",
-        "k.pem",
+        str(key),
         "--keylog",
         "keys",
         "--log-level",
         "DEBUG",
     ).settings
-    assert settings.tls_cert == FilePath("c.pem") and settings.tls_key == FilePath("k.pem")
+    assert settings.tls_cert == cert and settings.tls_key == key
+    assert settings.config.credential is not None  # --cert/--key authenticate IKE too
     assert settings.keylog_dir == FilePath("keys")
     assert settings.log_level == "debug"
+
+
+def lab_files(directory: FilePath) -> tuple[FilePath, FilePath]:
+    """A certificate and key (PEM) and their CA in ``directory``: cert.pem, key.pem, ca.pem."""
+    root = Authority.root()
+    certificate, key = root.issue("C=XX, O=Lab, CN=moon", dns=["moon.lab"])
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    (directory / "ca.pem").write_bytes(root.certificate.public_bytes(Encoding.PEM))
+    return directory / "cert.pem", directory / "key.pem"
+
+
+def test_certificate_flags(tmp_path: FilePath) -> None:
+    """--cert/--key authenticate IKE; --ca with no peers turns on lab certificate mode."""
+    cert, key = lab_files(tmp_path)
+    invocation = parse("--cert", str(cert), "--key", str(key), "--ca", str(tmp_path / "ca.pem"))
+    config = invocation.settings.config
+    assert (
+        config.credential is not None
+        and config.credential.certificate.subject.rfc4514_string() == "CN=moon,O=Lab,C=XX"
+    )
+    assert len(config.trust.anchors) == 1 and config.lab_pubkey
+    assert config.any_id_psk is not None  # the lab PSK still serves PSK initiators
+
+
+@pytest.mark.parametrize(
+    ("make", "flag", "message"),
+    [
+        (lambda d: ["--cert", str(d / "nope.pem"), "--key", str(d / "key.pem")], "--cert", "cannot read"),
+        (
+            lambda d: ["--cert", str(d / "key.pem"), "--key", str(d / "key.pem")],
+            "--cert",
+            "holds no readable certificate",
+        ),
+        (
+            lambda d: ["--cert", str(d / "cert.pem"), "--key", str(d / "cert.pem")],
+            "--cert",
+            "holds no readable private key",
+        ),
+        (lambda d: ["--ca", str(d / "ca.pem")], "--ca", "needs --cert and --key"),
+        (lambda d: ["--ca", str(d / "key.pem")], "--ca", "holds no readable certificate"),
+        (lambda d: ["--crl", str(d / "ca.pem")], "--crl", "holds no readable CRL"),
+    ],
+)
+def test_certificate_flag_errors_name_the_flag_and_file(
+    tmp_path: FilePath, make: Any, flag: str, message: str
+) -> None:
+    lab_files(tmp_path)
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse(*make(tmp_path))
+    assert caught.value.field == flag
+
+
+def test_a_key_of_another_certificate_is_refused(tmp_path: FilePath) -> None:
+    cert, _ = lab_files(tmp_path)
+    other = Authority.root("CN=other", index=5).key
+    (tmp_path / "other.pem").write_bytes(
+        other.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    with pytest.raises(
+        ConfigError, match=r"the private key in '.*other.pem' does not belong to the first certificate"
+    ):
+        parse("--cert", str(cert), "--key", str(tmp_path / "other.pem"))
 
 
 def test_tls_listener_without_files_is_self_signed() -> None:
@@ -324,8 +392,8 @@ def test_tls_listener_without_files_is_self_signed() -> None:
 @pytest.mark.parametrize(
     ("argv", "field", "message"),
     [
-        (["--cert", "c.pem"], "--key", "missing: a TLS certificate needs its private key"),
-        (["--key", "k.pem"], "--cert", "missing: a TLS private key needs its certificate"),
+        (["--cert", "c.pem"], "--key", "missing: a certificate needs its private key"),
+        (["--key", "k.pem"], "--cert", "missing: a private key needs its certificate"),
         (["--keylog", ""], "--keylog", "empty path"),
         (["--log-level", "verbose"], "--log-level", "expected one of debug, info, warning, error"),
     ],
@@ -339,18 +407,21 @@ def test_flags_override_the_file(tmp_path: FilePath) -> None:
     config = write(
         tmp_path,
         '[responder]\nid = "@file.example"\nlisten = ["tcp://127.0.0.1:4500"]\nlog_level = "warning"\n'
-        '[tls]\ncert = "file-cert.pem"\nkey = "file-key.pem"\n[keylog]\ndir = "file-keys"\n',
+        '[tls]\ncert = "cert.pem"\nkey = "key.pem"\n[keylog]\ndir = "file-keys"\n',
     )
+    lab_files(tmp_path)
     from_file = parse("--config", config).settings
     assert from_file.config.local_id == Identity.parse("@file.example")
-    assert from_file.tls_cert == tmp_path / "file-cert.pem"  # relative to the file
+    assert from_file.tls_cert == tmp_path / "cert.pem"  # relative to the file
+    flag_cert = os.path.relpath(tmp_path / "cert.pem")
     overridden = parse(
-        "--config", config, "--id", "@flag.example", "--cert", "flag-cert.pem", "--keylog", "flag-keys",
+        "--config", config, "--id", "@flag.example", "--cert", flag_cert, "--keylog", "flag-keys",
         "--log-level", "error",
     ).settings  # fmt: skip
     assert overridden.config.local_id == Identity.parse("@flag.example")
-    assert overridden.tls_cert == FilePath("flag-cert.pem")  # relative to the working directory
-    assert overridden.tls_key == tmp_path / "file-key.pem"  # not given: the file's
+    assert overridden.tls_cert == FilePath(flag_cert)  # relative to the working directory
+    assert overridden.tls_key == tmp_path / "key.pem"  # not given: the file's
+    assert overridden.config.credential is not None  # the pair authenticates IKE
     assert overridden.keylog_dir == FilePath("flag-keys")
     assert overridden.log_level == "error"
     assert overridden.listeners == from_file.listeners
@@ -375,7 +446,7 @@ def test_main_prints_one_line_and_exits_2(tmp_path: FilePath, capsys: pytest.Cap
         == 2
     )
     err = capsys.readouterr().err
-    assert err.startswith("error: tls.cert: cannot read") and "No such file" in err and err.count("\n") == 1
+    assert err.startswith("error: --cert: cannot read") and "No such file" in err and err.count("\n") == 1
 
 
 def test_arguments_that_are_not_utf8(capsys: pytest.CaptureFixture[str]) -> None:
@@ -1001,9 +1072,12 @@ def test_start_warnings(tmp_path: FilePath) -> None:
     config = write(tmp_path, '[peers.alice]\nremote_id = "alice@example.org"\npsk = "0x0102"\n')
     [peer] = start_warnings(parse("--config", config))
     assert peer.startswith("peers.alice.psk: a pre-shared key of 2 octets")
-    [unused] = start_warnings(parse("--psk", "a" * 20, "--cert", "c.pem", "--key", "k.pem"))
+    tls_only = write(tmp_path, '[tls]\ncert = "c.pem"\nkey = "k.pem"\n')
+    [unused] = start_warnings(parse("--psk", "a" * 20, "--config", tls_only))
     assert "no TLS listener uses them" in unused
-    assert start_warnings(parse("--psk", "a" * 20, "--tls", "127.0.0.1:0", "--cert", "c", "--key", "k")) == []
+    assert start_warnings(parse("--psk", "a" * 20, "--tls", "127.0.0.1:0", "--config", tls_only)) == []
+    cert, key = lab_files(tmp_path)  # --cert/--key authenticate IKE: used without a TLS listener too
+    assert start_warnings(parse("--psk", "a" * 20, "--cert", str(cert), "--key", str(key))) == []
 
 
 # ---------------------------------------------------------------------------
@@ -1067,5 +1141,5 @@ async def test_log_file_in_json(tmp_path: FilePath) -> None:
 def test_check_config_tries_the_tls_files_and_log_parts(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--check-config", "--tls", "127.0.0.1:0", "--cert", "/etc/hostname", "--key", "/etc/hostname"]
     assert main(argv) == 2
-    assert "error: tls.cert/tls.key: cannot be used" in capsys.readouterr().err
+    assert "error: --cert: '/etc/hostname' holds no readable certificate" in capsys.readouterr().err
     assert error_of("--log-level", "info,engin=debug").message.startswith("unknown part 'engin'")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,13 +43,18 @@ from responder.core.config import (
     Limits,
     Mode,
     PeerConfig,
+    PskAuth,
+    PubkeyAuth,
     Secret,
+    SendCert,
     TrafficSelectorPolicy,
 )
 from responder.core.path import Transport
+from tests.fakes.pki import Authority
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE = DOCS / "example.toml"
+CERT_EXAMPLE = DOCS / "example-certificates.toml"
 PEER = '[peers.p]\nremote_id = "%any"\npsk = "x"\n'
 CHILD = PEER + "[peers.p.children.c]\n"
 ALL_IPV4 = str(ipaddress.IPv4Address(0))  # the wildcard host, as the example file listens
@@ -191,11 +197,12 @@ def test_example_file_uses_every_key() -> None:
                     walk(member, f"{joined}.NAME")
 
     walk(tomllib.loads(EXAMPLE.read_text()), "")
+    walk(tomllib.loads(CERT_EXAMPLE.read_text()), "")  # the keys that name certificate files
     # Lab children take the same keys as peers' children; the example shows them there.
     # The lab's lifetime and liveness keys are the peers'; the example shows them there.
     assert used.pop("lab.children.NAME") <= set(KEYS["lab.children.NAME"])
-    assert {"any_id_psk", "children"} <= used.pop("lab") <= set(KEYS["lab"])
-    assert set(KEYS["lab"]) - {"any_id_psk"} <= set(KEYS["peers.NAME"])
+    assert {"any_id_psk", "pubkey", "children"} <= used.pop("lab") <= set(KEYS["lab"])
+    assert set(KEYS["lab"]) - {"any_id_psk", "pubkey"} <= set(KEYS["peers.NAME"])
     assert used == {
         pattern: set(keys) for pattern, keys in KEYS.items() if pattern not in {"lab", "lab.children.NAME"}
     }
@@ -673,7 +680,7 @@ ERRORS = [
     (
         '[peers.alice]\nremote_id = "%any"\npsk = "x"\nwindow = 2',
         "peers.alice.window",
-        "[peers.alice] takes remote_id, psk",
+        "[peers.alice] takes remote_id, auth, psk",
     ),
     (
         '[peers."%x"]\nremote_id = "%any"\npsk = "x"',
@@ -718,7 +725,11 @@ ERRORS = [
     ('[lab]\nany_id_psk = "k"\nchildren = {}', "lab.children", "needs at least 1 ChildConfig"),
     ('[lab]\nany_id_psk = "k"\n[lab.children.c]\npool = "q"', "lab.children.c.pool", "no pool named 'q'"),
     ('[lab]\nany_id_psk = "k"\npsk = "k"', "lab.psk", "unknown key; "),
-    ("wndow = 1", "wndow", "unknown key; the top level takes responder, tls, keylog, pools, peers, lab"),
+    (
+        "wndow = 1",
+        "wndow",
+        "unknown key; the top level takes responder, certificates, tls, keylog, pools, peers, lab",
+    ),
     ("[peer.alice]", "peer", "unknown key; did you mean 'peers'?"),
     ("responder = 1", "responder", "expected a table, got an integer"),
 ]
@@ -947,6 +958,7 @@ def test_docs_document_every_key() -> None:
 BASES = {
     "responder": "[responder]\n",
     "responder.limits": "[responder.limits]\n",
+    "certificates": "[certificates]\n",
     "tls": "[tls]\n",
     "keylog": "[keylog]\n",
     "pools.NAME": '[pools.p]\naddrs = ["10.0.0.0/24"]\n',
@@ -975,3 +987,63 @@ def test_docs_example_is_docs_example_toml() -> None:
     block = re.search(r"## Complete example\n.*?```toml\n(.*?)```", text, re.DOTALL)
     assert block is not None
     assert block.group(1) == EXAMPLE.read_text()
+
+
+def test_the_certificate_example_loads_once_the_lab_pki_is_made(tmp_path: Path) -> None:
+    """docs/example-certificates.toml with the files `ikev2-responder certs` writes (same names)."""
+    certs, docs = tmp_path / "certs", tmp_path / "docs"
+    certs.mkdir()
+    docs.mkdir()
+    root = Authority.root("C=XX, O=Lab, CN=ikev2-responder lab CA")
+    certificate, key = root.issue("CN=responder.lab", dns=["responder.lab"])
+    (certs / "ca.pem").write_bytes(root.certificate.public_bytes(Encoding.PEM))
+    (certs / "responder.pem").write_bytes(certificate.public_bytes(Encoding.PEM))
+    (certs / "responder.key").write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    (docs / "example-certificates.toml").write_bytes(CERT_EXAMPLE.read_bytes())
+    settings = load_config_path(docs / "example-certificates.toml")
+    config = settings.config
+    assert config.credential is not None and config.credential.certificate == certificate
+    assert config.trust.anchors == (root.certificate,) and config.trust.rsa_pss
+    clients, phone = config.peers
+    assert isinstance(clients.auth, PubkeyAuth) and clients.auth.cas == (root.certificate,)
+    assert clients.send_cert is SendCert.IFASKED
+    assert isinstance(phone.auth, PskAuth) and isinstance(phone.local_auth, PubkeyAuth)
+    assert settings.tls_cert == docs / "../certs/responder.pem"
+    found = config.find_peer(Identity.parse("client1@lab"), signature=True)
+    assert found is clients
+    assert config.find_peer(Identity.parse("client1@lab"), signature=False) is None
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "message"),
+    [
+        ('[certificates]\ncert = "c.pem"\n', "certificates", "missing: cert needs key"),
+        ('[certificates]\ncacerts = ["absent.pem"]\n', "certificates.cacerts[0]", "cannot read"),
+        ('[certificates]\ncrls = "x"\n', "certificates.crls", "expected an array of paths"),
+        ("[certificates]\nmin_rsa_bits = 512\n", "certificates.min_rsa_bits", "1024..16384"),
+        ('[peers.a]\nremote_id = "%any"\nauth = "cert"\n', "peers.a.auth", "expected 'psk' or 'pubkey'"),
+        (
+            '[peers.a]\nremote_id = "%any"\nauth = "pubkey"\nlocal_auth = "psk"\npsk = "k"\n',
+            "peers.a.auth",
+            "needs a trusted CA",
+        ),
+        (
+            '[peers.a]\nremote_id = "%any"\npsk = "k"\nlocal_auth = "pubkey"\n',
+            "peers.a.local_auth",
+            "needs our certificate and key",
+        ),
+        (
+            '[peers.a]\nremote_id = "%any"\npsk = "k"\ncacerts = []\n',
+            "peers.a.cacerts",
+            "needs auth = 'pubkey'",
+        ),
+        ('[peers.a]\nremote_id = "%any"\npsk = "k"\nsend_cert = "maybe"\n', "peers.a.send_cert", "'ifasked'"),
+        ("[lab]\npubkey = true\n", "lab.pubkey", "needs our certificate and a trusted CA"),
+    ],
+)
+def test_certificate_errors_name_the_key(document: str, path: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(document.encode())
+    assert caught.value.field == path

@@ -25,6 +25,7 @@ import attrs
 from responder.core.auth import PskAuthenticator, signed_octets
 from responder.core.certificates import certificate_binds, certificate_identity
 from responder.core.config import (
+    LAB_PEER_NAME,
     ChildlessPolicy,
     EspProposal,
     Identity,
@@ -210,6 +211,8 @@ class IkeAuthResponder(Exchange):
         config = sa.config
         ours = peer.our_auth
         credential = config.credential
+        if peer.name == LAB_PEER_NAME and credential is not None and sa.peer_certreq:
+            ours = PubkeyAuth()  # lab mode: a shared-key initiator that asks for our certificate gets it
         requested = find(message, IdrPayload)  # RFC 7296 §2.15: the initiator may name whom it wants
         if isinstance(ours, PubkeyAuth) and credential is not None:
             local = peer.local_id or config.local_id or certificate_identity(credential.certificate)
