@@ -51,3 +51,5 @@ class InitiatorSettings:
     initial_contact: bool = False  #: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4)
     ike_lifetime: Lifetime = NO_LIFETIME  #: when we rekey and expire the IKE SA
     dpd: Dpd = attrs.field(factory=Dpd)  #: our liveness checks (RFC 7296 §2.4)
+    #: offer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3); sizes and bounds from ``Config.limits``
+    fragmentation: bool = False

@@ -11,6 +11,12 @@ its response stored in its message layer as the answer to Message ID 0: a
 copy of the request gets that response again until the first encrypted
 request moves the window on, and is ignored after (RFC 7296 §2.1).
 
+Both roles negotiate IKE fragmentation (RFC 7383 §2.3, row E1): the
+responder answers IKEV2_FRAGMENTATION_SUPPORTED only when the request
+carried it and ``Config.fragmentation`` is on; the initiator offers it with
+``InitiatorSettings.fragmentation``.  IKE_SA_INIT itself is never fragmented
+(§2.2, row E6).
+
 Initiator: :class:`IkeSaInitInitiator` sends the request, follows a COOKIE
 (resent with the cookie as the first payload, RFC 7296 §2.6) and an
 INVALID_KE_PAYLOAD (resent with the named group, keeping the cookie,
@@ -207,6 +213,11 @@ def respond(
     ]
     if config.childless is not ChildlessPolicy.NEVER:
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
+    if config.fragmentation and notifies(message, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED):
+        # RFC 7383 §2.3 (row E1): only if the initiator sent it.  Over TCP and TLS too: we then
+        # receive fragments but never send any (RFC 9329 §7.5, row A57).
+        payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        sa.layer.enable_fragmentation(config.limits)
     sa.init_request = data
     response = Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
     sa.init_response = sa.layer.answer_unprotected(0, data, response)
@@ -253,6 +264,8 @@ class IkeSaInitInitiator(Exchange):
             *_nat_notifies(sa.spi_i, bytes(8), sa.path),
             NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
         ]
+        if settings.fragmentation:
+            payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))  # RFC 7383 §2.3
         return tuple(payloads)
 
     def sent(self, sa: IkeSa, sent: Sent) -> None:
@@ -316,6 +329,8 @@ class IkeSaInitInitiator(Exchange):
         sa.nonce_r = nonce.data
         sa.init_response = response.data
         sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
+        if settings.fragmentation and notifies(message, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED):
+            sa.layer.enable_fragmentation(sa.config.limits)  # RFC 7383 §2.3: both sent it
         _detect_nat(sa, message, response.path)
         _install_keys(sa, chosen, shared_secret)
         self.key_exchange = None  # the private value is no longer needed
