@@ -307,7 +307,7 @@ def whole_head(protection: SkProtection, reassembled: Reassembled) -> bytes:
     as if it had arrived whole (RFC 9242 §3.3.2): Next Payload and lengths of the unfragmented form
     (padded as we would pad it), the SK header's C bit and RESERVED octet from fragment 1's SKF."""
     outer = reassembled.outer
-    types = [payload.payload_type for payload in outer[1:]] + [PayloadType.SK]
+    types = [payload.payload_type for payload in outer[1:]] + [PayloadType.SK] if outer else []
     encoded = b"".join(
         encode_payload(payload, next_type) for payload, next_type in zip(outer, types, strict=True)
     )
