@@ -100,6 +100,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "prefer_initiator_order",
             "window",
             "childless",
+            "fragmentation",
             "log_level",
             "limits",
         ),
@@ -122,6 +123,11 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
             "corrupt_messages_max",
             "unprotected_replies_per_source",
             "unprotected_replies_max",
+            "fragment_size",
+            "fragments_max",
+            "reassembly_size_max",
+            "reassembly_timeout",
+            "reassemblies_per_sa",
             "shutdown_timeout",
             "shutdown_grace",
             "slow_reader_timeout",
@@ -594,6 +600,11 @@ _LIMITS_CORE: Final[dict[str, type]] = {
     "corrupt_messages_max": int,
     "unprotected_replies_per_source": float,
     "unprotected_replies_max": float,
+    "fragment_size": int,
+    "fragments_max": int,
+    "reassembly_size_max": int,
+    "reassembly_timeout": float,
+    "reassemblies_per_sa": int,
 }
 _LIMITS_SHELL: Final[dict[str, type]] = {
     "connections_max": int,
@@ -633,6 +644,7 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
         "window_size": "responder.window",
         "prefer_initiator_order": "responder.prefer_initiator_order",
         "childless": "responder.childless",
+        "fragmentation": "responder.fragmentation",
         "limits": "responder.limits",
         "any_id_psk": "lab.any_id_psk",
         "lab_children": "lab.children",
@@ -662,6 +674,10 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
         config["window_size"] = _expect(responder["window"], int, "an integer", "responder.window")
     if "childless" in responder:
         config["childless"] = _choice(responder["childless"], ChildlessPolicy, "responder.childless")
+    if "fragmentation" in responder:
+        config["fragmentation"] = _expect(
+            responder["fragmentation"], bool, "a boolean", "responder.fragmentation"
+        )
     if "log_level" in responder:
         level = _expect(responder["log_level"], str, "a string", "responder.log_level")
         settings["log_level"] = level.lower()

@@ -1047,3 +1047,18 @@ def test_certificate_errors_name_the_key(document: str, path: str, message: str)
     with pytest.raises(ConfigError, match=message) as caught:
         load_config(document.encode())
     assert caught.value.field == path
+
+
+def test_fragmentation_keys_reach_the_core_rfc7383() -> None:
+    """``responder.fragmentation`` and the five RFC 7383 limits (rows E1, E4) become the core's values."""
+    settings = load(
+        "[responder]\nfragmentation = false\n[responder.limits]\nfragment_size = 576\n"
+        "fragments_max = 8\nreassembly_size_max = 4096\nreassembly_timeout = 10\nreassemblies_per_sa = 1\n"
+    )
+    assert settings.config.fragmentation is False
+    limits = settings.config.limits
+    assert (limits.fragment_size, limits.fragments_max, limits.reassembly_size_max) == (576, 8, 4096)
+    assert (limits.reassembly_timeout, limits.reassemblies_per_sa) == (10.0, 1)
+    assert load("").config.fragmentation is True
+    assert "responder.limits.fragment_size" in str(error_of("[responder.limits]\nfragment_size = 100\n"))
+    assert "responder.fragmentation" in str(error_of('[responder]\nfragmentation = "yes"\n'))

@@ -64,7 +64,17 @@ from responder.core.exchanges.informational import (
 from responder.core.exchanges.rekey_ike import RekeyedRefusal, RekeyIkeSa
 from responder.core.ike_sa import REKEYED_GRACE, Deferral, IkeSa, IkeSaState, ResponderFactory
 from responder.core.instant import Instant
-from responder.core.message_layer import GiveUp, Malformed, PendingRequest, Received, Retransmit, Sent
+from responder.core.message_layer import (
+    FragmentNotice,
+    GiveUp,
+    Malformed,
+    PendingRequest,
+    ReassemblyExpired,
+    Received,
+    Resend,
+    Retransmit,
+    Sent,
+)
 from responder.core.messages import Header, Message, decode_message
 from responder.core.outcomes import Verdict
 from responder.core.path import Path
@@ -113,14 +123,10 @@ def receive(sa: IkeSa, data: bytes, header: Header, path: Path, when: Instant) -
     if not header.is_response:
         stored = layer.stored_response(header.message_id, data)
         if stored is not None:
-            # RFC 7296 §2.1: a retransmitted request (bitwise identical) gets the stored
-            # response, nothing else, wherever it came from (RFC 9329 §6.2: a new connection).
-            for packet in stored:
-                sa.send(packet, path)
-            sa.emit(RetransmissionAnswered(*sa.ids, header.message_id))
-            if path.connection is not None and path.connection != sa.path.connection:
-                _resend_pending(sa, path)  # the peer is back on a new connection (RFC 9329 §6.2)
-            return Verdict.RETRANSMISSION
+            # RFC 7296 §2.1: a retransmitted request (bitwise identical; for a fragmented one, its
+            # fragment 1, RFC 7383 §2.6.1) gets the stored response, nothing else, wherever it
+            # came from (RFC 9329 §6.2: a new connection).
+            return _retransmission(sa, header.message_id, stored, path)
         if layer.being_answered(header.message_id, data):
             return _drop(sa, f"request {header.message_id} is still being answered", authenticated=True)
     if not layer.protected:
@@ -129,16 +135,33 @@ def receive(sa: IkeSa, data: bytes, header: Header, path: Path, when: Instant) -
     # unauthenticated: dropped, never answered (RFC 7296 §2.21.2, §3.10.1 INVALID_SYNTAX
     # "only ... if the Message ID and cryptographic checksum were valid").
     try:
-        opened = layer.open(data, path)
+        opened = layer.open(data, path, when.now)
     except IntegrityCheckFailed as error:
         return _drop(sa, f"{name}: {error.reason}", authenticated=False)
     except DecodeError as error:
         return _drop(sa, f"{name}: {error}", authenticated=False)
+    if isinstance(opened, FragmentNotice):
+        # RFC 7383 §2.6: a fragment kept waits for the rest; one discarded is dropped silently.
+        if opened.kept:
+            return Verdict.FRAGMENT
+        return _drop(sa, opened.reason, authenticated=opened.authenticated)
+    if isinstance(opened, Resend):
+        return _retransmission(sa, opened.message_id, opened.packets, path)
     if isinstance(opened, Malformed):
         return _malformed(sa, opened, path, when)
     if header.is_response:
         return _response(sa, opened, when)
     return _request(sa, opened, when)
+
+
+def _retransmission(sa: IkeSa, message_id: int, stored: tuple[bytes, ...], path: Path) -> Verdict:
+    """Send every packet (every fragment, RFC 7383 §2.6.1) of a stored response again."""
+    for packet in stored:
+        sa.send(packet, path)
+    sa.emit(RetransmissionAnswered(*sa.ids, message_id))
+    if path.connection is not None and path.connection != sa.path.connection:
+        _resend_pending(sa, path)  # the peer is back on a new connection (RFC 9329 §6.2)
+    return Verdict.RETRANSMISSION
 
 
 def _malformed(sa: IkeSa, opened: Malformed, path: Path, when: Instant) -> Verdict:
@@ -240,7 +263,7 @@ def _deliver(
         sa.deferred[message_id] = Deferral(exchange, request, path)
         sa.emit(AnswerDeferred(*sa.ids, kind, message_id, result.work))
         return
-    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), result.payloads)
+    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), result.payloads, path)
     _send_packets(sa, sent, path)
     if result.done:
         sa.continuing.pop(kind, None)
@@ -263,7 +286,7 @@ def _answer_error(sa: IkeSa, request: Header, error: ProtocolError, path: Path) 
         sa.emit(MessageDropped(f"{kind.name}: {error.reason}", *sa.ids, authenticated=True))
         return
     payloads = (NotifyPayload(notify, error.notify_data, *error.notify_spi),)
-    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), payloads)
+    sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), payloads, path)
     _send_packets(sa, sent, path)
     sa.emit(RequestAnswered(*sa.ids, kind, message_id, f"refused with {notify.name}: {error.reason}"))
     if notify in _FATAL or sa.state is not IkeSaState.ESTABLISHED:
@@ -366,7 +389,7 @@ def _send(sa: IkeSa, message_id: int, exchange: Exchange, when: Instant) -> None
     payloads = exchange.build_request(sa, when)
     header = sa.header(exchange.exchange_type, message_id, is_response=False)
     if exchange.protected:
-        sent = sa.layer.send(message_id, exchange, header, payloads, when.now)
+        sent = sa.layer.send(message_id, exchange, header, payloads, when.now, sa.path)
     else:
         data = sa.layer.send_unprotected(message_id, exchange, Message(header, payloads), when.now)
         sent = Sent((data,))
@@ -403,6 +426,8 @@ def handle_timer(sa: IkeSa, when: Instant) -> None:
         if isinstance(action, Retransmit):
             for packet in action.packets:
                 sa.send(packet)
+        elif isinstance(action, ReassemblyExpired):
+            sa.emit(MessageDropped(action.reason, *sa.ids, authenticated=True))
     if sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
         _lifecycle(sa, when)
         flush(sa, when)

@@ -70,3 +70,5 @@ class InitiatorSettings:
     credential: Credential | None = None  #: our certificate and key (we sign with it)
     trust: TrustStore | None = None  #: CAs a signing responder's certificate must lead to
     rsa_pss: bool = True  #: RSASSA-PSS rather than PKCS#1 v1.5 for RFC 7427 RSA signatures
+    #: offer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3); sizes and bounds from ``Config.limits``
+    fragmentation: bool = False

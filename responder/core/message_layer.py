@@ -27,6 +27,19 @@ repeated.  The exchanges above it see whole, authenticated messages
   waits, it is sent once more there (:meth:`resend_on`, RFC 9329 §6.2); its
   deadline still counts from the first sending.  What giving up means is the
   IKE SA's business.
+* **IKE fragmentation** (RFC 7383), once the SA negotiated it
+  (:meth:`enable_fragmentation`).  A message of ours that would not fit one
+  UDP datagram of ``limits.fragment_size`` on its path goes as fragments,
+  each protected on its own (§2.5, :mod:`responder.core.fragments`); over
+  TCP and TLS never (RFC 9329 §7.5, row A57).  The response store and our
+  pending requests keep every fragment, so a retransmission repeats them all.
+  The peer's fragments are checked one by one (ICV before anything is kept,
+  §2.6) and reassembled on any transport; the whole message then goes
+  through the same rules as one that came in one piece.  A fragment of a
+  request we answered repeats our response when it is fragment 1 (a bitwise
+  copy is recognised before decryption like any retransmission; the stored
+  request digest of a fragmented request is fragment 1's) and is ignored
+  otherwise (§2.6.1).
 * **SK protection** (RFC 7296 §3.14).  :meth:`open` decodes the message once,
   checks the ICV or AEAD tag, decrypts and decodes the inner payloads, and
   hands back the decrypted plaintext beside them (IKE_INTERMEDIATE's IntAuth,
@@ -48,30 +61,44 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from responder.core.config import Limits
 from responder.core.enums import ExchangeType
 from responder.core.errors import DecodeError, IntegrityCheckFailed, LocalError
+from responder.core.fragments import (
+    FragmentNotice,
+    Reassembled,
+    Reassembler,
+    datagram_budget,
+    split,
+    whole_head,
+)
 from responder.core.messages import (
+    EncryptedFragmentPayload,
     EncryptedPayload,
     Header,
     Message,
     Payload,
     decode_message,
+    decode_payloads,
     encode_message,
     encode_payloads,
 )
 from responder.core.path import Path
-from responder.core.sk_payload import IKE_HEADER_SIZE, SK_HEADER_SIZE, SkProtection, protect_bytes, unprotect
+from responder.core.sk_payload import SkProtection, decrypt, protect_bytes, sk_head, unprotect
 from responder.core.summary import payload_summary
 
 __all__ = [
     "RETRANSMIT_BASE",
     "RETRANSMIT_TRIES",
     "TCP_RESPONSE_TIMEOUT",
+    "FragmentNotice",
     "GiveUp",
     "Malformed",
     "MessageLayer",
     "PendingRequest",
+    "ReassemblyExpired",
     "Received",
+    "Resend",
     "Retransmit",
     "Sent",
 ]
@@ -176,6 +203,22 @@ class Retransmit:
 
 
 @attrs.frozen(slots=True)
+class ReassemblyExpired:
+    """An incomplete set of the peer's fragments timed out and was dropped (RFC 7383 §2.6)."""
+
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class Resend:
+    """An authenticated fragment 1 of a request already answered: send the stored response again,
+    all of its fragments (RFC 7383 §2.6.1)."""
+
+    message_id: int
+    packets: tuple[bytes, ...]
+
+
+@attrs.frozen(slots=True)
 class GiveUp(Generic[X]):
     """No response came for this request in time; the IKE SA decides what follows."""
 
@@ -207,6 +250,8 @@ class MessageLayer(Generic[X]):
     give_up_after: float | None = None
     pending: dict[int, PendingRequest[X]] = attrs.Factory(dict)
     queued: deque[X] = attrs.Factory(deque)
+    #: The peer's fragments being reassembled; ``None`` until RFC 7383 was negotiated.
+    reassembly: Reassembler | None = None
     _answered: dict[int, _Answer] = attrs.Factory(dict)
     _in_progress: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> digest of a request being answered
     #: What went out since :meth:`take_sent`: each message's header and payload names (for the log).
@@ -223,7 +268,20 @@ class MessageLayer(Generic[X]):
         """Protect every message from now on with these keys (RFC 7296 §2.14; RFC 9370 switches them)."""
         self.inbound, self.outbound = inbound, outbound
 
-    def open(self, data: bytes, path: Path) -> Received | Malformed:
+    def enable_fragmentation(self, limits: Limits) -> None:
+        """RFC 7383 was negotiated in IKE_SA_INIT (§2.3): fragment what we send over UDP above
+        ``limits.fragment_size``, and reassemble what the peer fragments within ``limits``."""
+        if self.reassembly is None:
+            self.reassembly = Reassembler(limits)
+
+    @property
+    def fragmentation(self) -> bool:
+        """Whether the SA negotiated IKE fragmentation (RFC 7383 §2.3)."""
+        return self.reassembly is not None
+
+    def open(
+        self, data: bytes, path: Path, now: float = 0.0
+    ) -> Received | Malformed | FragmentNotice | Resend:
         """Authenticate and decrypt a protected message of this SA (RFC 7296 §3.14).
 
         Raises :class:`DecodeError` when the structure before the Encrypted
@@ -231,12 +289,18 @@ class MessageLayer(Generic[X]):
         :class:`IntegrityCheckFailed` when the ICV or tag does not verify:
         both unauthenticated, so never answered (RFC 7296 §2.21.2).  A message
         that authenticates but whose inner payloads do not decode is returned
-        as :class:`Malformed`.
+        as :class:`Malformed`.  An IKE Fragment message (RFC 7383 §2.6) gives
+        the whole message once its last fragment is in, a
+        :class:`FragmentNotice` before (kept, or discarded and why), or
+        :class:`Resend` for fragment 1 of a request already answered; ``now``
+        starts a new set's ``reassembly_timeout``.
         """
         if self.inbound is None:
             raise LocalError("open() before keys exist")
         outer = decode_message(data)
         sk = outer.payloads[-1] if outer.payloads else None
+        if isinstance(sk, EncryptedFragmentPayload):
+            return self._fragment(data, outer, sk, path, now)
         if not isinstance(sk, EncryptedPayload):
             raise DecodeError(f"{outer.header.exchange_type.name} without an Encrypted payload", offset=28)
         try:
@@ -247,19 +311,86 @@ class MessageLayer(Generic[X]):
             return Malformed(outer.header, error, data)
         return Received(message, plaintext, data, path, data[: len(data) - len(sk.body)])
 
+    def _fragment(
+        self, data: bytes, outer: Message, fragment: EncryptedFragmentPayload, path: Path, now: float
+    ) -> Received | Malformed | FragmentNotice | Resend:
+        """One IKE Fragment message, checked as RFC 7383 §2.6 and §2.6.1 say."""
+        assert self.inbound is not None  # checked by open()
+        header = outer.header
+        number, total = fragment.fragment_number, fragment.total_fragments
+        name = f"IKE fragment {number}/{total} of {header.exchange_type.name} {header.message_id}"
+        reassembly = self.reassembly
+        if reassembly is None:
+            return FragmentNotice(f"{name}: fragmentation was not negotiated (RFC 7383 §2.3)", False)
+        early = reassembly.precheck(header, fragment)
+        if early is not None:
+            return early
+        try:
+            opened = decrypt(self.inbound, data, outer)
+        except IntegrityCheckFailed as error:  # §2.6: the ICV of each fragment, before it is kept
+            reassembly.discarded += 1
+            return FragmentNotice(f"{name}: {error.reason}", False)
+        except DecodeError as error:  # authenticated, but its padding is wrong
+            reassembly.discarded += 1
+            return FragmentNotice(f"{name}: {error}", True)
+        message_id = header.message_id
+        if header.is_response:
+            request = self.pending.get(message_id)
+            if request is None or request.exchange_type is not header.exchange_type:
+                return FragmentNotice(f"{name}: response to no request of ours", True)
+        else:
+            answer = self._answered.get(message_id)
+            if answer is not None:
+                if number == 1:  # §2.6.1: fragment 1 of an answered request repeats the response
+                    return Resend(message_id, answer.packets)
+                return FragmentNotice(
+                    f"{name}: request already answered; only fragment 1 is (RFC 7383 §2.6.1)", True
+                )
+            refused = self.request_status(message_id)
+            if refused is not None:
+                return FragmentNotice(f"{name}: {refused}", True)
+        result = reassembly.add(header, fragment, outer.payloads[:-1], opened.plaintext, data, now)
+        if isinstance(result, FragmentNotice):
+            return result
+        return self._reassembled(result, path)
+
+    def _reassembled(self, whole: Reassembled, path: Path) -> Received | Malformed:
+        """The message a complete set of fragments carried, as if it had arrived whole (RFC 7383
+        §2.6); ``data`` is fragment 1, the octets its copies are recognised by (§2.6.1)."""
+        assert self.inbound is not None
+        head = whole_head(self.inbound, whole)
+        try:
+            inner = decode_payloads(whole.first_inner, whole.plaintext, offset=len(head))
+        except DecodeError as error:
+            return Malformed(whole.header, error, whole.first_fragment)
+        message = Message(whole.header, whole.outer + inner)
+        return Received(message, whole.plaintext, whole.first_fragment, path, head)
+
     def take_sent(self) -> list[tuple[Header, tuple[str, ...]]]:
         """The header and payload names of each message sent since the last call (first sendings only)."""
         sent, self._sent = self._sent, []
         return sent
 
-    def _protect(self, header: Header, payloads: Sequence[Payload]) -> Sent:
-        if self.outbound is None:
+    def _protect(self, header: Header, payloads: Sequence[Payload], path: Path | None) -> Sent:
+        """Protect a message; as RFC 7383 fragments when the SA negotiated them and it would not fit
+        one datagram on ``path`` (UDP only, §2.5.1)."""
+        outbound = self.outbound
+        if outbound is None:
             raise LocalError("protect before keys exist")
         self._sent.append((header, payload_summary(payloads)))
         first_inner, plaintext = encode_payloads(tuple(payloads))
-        iv = self.random_bytes(self.outbound.encryption.iv_size)
-        data = protect_bytes(self.outbound, header, first_inner, plaintext, iv)
-        return Sent((data,), plaintext, data[: IKE_HEADER_SIZE + SK_HEADER_SIZE])
+        head = sk_head(outbound, header, first_inner, len(plaintext))
+        reassembly = self.reassembly
+        budget = None
+        if reassembly is not None and path is not None:
+            budget = datagram_budget(path, reassembly.limits.fragment_size)
+        if budget is not None:
+            fragments = split(outbound, header, first_inner, plaintext, budget, self.random_bytes)
+            if fragments is not None:
+                return Sent(fragments, plaintext, head)
+        iv = self.random_bytes(outbound.encryption.iv_size)
+        data = protect_bytes(outbound, header, first_inner, plaintext, iv)
+        return Sent((data,), plaintext, head)
 
     # ------------------------------------------------------------------ the peer's requests
 
@@ -295,6 +426,8 @@ class MessageLayer(Generic[X]):
         ID is at least the response's plus the window size.
         """
         self._in_progress[message_id] = _digest(data)
+        if self.reassembly is not None:  # it may have come whole while its fragments were awaited
+            self.reassembly.forget(False, message_id)
         for old in [m for m in self._answered if m <= message_id - self.window_size]:
             del self._answered[old]
 
@@ -302,9 +435,12 @@ class MessageLayer(Generic[X]):
         """A request taken with :meth:`begin` is dropped unanswered; a copy of it will be looked at anew."""
         self._in_progress.pop(message_id, None)
 
-    def answer(self, request: Header, response: Header, payloads: Sequence[Payload]) -> Sent:
-        """Protect our response to a request taken with :meth:`begin`, store it, move the window."""
-        sent = self._protect(response, payloads)
+    def answer(
+        self, request: Header, response: Header, payloads: Sequence[Payload], path: Path | None = None
+    ) -> Sent:
+        """Protect our response to a request taken with :meth:`begin`, store it (every fragment),
+        move the window.  ``path`` is where it goes (fragmented only over UDP, RFC 7383 §2.5.1)."""
+        sent = self._protect(response, payloads, path)
         self._store(request.message_id, sent.packets)
         return sent
 
@@ -345,10 +481,17 @@ class MessageLayer(Generic[X]):
         return message_id, self.queued.popleft()
 
     def send(
-        self, message_id: int, exchange: X, header: Header, payloads: Sequence[Payload], now: float
+        self,
+        message_id: int,
+        exchange: X,
+        header: Header,
+        payloads: Sequence[Payload],
+        now: float,
+        path: Path | None = None,
     ) -> Sent:
-        """Protect a request of ours and wait for its response."""
-        sent = self._protect(header, payloads)
+        """Protect a request of ours (as fragments over UDP when needed, RFC 7383 §2.5) and wait for
+        its response; its retransmissions repeat every fragment."""
+        sent = self._protect(header, payloads, path)
         self.pending[message_id] = PendingRequest(
             message_id, header.exchange_type, exchange, sent.packets, now
         )
@@ -369,6 +512,8 @@ class MessageLayer(Generic[X]):
         if request is None or request.exchange_type is not header.exchange_type:
             return None
         del self.pending[header.message_id]
+        if self.reassembly is not None:
+            self.reassembly.forget(True, header.message_id)
         return request
 
     def resend_on(self, connection: int, limit: int = 4) -> list[bytes]:
@@ -392,13 +537,20 @@ class MessageLayer(Generic[X]):
     # ------------------------------------------------------------------ time
 
     def get_timer(self, stream: bool) -> float | None:
-        """When a request of ours is due for retransmission or giving up."""
+        """When a request of ours is due for retransmission or giving up, or an incomplete set of
+        fragments for dropping (RFC 7383 §2.6)."""
         give_up = self.give_up_after
-        return min((request.deadline(stream, give_up) for request in self.pending.values()), default=None)
+        times = [request.deadline(stream, give_up) for request in self.pending.values()]
+        if self.reassembly is not None and (expiry := self.reassembly.get_timer()) is not None:
+            times.append(expiry)
+        return min(times, default=None)
 
-    def handle_timer(self, now: float, stream: bool) -> list[Retransmit | GiveUp[X]]:
-        """Retransmit what is due over UDP; give up on what is out of time (RFC 7296 §2.1, RFC 9329 §6.2)."""
-        actions: list[Retransmit | GiveUp[X]] = []
+    def handle_timer(self, now: float, stream: bool) -> list[Retransmit | GiveUp[X] | ReassemblyExpired]:
+        """Retransmit what is due over UDP; give up on what is out of time (RFC 7296 §2.1, RFC 9329 §6.2);
+        drop incomplete sets of fragments past ``reassembly_timeout`` (RFC 7383 §2.6)."""
+        actions: list[Retransmit | GiveUp[X] | ReassemblyExpired] = []
+        if self.reassembly is not None:
+            actions += [ReassemblyExpired(reason) for reason in self.reassembly.expire(now)]
         give_up = self.give_up_after
         for request in list(self.pending.values()):
             if now < request.deadline(stream, give_up):

@@ -23,6 +23,8 @@ class Verdict(enum.Enum):
     #: A valid message of an IKE SA (RFC 9329 §6.1): a request taken (answered now or later,
     #: also with an error notify), or the response to a request of ours.
     ACCEPTED = "accepted"
+    #: An IKE fragment whose ICV verified, kept until its message is complete (RFC 7383 §2.6).
+    FRAGMENT = "fragment"
     #: A bitwise copy of a request already answered: the stored response went out again (RFC 7296 §2.1).
     RETRANSMISSION = "retransmission"
     #: A new IKE_SA_INIT request answered: a half-open IKE SA exists now.
@@ -64,4 +66,4 @@ class ReceiveOutcome:
     def authenticated(self) -> bool:
         """The sender proved it holds the SA's keys, or repeated a message of the SA bit for bit
         (a late copy of IKE_SA_INIT included)."""
-        return self.verdict in (Verdict.ACCEPTED, Verdict.RETRANSMISSION, Verdict.IGNORED)
+        return self.verdict in (Verdict.ACCEPTED, Verdict.FRAGMENT, Verdict.RETRANSMISSION, Verdict.IGNORED)

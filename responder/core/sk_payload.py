@@ -18,6 +18,10 @@ The wire layout (RFC 7296 §3.14)::
 
     IKE header | [unencrypted payloads] | SK generic header | IV | ciphertext | ICV
 
+An IKE Fragment message (RFC 7383 §2.5) is the same with the SKF payload,
+whose generic header is followed by Fragment Number and Total Fragments
+before the IV: :func:`protect_fragment` builds one, :func:`decrypt` opens one.
+
 For AEAD the associated data is everything before the IV, with both length
 fields already final (RFC 5282 §5.1; RFC 7634 Appendix B).  For CBC+HMAC the
 ICV covers everything before the ICV itself.
@@ -35,6 +39,7 @@ from responder.core.enums import PayloadType
 from responder.core.errors import DecodeError, IntegrityCheckFailed, LocalError
 from responder.core.keys import IkeSaKeys
 from responder.core.messages import (
+    EncryptedFragmentPayload,
     EncryptedPayload,
     Header,
     Message,
@@ -46,17 +51,22 @@ from responder.core.transforms import Encryption, Integrity, KeyedEncryption, Ke
 
 __all__ = [
     "IKE_HEADER_SIZE",
+    "SKF_HEADER_SIZE",
     "SK_HEADER_SIZE",
     "Decrypted",
     "SkProtection",
     "decrypt",
     "protect_bytes",
+    "protect_fragment",
+    "sk_head",
+    "sk_length",
     "sk_protections",
     "unprotect",
 ]
 
 IKE_HEADER_SIZE = 28  # RFC 7296 §3.1
 SK_HEADER_SIZE = 4  # generic payload header (RFC 7296 §3.2)
+SKF_HEADER_SIZE = 8  # generic payload header, Fragment Number, Total Fragments (RFC 7383 §2.5)
 
 
 @attrs.frozen
@@ -108,26 +118,77 @@ def sk_protections(
     return (initiator, responder) if is_original_initiator else (responder, initiator)
 
 
-def protect_bytes(
-    protection: SkProtection, header: Header, first_inner: PayloadType, inner: bytes, iv: bytes
-) -> bytes:
-    """Protect already encoded inner payloads (RFC 7296 §3.14; RFC 5282 §5)."""
+def sk_length(protection: SkProtection, inner_length: int, header_size: int = SK_HEADER_SIZE) -> int:
+    """Octets of an Encrypted payload (``header_size`` 8 for SKF, RFC 7383 §2.5) that carries
+    ``inner_length`` octets of inner payloads: its header, the IV, the padded plaintext and the ICV."""
+    padded = inner_length + protection._pad_length(inner_length) + 1
+    return header_size + protection.encryption.iv_size + padded + protection.icv_size
+
+
+def sk_head(protection: SkProtection, header: Header, first_inner: PayloadType, inner_length: int) -> bytes:
+    """The IKE header and SK generic header of the whole protected message that carries
+    ``inner_length`` octets of inner payloads (RFC 7296 §3.14): what the AEAD authenticates before
+    the IV, and what RFC 9242 §3.3.2 signs, whether or not the message then goes as fragments."""
+    length = sk_length(protection, inner_length)
+    if length > 0xFFFF:
+        raise LocalError(f"inner payloads too long for one SK payload ({inner_length} octets)")
+    sk_header = bytes([first_inner, 0]) + length.to_bytes(2, "big")
+    return encode_header(header, PayloadType.SK, IKE_HEADER_SIZE + length) + sk_header
+
+
+def _seal(protection: SkProtection, head: bytes, inner: bytes, iv: bytes) -> bytes:
+    """``head`` (everything before the IV), IV, encrypted padded ``inner``, ICV (RFC 7296 §3.14)."""
     encryption = protection.encryption
     if len(iv) != encryption.iv_size:
         raise LocalError(f"{encryption.name} needs a {encryption.iv_size}-octet IV, got {len(iv)}")
     pad_length = protection._pad_length(len(inner))
     plaintext = inner + bytes(pad_length) + bytes([pad_length])
-    sk_length = SK_HEADER_SIZE + len(iv) + len(plaintext) + protection.icv_size
-    total = IKE_HEADER_SIZE + sk_length
-    if sk_length > 0xFFFF:
-        raise LocalError(f"inner payloads too long for one SK payload ({len(inner)} octets)")
-    sk_header = bytes([first_inner, 0]) + sk_length.to_bytes(2, "big")
-    head = encode_header(header, PayloadType.SK, total) + sk_header
     if encryption.is_aead:
         return head + iv + protection._cipher.encrypt(iv, plaintext, head)
     assert protection._mac is not None  # guaranteed by SkProtection.create
     unsigned = head + iv + protection._cipher.encrypt(iv, plaintext, b"")
     return unsigned + protection._mac.compute(unsigned)
+
+
+def protect_bytes(
+    protection: SkProtection, header: Header, first_inner: PayloadType, inner: bytes, iv: bytes
+) -> bytes:
+    """Protect already encoded inner payloads (RFC 7296 §3.14; RFC 5282 §5)."""
+    return _seal(protection, sk_head(protection, header, first_inner, len(inner)), inner, iv)
+
+
+def protect_fragment(
+    protection: SkProtection,
+    header: Header,
+    first_inner: PayloadType,
+    number: int,
+    total: int,
+    chunk: bytes,
+    iv: bytes,
+) -> bytes:
+    """One IKE Fragment message: ``header`` and an Encrypted Fragment payload carrying ``chunk``
+    of the original inner payloads (RFC 7383 §2.5).
+
+    The IKE header is the original's but for Next Payload (SKF) and Length;
+    the SKF's Next Payload is ``first_inner`` in fragment 1 and 0 in the
+    others.  Its cryptography is the SK payload's; the AEAD's associated
+    data runs to the end of the Total Fragments field (RFC 5282 §5.1: all
+    that precedes the IV).
+    """
+    if not 1 <= number <= total <= 0xFFFF:
+        raise LocalError(f"fragment {number} of {total} (RFC 7383 §2.5: 1 <= number <= total < 2^16)")
+    next_payload = first_inner if number == 1 else PayloadType.NONE
+    length = sk_length(protection, len(chunk), SKF_HEADER_SIZE)
+    if length > 0xFFFF:
+        raise LocalError(f"fragment too long for one SKF payload ({len(chunk)} octets)")
+    skf_header = (
+        bytes([next_payload, 0])
+        + length.to_bytes(2, "big")
+        + number.to_bytes(2, "big")
+        + total.to_bytes(2, "big")
+    )
+    head = encode_header(header, PayloadType.SKF, IKE_HEADER_SIZE + length) + skf_header
+    return _seal(protection, head, chunk, iv)
 
 
 @attrs.frozen(slots=True)
@@ -145,7 +206,8 @@ class Decrypted:
 
 
 def decrypt(protection: SkProtection, data: bytes, outer: Message | None = None) -> Decrypted:
-    """Authenticate and decrypt the SK payload of ``data`` without decoding what is inside.
+    """Authenticate and decrypt the SK (or SKF, RFC 7383 §2.6) payload of ``data`` without decoding
+    what is inside.
 
     ``outer`` is ``decode_message(data)`` when the caller has it already.
     Raises :class:`IntegrityCheckFailed` for anything that cannot be
@@ -167,6 +229,8 @@ def unprotect(protection: SkProtection, data: bytes, outer: Message | None = Non
     :class:`DecodeError` for authenticated content that does not decode.
     """
     opened = decrypt(protection, data, outer)
+    if isinstance(opened.outer.payloads[-1], EncryptedFragmentPayload):
+        raise LocalError("unprotect() of an IKE Fragment message: reassemble it first (RFC 7383 §2.6)")
     inner = decode_payloads(opened.first_inner, opened.plaintext, offset=opened.offset)
     message = Message(opened.outer.header, opened.outer.payloads[:-1] + inner)
     return message, opened.plaintext
@@ -174,11 +238,11 @@ def unprotect(protection: SkProtection, data: bytes, outer: Message | None = Non
 
 def _open(protection: SkProtection, data: bytes, message: Message) -> tuple[PayloadType, bytes, int]:
     sk = message.payloads[-1] if message.payloads else None
-    if not isinstance(sk, EncryptedPayload):
+    if not isinstance(sk, EncryptedPayload | EncryptedFragmentPayload):
         raise DecodeError("message has no Encrypted payload", offset=IKE_HEADER_SIZE)
-    # The codec has checked that the SK payload is last and fills the message.
-    sk_offset = len(data) - SK_HEADER_SIZE - len(sk.body)
-    iv_offset = sk_offset + SK_HEADER_SIZE
+    # The codec has checked that the SK (SKF) payload is last and fills the message: its body,
+    # IV || ciphertext || ICV, ends the message.
+    iv_offset = len(data) - len(sk.body)
     encryption = protection.encryption
     iv_size, icv_size = encryption.iv_size, protection.icv_size
     ciphertext_offset = iv_offset + iv_size

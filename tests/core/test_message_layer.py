@@ -14,11 +14,13 @@ from ipaddress import ip_address
 
 import pytest
 
+from responder.core.config import Limits
 from responder.core.enums import EncrId, ExchangeType, NotifyType, PayloadType
 from responder.core.errors import DecodeError, IntegrityCheckFailed, LocalError
 from responder.core.message_layer import (
     RETRANSMIT_TRIES,
     TCP_RESPONSE_TIMEOUT,
+    FragmentNotice,
     GiveUp,
     Malformed,
     MessageLayer,
@@ -218,3 +220,70 @@ def test_abandon_all_returns_every_exchange_sent_or_queued() -> None:
     initiator.enqueue("queued")
     assert initiator.abandon_all() == ["sent", "queued"]
     assert not initiator.pending and not initiator.queued and initiator.get_timer(stream=False) is None
+
+
+# ----------------------------------------------------------------------------- RFC 7383 fragments
+
+SMALL = Limits(fragment_size=300)
+BIG = (NotifyPayload(NotifyType.SET_WINDOW_SIZE, bytes(700)),)  # an inner chain of some 700 octets
+TCP = Path(Transport.TCP, ip_address("192.0.2.2"), 4500, ip_address("192.0.2.1"), 40000, 1)
+
+
+def fragmenting_layers() -> tuple[MessageLayer[str], MessageLayer[str]]:
+    initiator, responder = layers()
+    initiator.enable_fragmentation(SMALL)
+    responder.enable_fragmentation(SMALL)
+    return initiator, responder
+
+
+def test_our_request_is_fragmented_over_udp_only_and_retransmitted_whole_rows_e3_e5_a57() -> None:
+    """Rows E3, E5, A57: negotiated, a request too big for 300 octets goes as fragments over UDP,
+    and its retransmission repeats every one; over TCP the same request goes whole."""
+    initiator, _ = fragmenting_layers()
+    sent = initiator.send(0, "big", header(0), BIG, 0.0, PATH)
+    assert len(sent.packets) > 2 and all(len(p) <= 300 - 28 for p in sent.packets)
+    # RFC 9242 §3.3.2 signs the whole message's header: Next Payload SK, not the SKF on the wire.
+    assert len(sent.aad) == 32 and sent.aad[16] == PayloadType.SK and sent.packets[0][16] == PayloadType.SKF
+    [retransmit] = initiator.handle_timer(1.0, stream=False)
+    assert isinstance(retransmit, Retransmit) and retransmit.packets == sent.packets
+    assert len(initiator.send(1, "big", header(1), BIG, 0.0, TCP).packets) == 1
+
+
+def test_a_fragmented_request_is_answered_and_its_fragment_1_gets_every_response_fragment_row_e5() -> None:
+    """Row E5 (RFC 7383 §2.6.1): the stored response keeps every fragment; a bitwise copy of
+    fragment 1 is recognised before decryption, a copy of another fragment is not, and once
+    authenticated it is ignored."""
+    initiator, responder = fragmenting_layers()
+    fragments = initiator.send(0, "big", header(0), BIG, 0.0, PATH).packets
+    results = [responder.open(data, PATH, 0.0) for data in fragments]
+    assert all(isinstance(r, FragmentNotice) and r.kept for r in results[:-1])
+    request = results[-1]
+    assert isinstance(request, Received) and request.message.payloads == BIG
+    assert request.data == fragments[0]
+    responder.begin(0, request.data)
+    response = responder.answer(request.header, header(0, response=True), BIG, PATH)
+    assert len(response.packets) > 2
+    assert responder.stored_response(0, fragments[0]) == response.packets
+    assert responder.stored_response(0, fragments[1]) is None
+    late = responder.open(fragments[1], PATH, 2.0)
+    assert isinstance(late, FragmentNotice) and late.authenticated and not late.kept
+    for data in response.packets:
+        opened = initiator.open(data, PATH, 0.0)
+    assert isinstance(opened, Received) and opened.message.payloads == BIG
+
+
+def test_fragments_of_a_response_to_nothing_are_dropped_after_their_icv() -> None:
+    initiator, responder = fragmenting_layers()
+    responder.begin(0, b"request")
+    fragments = responder.answer(header(0), header(0, response=True), BIG, PATH).packets
+    notice = initiator.open(fragments[0], PATH, 0.0)
+    assert isinstance(notice, FragmentNotice) and notice.authenticated
+    assert "response to no request" in notice.reason
+
+
+def test_fragments_without_negotiation_are_dropped_unauthenticated_row_e1() -> None:
+    initiator, responder = layers()
+    initiator.enable_fragmentation(SMALL)
+    fragments = initiator.send(0, "big", header(0), BIG, 0.0, PATH).packets
+    notice = responder.open(fragments[0], PATH, 0.0)
+    assert isinstance(notice, FragmentNotice) and not notice.authenticated and not notice.kept

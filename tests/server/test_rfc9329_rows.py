@@ -740,11 +740,12 @@ async def test_a50_same_request_over_udp_then_tcp_is_answered_from_the_cache(
         assert peer.server.udp.sent == []
 
 
-async def test_a57_ike_fragmentation_is_never_negotiated_over_tcp(
+async def test_a57_ike_fragmentation_is_negotiated_over_tcp_but_never_sent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Row A57 (declined): an IKE_SA_INIT over TCP offering IKEV2_FRAGMENTATION_SUPPORTED gets a
-    response without it, so no fragments are ever sent or expected over TCP."""
+    """Row A57: an IKE_SA_INIT over TCP offering IKEV2_FRAGMENTATION_SUPPORTED gets it back (we
+    "MUST support receiving" fragments there); what we send over TCP is never fragmented
+    (``tests/core/test_fragmentation.py`` shows both with a large IKE_AUTH)."""
     async with originator() as peer:
         conn = await peer.connect()
         peer.endpoint.initiate(initiator_settings(SUITE), conn.path, trio.current_time())
@@ -755,7 +756,7 @@ async def test_a57_ike_fragmentation_is_never_negotiated_over_tcp(
         response = await conn.receive()
         found = notifies(response)
         assert NotifyType.NAT_DETECTION_SOURCE_IP in found  # a real IKE_SA_INIT response ...
-        assert NotifyType.IKEV2_FRAGMENTATION_SUPPORTED not in found  # ... that does not agree to fragments
+        assert NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in found  # ... that agrees to receive fragments
 
 
 # ------------------------------------------------------------ A63: whatever arrives, the server goes on

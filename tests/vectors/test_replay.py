@@ -19,10 +19,11 @@ captured IKE_SA_INIT and IKE_AUTH requests on the captured addresses and ports, 
 
 Why the AUTH value differs, and how far it may.  The responder's AUTH signs its own IKE_SA_INIT
 response (RFC 7296 §2.15: RealMessage2 | NonceIData | prf(SK_pr, IDr')).  That message is not
-strongSwan's: strongSwan adds IKEV2_FRAGMENTATION_SUPPORTED, SIGNATURE_HASH_ALGORITHMS and
-MULTIPLE_AUTH_SUPPORTED, which our responder does not send, and with kernel-libipsec it sends a
-deliberately wrong NAT_DETECTION_SOURCE_IP hash (to fake a NAT and move to UDP 4500), where ours is
-the true hash of 192.0.2.2:500; for AES-CBC the transform order in the SA payload differs too.
+strongSwan's: strongSwan adds SIGNATURE_HASH_ALGORITHMS and MULTIPLE_AUTH_SUPPORTED, which our
+responder does not send, and orders IKEV2_FRAGMENTATION_SUPPORTED (both send it) differently, and
+with kernel-libipsec it sends a deliberately wrong NAT_DETECTION_SOURCE_IP hash (to fake a NAT
+and move to UDP 4500), where ours is the true hash of 192.0.2.2:500; for AES-CBC the transform
+order in the SA payload differs too.
 :func:`_check_init_response` pins down exactly these differences and nothing else.  So a
 byte-identical AUTH is impossible from our own message 2, and :func:`test_replay` asserts that
 
@@ -336,12 +337,13 @@ def _check_init_response(replay: Replay, ours: bytes) -> None:
     ).digest()
     assert _notify(our_message.payloads, source).data == true_hash
     assert _notify(their_message.payloads, source).data != true_hash
-    # After SA, KE, Nonce and the two NAT notifies: the same CHILDLESS_IKEV2_SUPPORTED, and three
+    # After SA, KE, Nonce and the two NAT notifies: the same CHILDLESS_IKEV2_SUPPORTED and
+    # IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3: strongSwan's initiator offered it), and two
     # notifies only strongSwan sends.
     ours_rest, theirs_rest = our_message.payloads[5:], their_message.payloads[5:]
     assert all(isinstance(p, NotifyPayload) for p in (*ours_rest, *theirs_rest))
     childless = NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED)
-    assert list(ours_rest) == [childless]
+    assert list(ours_rest) == [childless, NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)]
     assert [p.notify_type for p in theirs_rest if isinstance(p, NotifyPayload)] == [
         NotifyType.IKEV2_FRAGMENTATION_SUPPORTED,
         NotifyType.SIGNATURE_HASH_ALGORITHMS,

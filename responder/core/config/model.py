@@ -57,6 +57,7 @@ __all__ = [
     "IKE_LIFETIME",
     "LAB_PEER_NAME",
     "LAB_PUBKEY_PEER_NAME",
+    "MIN_FRAGMENT_SIZE",
     "NO_LIFETIME",
     "AddressPool",
     "ChildConfig",
@@ -287,6 +288,10 @@ class PeerConfig:
         return next((child for child in self.children if child.name == name), None)
 
 
+#: The smallest ``Limits.fragment_size`` (octets of IP datagram) accepted.
+MIN_FRAGMENT_SIZE: Final = 256
+
+
 @attrs.frozen
 class Limits:
     """Resource limits the core enforces (RFC 7296 §2.6 for cookies, RFC 9329 §6.1 for streams).
@@ -305,6 +310,15 @@ class Limits:
     SA before the core closes it (RFC 9329 §6.1 "a few seconds", row A25);
     ``corrupt_messages_max`` consecutive corrupt messages close a stream
     connection (rows A32, A33).  Times are in seconds.
+
+    IKE fragmentation (RFC 7383, once an IKE SA negotiated it): our messages
+    that would not fit an IP datagram of ``fragment_size`` octets are sent as
+    fragments over UDP (§2.5.1; strongSwan's ``charon.fragment_size``, 1280 by
+    default as the RFC recommends for IPv6); the peer's fragmented messages
+    are reassembled within these bounds, or dropped (§2.6, row E4): at most
+    ``fragments_max`` fragments and ``reassembly_size_max`` octets of
+    decrypted content per message, ``reassembly_timeout`` seconds from its
+    first fragment, and ``reassemblies_per_sa`` messages at once per IKE SA.
     """
 
     half_open_max: int = attrs.field(default=1000, validator=positive_int)
@@ -320,6 +334,20 @@ class Limits:
     corrupt_messages_max: int = attrs.field(default=16, validator=positive_int)
     unprotected_replies_per_source: float = attrs.field(default=10.0, validator=positive)
     unprotected_replies_max: float = attrs.field(default=1000.0, validator=positive)
+    fragment_size: int = attrs.field(default=1280)
+    fragments_max: int = attrs.field(default=64, validator=positive_int)
+    reassembly_size_max: int = attrs.field(default=65535, validator=positive_int)
+    reassembly_timeout: float = attrs.field(default=30.0, validator=seconds)
+    reassemblies_per_sa: int = attrs.field(default=2, validator=positive_int)
+
+    @fragment_size.validator
+    def _check_fragment_size(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        # RFC 7383 §2.5.1: 576 for IPv4 is the usual floor; below 256 octets an IPv6 datagram
+        # carries too little after its headers, the IV and the ICV.
+        if not is_int(value) or not MIN_FRAGMENT_SIZE <= value <= 65535:  # type: ignore[operator]
+            raise ConfigError(
+                f"must be an integer in {MIN_FRAGMENT_SIZE}..65535, got {value!r}", attribute.name
+            )
 
     @half_open_ipv6_prefix.validator
     def _check_prefix(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -384,6 +412,8 @@ class Config:
     )
     trust: TrustStore = attrs.field(factory=TrustStore, validator=instance_of(TrustStore, "a TrustStore"))
     lab_pubkey: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+    #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3; swanctl's ``fragmentation``).
+    fragmentation: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))
 
     def __attrs_post_init__(self) -> None:
         for index, peer in enumerate(self.peers):

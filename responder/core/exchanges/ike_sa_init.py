@@ -11,6 +11,12 @@ its response stored in its message layer as the answer to Message ID 0: a
 copy of the request gets that response again until the first encrypted
 request moves the window on, and is ignored after (RFC 7296 §2.1).
 
+Both roles negotiate IKE fragmentation (RFC 7383 §2.3, row E1): the
+responder answers IKEV2_FRAGMENTATION_SUPPORTED only when the request
+carried it and ``Config.fragmentation`` is on; the initiator offers it with
+``InitiatorSettings.fragmentation``.  IKE_SA_INIT itself is never fragmented
+(§2.2, row E6).
+
 Initiator: :class:`IkeSaInitInitiator` sends the request, follows a COOKIE
 (resent with the cookie as the first payload, RFC 7296 §2.6) and an
 INVALID_KE_PAYLOAD (resent with the named group, keeping the cookie,
@@ -221,6 +227,11 @@ def respond(
         if certreq is not None:
             payloads.append(certreq)
         payloads.append(signature_hashes_notify())  # RFC 7427 §4
+    if config.fragmentation and notifies(message, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED):
+        # RFC 7383 §2.3 (row E1): only if the initiator sent it.  Over TCP and TLS too: we then
+        # receive fragments but never send any (RFC 9329 §7.5, row A57).
+        payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        sa.layer.enable_fragmentation(config.limits)
     sa.init_request = data
     response = Message(sa.header(ExchangeType.IKE_SA_INIT, 0, is_response=True), tuple(payloads))
     sa.init_response = sa.layer.answer_unprotected(0, data, response)
@@ -268,6 +279,8 @@ class IkeSaInitInitiator(Exchange):
             NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
             signature_hashes_notify(),  # RFC 7427 §4: we verify signatures whatever we sign with
         ]
+        if settings.fragmentation:
+            payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))  # RFC 7383 §2.3
         return tuple(payloads)
 
     def sent(self, sa: IkeSa, sent: Sent) -> None:
@@ -333,6 +346,8 @@ class IkeSaInitInitiator(Exchange):
         sa.peer_supports_childless = bool(notifies(message, NotifyType.CHILDLESS_IKEV2_SUPPORTED))
         sa.peer_signature_hashes = peer_signature_hashes(message)
         sa.peer_certreq = peer_certreq(message)
+        if settings.fragmentation and notifies(message, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED):
+            sa.layer.enable_fragmentation(sa.config.limits)  # RFC 7383 §2.3: both sent it
         _detect_nat(sa, message, response.path)
         _install_keys(sa, chosen, shared_secret)
         self.key_exchange = None  # the private value is no longer needed

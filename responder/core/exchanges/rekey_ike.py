@@ -140,6 +140,8 @@ def _new_ike_sa(
         old.peer,
     )
     new.peer_supports_childless = old.peer_supports_childless
+    if old.layer.reassembly is not None:  # what IKE_SA_INIT negotiated holds for the new SA too
+        new.layer.enable_fragmentation(old.layer.reassembly.limits)
     new.nat_detected_local, new.nat_detected_remote = old.nat_detected_local, old.nat_detected_remote
     new.rekeyed_from = old.local_spi
     new.proposal = chosen
