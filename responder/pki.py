@@ -619,7 +619,7 @@ def issue(request: PkiRequest, now: datetime.datetime) -> IssuedPki:
 
 
 def write(pki: IssuedPki) -> None:
-    """Write every file of ``pki``: secrets 0600, certificates 0644, a new directory 0700.
+    """Write every file of ``pki``: secrets 0600, certificates 0644 (less the umask), a new directory 0700.
 
     A file is created anew (``O_EXCL``, never through a symbolic link); with
     ``force`` an existing one is removed first, so it gets the new mode too.
@@ -632,5 +632,4 @@ def write(pki: IssuedPki) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(file.path, flags, 0o600 if file.secret else 0o644)
         with os.fdopen(fd, "wb") as stream:
-            os.fchmod(stream.fileno(), 0o600 if file.secret else 0o644)  # whatever the umask says
             stream.write(file.data)
