@@ -76,6 +76,7 @@ from cryptography.x509.verification import (
     Policy,
     PolicyBuilder,
     Store,
+    VerificationError,
 )
 
 __all__ = [
@@ -386,7 +387,7 @@ def _make_leaf(
     return builder.sign(ca.key, _signature_hash(ca.key))
 
 
-def _load_ca(directory: Path) -> Issued | None:
+def _load_ca(directory: Path, now: datetime.datetime) -> Issued | None:
     """The directory's CA (``ca.pem`` + ``ca.key``) if it holds one; :class:`PkiError` if half of one."""
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if not cert_path.exists() and not key_path.exists():
@@ -412,6 +413,8 @@ def _load_ca(directory: Path) -> Issued | None:
         is_ca = False
     if not is_ca:
         raise PkiError(f"{cert_path} is not a CA certificate with a subject key identifier")
+    if cert.not_valid_after_utc <= now:
+        raise PkiError(f"{cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}: --force makes a new CA")
     return Issued("ca", key, cert)
 
 
@@ -529,7 +532,7 @@ def issue(request: PkiRequest, now: datetime.datetime) -> IssuedPki:
         responder_sans = list(dict.fromkeys(responder_sans))  # once each, in order
 
     directory = request.directory
-    existing_ca = None if request.force else _load_ca(directory)
+    existing_ca = None if request.force else _load_ca(directory, now)
     if not request.force:  # before any key is made: RSA keys take a while
         stems = (["responder"] if request.responder_id is not None else []) + list(request.clients)
         suffixes = [".pem", ".key", ".p12"] + ([".p12.password"] if request.p12_password is None else [])
@@ -568,7 +571,11 @@ def issue(request: PkiRequest, now: datetime.datetime) -> IssuedPki:
 
     verifier = ike_verifier([ca.cert], now)
     for leaf in leaves:  # a mistake here would surface only on a client: check now
-        verifier.verify(leaf.cert, [])
+        try:
+            verifier.verify(leaf.cert, [])
+        except VerificationError as error:  # a reused CA the IKE profile refuses (an Ed25519 one, ...)
+            issuer = ca.cert.subject.rfc4514_string()
+            raise PkiError(f"the {leaf.name} certificate does not verify under {issuer}: {error}") from None
 
     files: list[OutputFile] = []
     if existing_ca is None:

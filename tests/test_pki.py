@@ -431,3 +431,34 @@ def test_an_unusable_ca_is_not_reused(tmp_path: Path) -> None:
     (directory / "ca.pem").write_bytes((directory / "client1.pem").read_bytes())
     with pytest.raises(PkiError, match="not a CA certificate"):
         issue(PkiRequest(directory=directory, responder_id=None, clients=("bob",)), NOW)
+
+
+def test_an_expired_or_refused_ca_is_not_reused(tmp_path: Path) -> None:
+    directory = tmp_path / "certs"
+    write(issue(PkiRequest(directory=directory), NOW))
+    add_bob = PkiRequest(directory=directory, responder_id=None, clients=("bob",))
+    with pytest.raises(PkiError, match="expired on 2036-02-27: --force makes a new CA"):
+        issue(add_bob, NOW + datetime.timedelta(days=3651))
+    # an Ed25519 CA made elsewhere: the web-PKI profile refuses its signatures, so nothing is issued
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed25519 CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, None)
+    )
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "ca.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    with pytest.raises(PkiError, match="the bob certificate does not verify under"):
+        issue(add_bob, NOW)
