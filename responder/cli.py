@@ -207,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
             "initiator ID, and client configurations for libreswan (TCP) and strongSwan (UDP) "
             "printed on stdout."
         ),
-        epilog="Flags override the same keys of --config FILE; see docs/configuration.md.",
+        epilog=(
+            "Flags override the same keys of --config FILE; see docs/configuration.md. "
+            "Subcommands: status, list-sas, stats, terminate (ask a running responder); "
+            "certs (make the lab PKI: ikev2-responder certs --help, certs/README.md)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
@@ -703,6 +707,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         from responder.control_client import main as control_main
 
         return control_main(arguments, out=output)
+    if arguments and arguments[0] == "certs":  # the lab PKI: files, no server
+        from responder.pki_cli import main as certs_main
+
+        return certs_main(arguments[1:], out=output)
     try:
         invocation = parse_invocation(arguments)
         _check_files(invocation)
