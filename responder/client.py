@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import TracebackType
@@ -285,7 +286,7 @@ class Client:
         self._require_established()
         mark = len(self.events)
         exchange = RekeyIkeSa() if child is None else RekeyChildSa.of(child)
-        self.endpoint.start(self.sa.local_spi, exchange, trio.current_time())
+        self.endpoint.start(self.sa.local_spi, exchange, trio.current_time(), wall=time.time())
 
         def answered() -> bool:
             return any(
@@ -365,9 +366,9 @@ class Client:
                     broken = getattr(self._wire, "broken", None)
                     self.reason = broken or "the responder closed the connection"
                     return False
-                self.endpoint.receive(message, self.path, now)
+                self.endpoint.receive(message, self.path, now, wall=time.time())
             elif timer is not None and now >= timer:
-                self.endpoint.handle_timer(now)
+                self.endpoint.handle_timer(now, wall=time.time())
             elif now >= deadline:
                 self._drain()
                 if expect_answer:
@@ -408,7 +409,7 @@ async def _start(
     timeout: float,
 ) -> Client:
     endpoint = Endpoint(config, random_bytes, ke_factory or KeyExchangeFactory(random_bytes))
-    sa = endpoint.initiate(settings, path, trio.current_time())
+    sa = endpoint.initiate(settings, path, trio.current_time(), wall=time.time())
     client = Client(endpoint, sa, path, wire)
     if not await client._run(lambda: client.established, timeout):
         client.reason = client.reason or "not established"
