@@ -4,7 +4,9 @@ Strategy: :func:`open_lab` is an async context manager that runs
 :func:`responder.server.serve` in a nursery of its own with a TCP, a TLS and a
 UDP listener on 127.0.0.1 port 0 (or the transports asked for), a TLS
 certificate for :data:`SERVER_NAME` from a fresh :mod:`trustme` CA, one lab
-PSK that any initiator identity may use (or the :class:`Config` given), and
+PSK that any initiator identity may use, the same certificate for IKE with
+any client certificate from that CA accepted (lab certificate mode; see
+:meth:`Lab.certificate_settings`), or the :class:`Config` given, and
 an observer that records every event.  It yields a :class:`Lab`: where each
 listener is, the credentials, the CA, the recorder, the engine, and
 :meth:`Lab.client`, which establishes an IKE SA with those credentials using
@@ -28,16 +30,20 @@ from typing import Any, Final
 
 import attrs
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from responder.client import Client, establish
 from responder.core.config import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     Config,
+    Credential,
     EspProposal,
     IkeProposal,
     Secret,
     TrafficSelectorPolicy,
+    TrustStore,
 )
 from responder.core.events import Event
 from responder.core.identity import Identity
@@ -49,11 +55,21 @@ from responder.server import ServerInfo, serve
 from responder.server.engine import Engine
 from responder.server.settings import Listener, ServerSettings
 
-__all__ = ["CLIENT_ID", "LAB_PSK", "SERVER_NAME", "EventRecorder", "Lab", "open_lab"]
+__all__ = [
+    "CLIENT_CERT_ID",
+    "CLIENT_ID",
+    "LAB_PSK",
+    "SERVER_NAME",
+    "EventRecorder",
+    "Lab",
+    "open_lab",
+    "trustme_credential",
+]
 
 SERVER_NAME: Final = "responder.test"  #: the TLS certificate's name (and 127.0.0.1)
 LAB_PSK: Final = "lab key for tests, never for real traffic"  #: the default PSK, for any identity
 CLIENT_ID: Final = "@client.test"  #: the identity :meth:`Lab.client` uses by default
+CLIENT_CERT_ID: Final = "client.test"  #: the identity of :meth:`Lab.certificate_settings` (its DNS SAN)
 HOST: Final = "127.0.0.1"
 
 
@@ -133,6 +149,17 @@ class Lab:
         child = None if childless else ChildRequest(esp_proposals, anything, anything)
         return InitiatorSettings(ike_proposals, Identity.parse(identity), self.psk, child=child, **more)
 
+    def certificate_settings(self, *, identity: str = CLIENT_CERT_ID, **more: Any) -> InitiatorSettings:
+        """:meth:`initiator_settings` authenticating with a fresh certificate from the lab's CA
+        for ``identity`` (an FQDN, an e-mail address or an IP address: its subjectAltName),
+        and checking the responder's certificate against that CA (RFC 7296 §3.8, RFC 7427)."""
+        leaf = self.ca.issue_cert(identity)
+        anchors = (x509.load_pem_x509_certificate(self.ca.cert_pem.bytes()),)
+        more.setdefault("credential", trustme_credential(leaf))
+        more.setdefault("trust", TrustStore(anchors))
+        settings = self.initiator_settings(identity=identity, **more)
+        return attrs.evolve(settings, psk=None)
+
     async def client(
         self, transport: Transport = Transport.TCP, settings: InitiatorSettings | None = None, **options: Any
     ) -> Client:
@@ -149,6 +176,13 @@ class Lab:
         return await establish(
             settings or self.initiator_settings(), Config(), transport, host, port, **options
         )
+
+
+def trustme_credential(leaf: Any) -> Credential:
+    """A trustme ``LeafCert`` as our :class:`Credential` (chain leaf first, its key)."""
+    chain = tuple(x509.load_pem_x509_certificate(blob.bytes()) for blob in leaf.cert_chain_pems)
+    key = load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    return Credential(chain, key)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -178,8 +212,11 @@ async def open_lab(
         cert, key = where / "lab-cert.pem", where / "lab-key.pem"
         cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         key.write_bytes(leaf.private_key_pem.bytes())
+        credential = trustme_credential(leaf)
+        anchors = (x509.load_pem_x509_certificate(ca.cert_pem.bytes()),)
+        default = Config(any_id_psk=secret, credential=credential, trust=TrustStore(anchors), lab_pubkey=True)
         settings = ServerSettings(
-            config=config if config is not None else Config(any_id_psk=secret),
+            config=config if config is not None else default,
             listeners=tuple(Listener(kind, HOST, 0) for kind in transports),
             tls_cert=cert if Transport.TLS in transports else None,
             tls_key=key if Transport.TLS in transports else None,

@@ -9,11 +9,13 @@ exercised directly in the last test.
 
 from __future__ import annotations
 
+import attrs
 import pytest
+import trustme
 
-from responder.core.events import IkeSaEstablished
+from responder.core.events import IkeSaEstablished, RequestAnswered
 from responder.core.path import Transport
-from responder.testing import CLIENT_ID, SERVER_NAME, open_lab
+from responder.testing import CLIENT_CERT_ID, CLIENT_ID, SERVER_NAME, open_lab, trustme_credential
 
 pytest_plugins = ("pytester",)
 
@@ -67,3 +69,24 @@ async def test_lab_client_events_and_context() -> None:
             assert client.established and client.child_sas == []  # RFC 6023, allowed by default
             assert await client.delete()
         assert lab.engine.stats.ike_sas == 1  # the TLS client closed its connection without a Delete
+
+
+@pytest.mark.parametrize("transport", [Transport.TCP, Transport.TLS, Transport.UDP])
+async def test_lab_authenticates_certificates_from_its_ca(transport: Transport) -> None:
+    """Issue 10 on real sockets: a trustme client certificate, the lab's trustme certificate
+    for IKE; both ends check the other's chain, signature and ID binding (RFC 4945 §3.1)."""
+    async with open_lab() as lab:
+        settings = lab.certificate_settings()
+        async with await lab.client(transport, settings) as client:
+            assert client.established, client.reason
+            assert await client.liveness_check()
+        [established] = lab.recorder.of(IkeSaEstablished)
+        assert isinstance(established, IkeSaEstablished)
+        assert established.remote_id == CLIENT_CERT_ID
+        stranger = trustme.CA().issue_cert(CLIENT_CERT_ID)  # another CA: refused with the reason
+        refused = attrs.evolve(settings, credential=trustme_credential(stranger))
+        async with await lab.client(transport, refused) as client:
+            assert not client.established
+            assert "AUTHENTICATION_FAILED" in client.reason
+        answered = [e for e in lab.recorder.of(RequestAnswered) if "AUTHENTICATION_FAILED" in e.result]
+        assert answered and "unknown CA" in answered[0].result
