@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given
+from hypothesis import strategies as st
 
 from responder.core.certificates import spki_sha1
 from responder.core.config import (
@@ -24,10 +27,12 @@ from responder.core.config import (
     TrustStore,
 )
 from responder.core.enums import AuthMethod, CertEncoding, ExchangeType, NotifyType
+from responder.core.errors import AuthenticationFailedError
 from responder.core.events import AuthenticationFailed, IkeSaEstablished, RequestAnswered
 from responder.core.exchanges import ike_auth
+from responder.core.exchanges.certauth import peer_certificates
 from responder.core.ike_sa import IkeSa, IkeSaState
-from responder.core.messages import decode_message
+from responder.core.messages import Header, Message, decode_message
 from responder.core.payloads import AuthPayload, CertPayload, CertReqPayload, IdrPayload, NotifyPayload
 from responder.core.signatures import SIGNATURE_HASHES
 from tests.fakes.pair import PSK, Pair, child_request, initiator_settings, read, responder_config
@@ -313,3 +318,58 @@ def test_config_refuses_certificate_auth_without_what_it_needs(root: Authority) 
         Config(peers=(PeerConfig("a", IdPattern.any(), PSK, local_auth=PubkeyAuth()),))
     with pytest.raises(ConfigError, match="does not belong to the first certificate"):
         Credential(moon(root).chain, alice(root).private_key)
+
+
+# --------------------------------------------------------------------------- the peer's CERT payloads
+
+
+def cert_message(*payloads: object) -> Message:
+    header = Header(
+        spi_i=bytes(8),
+        spi_r=bytes(8),
+        exchange_type=ExchangeType.IKE_AUTH,
+        is_initiator=True,
+        is_response=False,
+        message_id=1,
+    )
+    return Message(header, tuple(payloads))  # type: ignore[arg-type]
+
+
+def test_unsupported_cert_encodings_are_ignored_and_said(root: Authority) -> None:
+    """RFC 7296 §3.6: a hash-and-URL or PKCS#7 CERT is not understood: ignored with a note, no crash."""
+    leaf = alice(root).certificate.public_bytes(Encoding.DER)
+    message = cert_message(
+        CertPayload(CertEncoding.HASH_URL_X509_CERT, b"\x00" * 20 + b"http://ca.lab/alice.der"),
+        CertPayload(CertEncoding.X509_CERT_SIGNATURE, leaf),
+        CertPayload(CertEncoding.PKCS7_WRAPPED_X509, b"\x30\x00"),
+    )
+    found = peer_certificates(message)
+    assert found.leaf is not None and found.leaf.public_bytes(Encoding.DER) == leaf
+    assert found.ignored == (
+        "CERT encoding HASH_URL_X509_CERT ignored",
+        "CERT encoding PKCS7_WRAPPED_X509 ignored",
+    )
+
+
+def test_an_ignored_encoding_shows_in_the_established_line(
+    root: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ike_auth.cert_payloads
+    extra = CertPayload(CertEncoding.HASH_URL_X509_CERT, b"\x00" * 20 + b"http://ca.lab/x")
+    monkeypatch.setattr(ike_auth, "cert_payloads", lambda credential: (*original(credential), extra))
+    pair = cert_pair(root)
+    sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    assert "CERT encoding HASH_URL_X509_CERT ignored" in pair.events(RequestAnswered)[-1].result
+
+
+@given(data=st.binary(max_size=200), encoding=st.sampled_from([4, 12, 1, 200]))
+def test_any_cert_payload_is_read_or_refused(data: bytes, encoding: int) -> None:
+    """Property: hostile CERT data yields a certificate, a note, or AuthenticationFailedError."""
+    try:
+        found = peer_certificates(cert_message(CertPayload(encoding, data)))
+    except AuthenticationFailedError as error:
+        assert "not a DER certificate" in error.reason
+    else:
+        assert found.leaf is not None or found.ignored
