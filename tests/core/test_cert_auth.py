@@ -373,3 +373,37 @@ def test_any_cert_payload_is_read_or_refused(data: bytes, encoding: int) -> None
         assert "not a DER certificate" in error.reason
     else:
         assert found.leaf is not None or found.ignored
+
+
+def test_a_dn_pattern_with_wildcards_selects_the_peer(root: Authority) -> None:
+    """swanctl.conf users write `remote { id = "C=XX, O=Lab, CN=*" }`; RFC 4945 §3.1 binds the DN."""
+    peers = (
+        PeerConfig("others", IdPattern.parse("C=XX, O=Other, CN=*"), PubkeyAuth()),
+        PeerConfig("lab", IdPattern.parse("C=XX, O=Lab, CN=*"), PubkeyAuth()),
+    )
+    pair = cert_pair(root, peers=peers)
+    sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    assert "peer 'lab'" in pair.events(RequestAnswered)[-1].result
+
+
+def test_without_a_usable_hash_we_fall_back_and_the_log_says_why(
+    root: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 7427 §4: an initiator listing only SHA-1 gets ECDSA method 9 (RFC 4754), and the reason."""
+    from responder.core.exchanges import ike_sa_init
+
+    only_sha1 = NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, b"\x00\x01")
+    monkeypatch.setattr(ike_sa_init, "signature_hashes_notify", lambda: only_sha1)
+    pair = cert_pair(root)
+    sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED  # our initiator verifies method 9 too
+    [auth] = [p for p in auth_response(pair, sa) if isinstance(p, AuthPayload)]
+    assert auth.method is AuthMethod.ECDSA_SHA256_P256
+    result = pair.events(RequestAnswered)[-1].result
+    assert (
+        "we signed with ECDSA_SHA256_P256 (the peer's SIGNATURE_HASH_ALGORITHMS lists SHA1, no SHA-2"
+        in result
+    )
