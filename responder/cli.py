@@ -125,7 +125,7 @@ __all__ = [
 logger = logging.getLogger("responder.cli")
 
 #: Subcommands that ask a running responder (:mod:`responder.control_client`) instead of starting one.
-CONTROL_COMMANDS: Final = ("status", "list-sas", "stats", "terminate")
+CONTROL_COMMANDS: Final = ("status", "list-sas", "stats", "terminate", "reload")
 
 #: Extra seconds after ``shutdown_grace`` + ``shutdown_timeout`` before a shutdown that hangs is cut short.
 _SHUTDOWN_GRACE: Final = 5.0
@@ -180,6 +180,7 @@ class Invocation:
     seed: int | None = None
     log: LogOptions = attrs.field(factory=lambda: LogOptions())
     check_config: bool = False  #: ``--check-config``: check, report, exit
+    argv: tuple[str, ...] = ()  #: the arguments, for a reload to read the same sources again
 
 
 class _AppendListener(argparse.Action):
@@ -443,7 +444,15 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
     control_default = args.control is None and not args.no_control
     log = LogOptions(args.log_file, args.log_format, tuple(log_levels.items()))
     return Invocation(
-        settings, shown_psk, generated, config_file, control_default, args.seed, log, args.check_config
+        settings,
+        shown_psk,
+        generated,
+        config_file,
+        control_default,
+        args.seed,
+        log,
+        args.check_config,
+        tuple(argv),
     )
 
 
@@ -619,14 +628,39 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
 
             async def serve_then_stop(*, task_status: trio.TaskStatus[Any]) -> None:
                 await serve(
-                    settings, shutdown=stop.shutdown, task_status=task_status, random_bytes=random_bytes
+                    settings,
+                    shutdown=stop.shutdown,
+                    task_status=task_status,
+                    random_bytes=random_bytes,
+                    load=functools.partial(_reload_settings, invocation, settings),
                 )
                 nursery.cancel_scope.cancel()  # serve() returned after the shutdown: stop watching
 
             info = await nursery.start(serve_then_stop)
+            nursery.start_soon(_reload_on_sighup, info)
             out.write(render_start(info.listeners, info.tls_fingerprint, invocation))
             out.flush()
     return 1 if stop.forced else 0
+
+
+def _reload_settings(invocation: Invocation, started: ServerSettings) -> ServerSettings:
+    """The settings built again from the same flags and ``--config`` file (a reload), with the
+    running control socket; a generated lab PSK stays the one printed at start."""
+    printed = invocation.shown_psk
+    if invocation.psk_generated and printed is not None:
+        again = parse_invocation(invocation.argv, make_lab_psk=lambda: printed.value.decode("utf-8"))
+    else:
+        again = parse_invocation(invocation.argv)
+    path, optional = started.control_path, started.control_optional
+    return attrs.evolve(again.settings, control_path=path, control_optional=optional)
+
+
+async def _reload_on_sighup(info: Any) -> None:
+    """SIGHUP reloads the configuration (:mod:`responder.server.reload`); errors are logged there."""
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            with contextlib.suppress(ConfigError):  # logged by the reloader; the old configuration stays
+                info.reloader.reload("SIGHUP")
 
 
 def _with_control(invocation: Invocation) -> ServerSettings:

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 __all__ = ["COMMANDS", "ControlError", "default_control_path", "main", "render", "request"]
 
-COMMANDS = ("status", "list-sas", "stats", "terminate")
+COMMANDS = ("status", "list-sas", "stats", "terminate", "reload")
 TIMEOUT = 10.0  #: seconds to wait for the responder's answer
 SOCKET_NAME = "ikev2-responder.sock"
 
@@ -151,6 +151,14 @@ def render(command: str, result: Any) -> str:
             f"{result['half_open']} half-open); Child SAs: {result['child_sas']}; "
             f"connections: {result['connections']}; UDP sockets: {result['udp_sockets']}\n"
         )
+    if command == "reload":
+        text = f"configuration reloaded: {result['kept']} IKE SA(s) kept\n"
+        text += "".join(
+            f"IKE SA {spi}: Delete sent (no peer covers it any more)\n" for spi in result["ended"]
+        )
+        if result["restart_needed"]:
+            text += f"changed, applied only at a restart: {', '.join(result['restart_needed'])}\n"
+        return text
     if command == "terminate":
         text = "".join(f"IKE SA {spi}: Delete sent\n" for spi in result["deleted"])
         return text + "".join(f"IKE SA {what}: left\n" for what in result["skipped"])
@@ -180,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list-sas": "every IKE SA and its Child SAs",
         "stats": "the counters: engine, connections, UDP sockets",
         "terminate": "delete IKE SAs (INFORMATIONAL Delete) by SPI or by peer identity",
+        "reload": "read the configuration again (as SIGHUP does), keeping the IKE SAs it still allows",
     }
     for name in COMMANDS:
         sub = commands.add_parser(name, help=helps[name], description=helps[name])

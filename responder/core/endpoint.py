@@ -48,7 +48,7 @@ import attrs
 
 from responder.core import dispatch
 from responder.core.admission import HalfOpenBudgets, ReplyRate
-from responder.core.config import Config
+from responder.core.config import Config, PubkeyAuth
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
 from responder.core.deadlines import Deadlines
@@ -88,7 +88,7 @@ from responder.core.payloads import NotifyPayload
 from responder.core.pool import PoolAllocator
 from responder.core.summary import payload_summary
 
-__all__ = ["Endpoint"]
+__all__ = ["Endpoint", "Reconfigured"]
 
 
 def _is_new_sa_request(data: bytes) -> bool:
@@ -99,6 +99,15 @@ def _is_new_sa_request(data: bytes) -> bool:
         and not data[19] & 0x20
         and data[8:16] == bytes(8)
     )
+
+
+@attrs.frozen
+class Reconfigured:
+    """What :meth:`Endpoint.reconfigure` did: how many established IKE SAs a peer still covers,
+    and our SPIs of those that no peer covers any more (being deleted)."""
+
+    kept: int
+    ended: tuple[bytes, ...]
 
 
 @attrs.define(eq=False)
@@ -482,6 +491,55 @@ class Endpoint:
         dispatch.start(sa, ike_sa_init.IkeSaInitInitiator(), when)
         self._collect(sa, when)
         return sa
+
+    def reconfigure(self, config: Config, now: float) -> Reconfigured:
+        """Take a new configuration (a reload) and keep the IKE SAs it still allows.
+
+        From now on every decision reads ``config``: proposals, peers, pools,
+        limits, certificates.  An established IKE SA whose authenticated identity
+        a peer of the new configuration still covers, with the method it
+        authenticated with, stays and takes that peer's policy (lifetimes,
+        liveness checks, children for later Child SAs); one that no peer covers
+        any more is deleted with an INFORMATIONAL Delete (RFC 7296 §1.4.1).
+        Half-open SAs finish their IKE_AUTH under the new configuration.
+        Address pools that did not change keep their leases.
+        ``half_open_ipv6_prefix`` keeps its old value until a restart (the
+        half-open counts are keyed by it).
+        """
+        old_limits = self.config.limits
+        if config.limits.half_open_ipv6_prefix != old_limits.half_open_ipv6_prefix:
+            limits = attrs.evolve(config.limits, half_open_ipv6_prefix=old_limits.half_open_ipv6_prefix)
+            config = attrs.evolve(config, limits=limits)
+        kept_pools = {pool.name: pool for pool in self.config.pools if pool in config.pools}
+        pools = {
+            pool.name: self._services.pools[pool.name] if pool.name in kept_pools else PoolAllocator(pool)
+            for pool in config.pools
+        }
+        self.config = config
+        self._services = attrs.evolve(self._services, config=config, pools=pools)
+        self._half_open.limits = config.limits
+        self._connections.limits = config.limits
+        self._cookies.lifetime = config.limits.cookie_secret_lifetime
+        self._replies.per_source = config.limits.unprotected_replies_per_source
+        self._replies.overall = config.limits.unprotected_replies_max
+        kept, ended = 0, []
+        for sa in list(self._sas.values()):
+            sa.services = self._services
+            if sa.is_original_initiator or sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED):
+                continue
+            peer = None
+            if sa.peer_identity is not None and sa.peer is not None:
+                signature = isinstance(sa.peer.auth, PubkeyAuth)
+                peer = config.find_peer(sa.peer_identity, signature=signature)
+            if peer is None:
+                ended.append(sa.local_spi)
+                if sa.state is IkeSaState.ESTABLISHED and not self.being_deleted(sa.local_spi):
+                    self.request_delete(sa.local_spi, now, "no peer of the new configuration covers it")
+                continue
+            sa.peer, sa.peer_name = peer, peer.name
+            self._touched.add(sa.local_spi)  # lifetimes and liveness checks may have moved
+            kept += 1
+        return Reconfigured(kept, tuple(ended))
 
     def request_liveness_check(self, local_spi: bytes, now: float) -> None:
         """Start an empty INFORMATIONAL request on an established SA (RFC 7296 §2.4)."""

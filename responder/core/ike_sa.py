@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import attrs
 
 from responder.core.child_sa import ChildSa
-from responder.core.config import CHILD_LIFETIME, Config, Dpd, EspProposal, Lifetime, PeerConfig
+from responder.core.config import CHILD_LIFETIME, Config, Dpd, EspProposal, Identity, Lifetime, PeerConfig
 from responder.core.enums import ExchangeType, HashAlgorithm
 from responder.core.events import Event, IkeSaClosed, PathChanged
 from responder.core.key_exchange import KeyExchangeFactory
@@ -136,6 +136,8 @@ class IkeSa:
     local_id: str = ""
     remote_id: str = ""
     peer_name: str | None = None
+    #: The peer's authenticated identity (its IDi, or the responder's IDr in the initiator role).
+    peer_identity: Identity | None = None
     peer: PeerConfig | None = attrs.field(default=None, repr=False)  #: the responder role's peer policy
     initial_contact: bool = False  #: the peer's IKE_AUTH carried INITIAL_CONTACT (RFC 7296 §2.4)
 

@@ -43,12 +43,13 @@ import attrs
 import trio
 
 from responder import __version__
-from responder.core.errors import LocalError
+from responder.core.errors import ConfigError, LocalError
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.selectors import describe_selector
 from responder.server.connections import ConnectionTable
 from responder.server.engine import Engine
 from responder.server.logs import address_port
+from responder.server.reload import Reloader
 from responder.server.settings import Listener
 from responder.server.udp import UdpListener
 
@@ -67,7 +68,7 @@ logger = logging.getLogger("responder.server.control")
 REQUEST_MAX = 65536  #: octets of one request, at most
 REQUEST_TIMEOUT = 5.0  #: seconds a client has to send its request
 CLIENTS_MAX = 16  #: control connections served at once
-COMMANDS = ("status", "list-sas", "stats", "terminate")
+COMMANDS = ("status", "list-sas", "stats", "terminate", "reload")
 
 JSON = dict[str, Any]
 
@@ -138,6 +139,7 @@ class Control:
     udp: Sequence[UdpListener] = ()
     started: float = attrs.field(factory=time.time)
     clock: Callable[[], float] = trio.current_time
+    reloader: Reloader | None = None
 
     def handle(self, request: object) -> JSON:
         """The answer to one decoded request; never raises."""
@@ -153,7 +155,9 @@ class Control:
                 return {"ok": True, "result": self.stats()}
             if command == "terminate":
                 return {"ok": True, "result": self.terminate(request.get("ike"), request.get("peer"))}
-        except LocalError as error:
+            if command == "reload":
+                return {"ok": True, "result": self.reload()}
+        except (LocalError, ConfigError) as error:
             return {"ok": False, "error": str(error)}
         return {"ok": False, "error": f"unknown command {command!r} (known: {', '.join(COMMANDS)})"}
 
@@ -186,6 +190,17 @@ class Control:
             "engine": stats,
             "connections": dict(self.table.stats),
             "udp": {f"{address_port(*udp.local)}": attrs.asdict(udp.stats) for udp in self.udp},
+        }
+
+    def reload(self) -> JSON:
+        """Load the configuration again and apply it (:mod:`responder.server.reload`)."""
+        if self.reloader is None:
+            raise LocalError("this responder was started without a way to reload its configuration")
+        report = self.reloader.reload("control")
+        return {
+            "kept": report.kept,
+            "ended": list(report.ended),
+            "restart_needed": list(report.restart_needed),
         }
 
     def terminate(self, ike: object, peer: object) -> JSON:

@@ -69,7 +69,7 @@ import trio
 
 from responder.core.config import Config
 from responder.core.dispatch import RESPONDERS
-from responder.core.endpoint import Endpoint
+from responder.core.endpoint import Endpoint, Reconfigured
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
 from responder.core.events import ConnectionClosing, Event, IkeSaClosed, MessageDropped
@@ -312,6 +312,14 @@ class Engine:
             self._endpoint.start(local_spi, exchange, trio.current_time(), wall=self.wall_clock())
         finally:
             self._after_core(None, local_spi)
+
+    def reconfigure(self, config: Config) -> Reconfigured | None:
+        """Take a new core configuration (a reload): see :meth:`Endpoint.reconfigure`; ``None``
+        if the core failed (logged as an internal error, the old configuration stays)."""
+        outcome = self._call(lambda: self._endpoint.reconfigure(config, trio.current_time()), None)
+        if outcome is not None:
+            self.config = self._endpoint.config
+        return outcome
 
     async def delete_all(self, grace: float) -> tuple[int, int]:
         """Send the Delete of every established or rekeyed IKE SA (RFC 9329 row A24, RFC 7296 §1.4.1) and

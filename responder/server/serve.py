@@ -48,6 +48,7 @@ from responder.server.contracts import EventObserver
 from responder.server.control import Control, serve_control
 from responder.server.engine import Engine
 from responder.server.keylog import KeyLog
+from responder.server.reload import Reloader
 from responder.server.settings import Listener, ServerSettings
 from responder.server.streams import serve_stream_listener
 from responder.server.tls import server_context
@@ -67,6 +68,8 @@ class ServerInfo:
     listeners: tuple[Listener, ...]
     tls_fingerprint: str | None
     engine: Engine
+    #: Reloads the configuration (``serve(load=...)``); ``None`` when the server cannot reload.
+    reloader: Reloader | None = None
 
 
 async def serve(
@@ -77,8 +80,14 @@ async def serve(
     ke_factory: KeyExchangeFactory | None = None,
     observers: Sequence[EventObserver] = (),
     shutdown: trio.Event | None = None,
+    load: Callable[[], ServerSettings] | None = None,
 ) -> None:
-    """Serve ``settings.listeners`` until cancelled or until ``shutdown`` is set; see the module doc."""
+    """Serve ``settings.listeners`` until cancelled or until ``shutdown`` is set; see the module doc.
+
+    ``load`` builds the settings again from their sources: with it the server can
+    reload its configuration (``ServerInfo.reloader``, the control socket's ``reload``;
+    :mod:`responder.server.reload`).
+    """
     keylog = KeyLog(settings.keylog_dir) if settings.keylog_dir is not None else None  # makes the dir 0700
     try:
         engine = Engine(
@@ -119,15 +128,16 @@ async def serve(
                     udp_listeners.append(udp)
                 bound.append(Listener(listener.kind, listener.host, port))
                 logger.info("listening on %s%s", bound[-1], note)
+            reloader = Reloader(engine, settings, load) if load is not None else None
             if settings.control_path is not None:
-                control = Control(engine, table, tuple(bound), tuple(udp_listeners))
+                control = Control(engine, table, tuple(bound), tuple(udp_listeners), reloader=reloader)
                 try:
                     await nursery.start(serve_control, settings.control_path, control)
                 except LocalError as error:
                     if not settings.control_optional:
                         raise
                     logger.info("no control socket: %s", error)
-            task_status.started(ServerInfo(tuple(bound), fingerprint, engine))
+            task_status.started(ServerInfo(tuple(bound), fingerprint, engine, reloader))
             if shutdown is None:
                 await trio.sleep_forever()
             await shutdown.wait()

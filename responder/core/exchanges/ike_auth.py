@@ -106,7 +106,7 @@ def _establish(
     sa: IkeSa, local: Identity, remote: Identity, window_size: int, peer_window: int, now: float
 ) -> None:
     sa.state = IkeSaState.ESTABLISHED
-    sa.local_id, sa.remote_id = str(local), str(remote)
+    sa.local_id, sa.remote_id, sa.peer_identity = str(local), str(remote), remote
     sa.layer.window_size, sa.layer.peer_window = window_size, peer_window
     sa.start_lifetime(now)
     announce_established(sa)

@@ -139,6 +139,7 @@ def _new_ike_sa(
         old.peer_name,
         old.peer,
     )
+    new.peer_identity = old.peer_identity
     new.peer_supports_childless = old.peer_supports_childless
     if old.layer.reassembly is not None:  # what IKE_SA_INIT negotiated holds for the new SA too
         new.layer.enable_fragmentation(old.layer.reassembly.limits)
