@@ -566,18 +566,16 @@ def _report_config(invocation: Invocation, out: TextIO) -> int:
 
 
 def _check_files(invocation: Invocation) -> None:
-    """The TLS files can be read (a clear error now beats an OpenSSL one later)."""
+    """The TLS files can be read and belong together (a clear error now beats an OpenSSL one later)."""
     settings = invocation.settings
     if not any(listener.kind is Transport.TLS for listener in settings.listeners):
         return
-    for path, key in ((settings.tls_cert, "tls.cert"), (settings.tls_key, "tls.key")):
-        if path is None:
-            continue
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror or exc}", key) from None
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    try:  # a file that is not PEM, or a key of another certificate, is named here, not by OpenSSL
+        load_credential(settings.tls_cert, settings.tls_key)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, "tls.key" if "private key" in exc.message else "tls.cert") from None
 
 
 @attrs.define

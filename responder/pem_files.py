@@ -42,8 +42,9 @@ def load_certificates(path: Path) -> tuple[x509.Certificate, ...]:
         if _PEM_CERTIFICATE in data:
             return tuple(x509.load_pem_x509_certificates(data))
         return (x509.load_der_x509_certificate(data),)
-    except ValueError as error:
-        raise ConfigError(f"{str(path)!r} holds no readable certificate ({error})") from None
+    except ValueError:
+        what = "a PEM certificate that does not decode" if _PEM_CERTIFICATE in data else "neither PEM nor DER"
+        raise ConfigError(f"{str(path)!r} holds no readable certificate ({what})") from None
 
 
 def load_private_key(path: Path) -> PrivateKey:
@@ -56,8 +57,13 @@ def load_private_key(path: Path) -> PrivateKey:
         raise ConfigError(
             f"{str(path)!r}: encrypted private keys are not supported; decrypt it first"
         ) from None
-    except (ValueError, UnsupportedAlgorithm) as error:
-        raise ConfigError(f"{str(path)!r} holds no readable private key ({error})") from None
+    except (ValueError, UnsupportedAlgorithm):
+        what = (
+            "a PEM block that is not a private key we read"
+            if b"-----BEGIN" in data
+            else "neither PEM nor DER"
+        )
+        raise ConfigError(f"{str(path)!r} holds no readable private key ({what})") from None
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
@@ -90,5 +96,6 @@ def load_crls(path: Path) -> tuple[x509.CertificateRevocationList, ...]:
             blocks = data.split(_PEM_CRL)[1:]
             return tuple(x509.load_pem_x509_crl(_PEM_CRL + block) for block in blocks)
         return (x509.load_der_x509_crl(data),)
-    except ValueError as error:
-        raise ConfigError(f"{str(path)!r} holds no readable CRL ({error})") from None
+    except ValueError:
+        what = "a PEM CRL that does not decode" if _PEM_CRL in data else "neither PEM nor DER"
+        raise ConfigError(f"{str(path)!r} holds no readable CRL ({what})") from None

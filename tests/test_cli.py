@@ -447,6 +447,11 @@ def test_main_prints_one_line_and_exits_2(tmp_path: FilePath, capsys: pytest.Cap
     )
     err = capsys.readouterr().err
     assert err.startswith("error: --cert: cannot read") and "No such file" in err and err.count("\n") == 1
+    not_pem = write(tmp_path, '[tls]\ncert = "/etc/hostname"\nkey = "/etc/hostname"\n')
+    assert main(["--config", not_pem, "--tls", "127.0.0.1:0", "--no-control"]) == 2
+    assert capsys.readouterr().err == (
+        "error: tls.cert: '/etc/hostname' holds no readable certificate (neither PEM nor DER)\n"
+    )
 
 
 def test_arguments_that_are_not_utf8(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import ipaddress
 import json
 import math
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from responder.cli import main as cli_main
 from responder.config_file import (
     DEFAULT_LISTENERS,
     KEYS,
@@ -161,8 +163,8 @@ EXPECTED_EXAMPLE = ServerSettings(
         Listener(Transport.TCP, ALL_IPV4, 4500),
         Listener(Transport.TLS, "::", 443),
     ),
-    tls_cert=Path("/etc/ikev2-responder/tls-cert.pem"),
-    tls_key=Path("/etc/ikev2-responder/tls-key.pem"),
+    tls_cert=Path("/etc/ikev2-responder/responder.pem"),
+    tls_key=Path("/etc/ikev2-responder/responder.key"),
     keylog_dir=Path("/var/tmp/ikev2-keys"),
     log_level="info",
     connections_max=1000,
@@ -1062,3 +1064,20 @@ def test_fragmentation_keys_reach_the_core_rfc7383() -> None:
     assert load("").config.fragmentation is True
     assert "responder.limits.fragment_size" in str(error_of("[responder.limits]\nfragment_size = 100\n"))
     assert "responder.fragmentation" in str(error_of('[responder]\nfragmentation = "yes"\n'))
+
+
+def test_the_example_runs_as_its_header_says(tmp_path: Path) -> None:
+    """The header's recipe (the lab PKI into the directory the example names, then the example),
+    with that directory moved to a temporary one; --check-config tries every file it names."""
+    where = tmp_path / "etc"
+    example = tmp_path / "example.toml"
+    example.write_text(EXAMPLE.read_text().replace("/etc/ikev2-responder", str(where)))
+    for line in EXAMPLE.read_text().splitlines()[:6]:
+        if line.startswith("#   ikev2-responder certs"):
+            assert line.split()[-1] == "/etc/ikev2-responder"
+    assert cli_main(["certs", "--dir", str(where)], out=io.StringIO()) == 0
+    out = io.StringIO()
+    assert cli_main(["--config", str(example), "--check-config", "--no-control"], out=out) == 0, (
+        out.getvalue()
+    )
+    assert out.getvalue().startswith(f"configuration OK ({example})")
