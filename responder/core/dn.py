@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final, TypeAlias
 
+from responder.core.der import DerError, der_read, der_tlv
 from responder.core.errors import ConfigError
 
 __all__ = ["Dn", "DnAttribute", "DnError", "dn_decode", "dn_from_text", "dn_match", "dn_text"]
@@ -66,11 +67,7 @@ class DnError(Exception):
 
 
 def _der(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes((tag, size)) + body
-    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets + body
+    return der_tlv(tag, body)
 
 
 def _der_oid(dotted: str) -> bytes:
@@ -90,21 +87,10 @@ def _der_oid(dotted: str) -> bytes:
 
 def _der_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
     """One DER TLV at ``pos``: (tag, body, position after it)."""
-    if pos + 2 > len(data):
-        raise DnError("truncated")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first & 0x80:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise DnError("bad length")
-        size = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    else:
-        size = first
-    if pos + size > len(data):
-        raise DnError("truncated")
-    return tag, data[pos : pos + size], pos + size
+    try:
+        return der_read(data, pos)
+    except DerError as error:
+        raise DnError(str(error)) from None
 
 
 def _dotted(body: bytes) -> str:

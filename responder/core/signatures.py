@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from responder.core.der import der_read, der_tlv
 from responder.core.enums import AuthMethod, HashAlgorithm
 from responder.core.payloads import AuthPayload
 
@@ -98,26 +99,17 @@ _RSASSA_PSS_OID: Final = bytes.fromhex("2a864886f70d01010a")  # 1.2.840.113549.1
 _MGF1_OID: Final = bytes.fromhex("2a864886f70d010108")  # 1.2.840.113549.1.1.8
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    """One DER element (definite length; these are all far below 2^16 octets)."""
-    length = len(content)
-    if length < 0x80:
-        return bytes([tag, length]) + content
-    size = (length.bit_length() + 7) // 8
-    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big") + content
-
-
 def _pss_identifier(hash_algorithm: HashAlgorithm) -> bytes:
     """id-RSASSA-PSS with hash, MGF1 with the same hash and a salt as long as the hash (RFC 4055 §3.1)."""
-    hash_id = _tlv(0x30, _tlv(0x06, _SHA_OIDS[hash_algorithm]) + b"\x05\x00")
+    hash_id = der_tlv(0x30, der_tlv(0x06, _SHA_OIDS[hash_algorithm]) + b"\x05\x00")
     salt = _HASH_CLASSES[hash_algorithm]().digest_size
     parameters = (
-        _tlv(0xA0, hash_id)
-        + _tlv(0xA1, _tlv(0x30, _tlv(0x06, _MGF1_OID) + hash_id))
-        + _tlv(0xA2, _tlv(0x02, bytes([salt])))
-        + _tlv(0xA3, _tlv(0x02, b"\x01"))
+        der_tlv(0xA0, hash_id)
+        + der_tlv(0xA1, der_tlv(0x30, der_tlv(0x06, _MGF1_OID) + hash_id))
+        + der_tlv(0xA2, der_tlv(0x02, bytes([salt])))
+        + der_tlv(0xA3, der_tlv(0x02, b"\x01"))
     )
-    return _tlv(0x30, _tlv(0x06, _RSASSA_PSS_OID) + _tlv(0x30, parameters))
+    return der_tlv(0x30, der_tlv(0x06, _RSASSA_PSS_OID) + der_tlv(0x30, parameters))
 
 
 #: RFC 7427 Appendix A (and RFC 8420 §2 for EdDSA): (scheme, hash) -> DER AlgorithmIdentifier.
@@ -276,29 +268,12 @@ def sign_with_plan(key: PrivateKey, octets: bytes, plan: SignaturePlan) -> AuthP
 # --------------------------------------------------------------------------- verifying
 
 
-def _pull_tlv(data: bytes, offset: int) -> tuple[int, bytes, int]:
-    """(tag, contents, offset after) of the DER element at ``offset``; ValueError if cut or malformed."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated")
-    tag, length = data[offset], data[offset + 1]
-    offset += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 1 <= size <= 2 or offset + size > len(data):
-            raise ValueError("bad length")
-        length = int.from_bytes(data[offset : offset + size], "big")
-        offset += size
-    if offset + length > len(data):
-        raise ValueError("truncated")
-    return tag, data[offset : offset + length], offset + length
-
-
 def _hash_of(identifier: bytes) -> HashAlgorithm:
     """The hash of a DER AlgorithmIdentifier of a SHA function (parameters NULL or absent)."""
-    tag, content, end = _pull_tlv(identifier, 0)
+    tag, content, end = der_read(identifier, 0)
     if tag != 0x30 or end != len(identifier):
         raise ValueError("not a SEQUENCE")
-    tag, oid, after = _pull_tlv(content, 0)
+    tag, oid, after = der_read(content, 0)
     if tag != 0x06 or content[after:] not in (b"", b"\x05\x00"):
         raise ValueError("not a hash identifier")
     for hash_algorithm, known in _SHA_OIDS.items():
@@ -317,8 +292,8 @@ class _PssParameters:
 def _pss_parameters(identifier: bytes) -> _PssParameters | None:
     """RSASSA-PSS-params of an id-RSASSA-PSS AlgorithmIdentifier (RFC 4055 §3.1); ``None`` if not PSS."""
     try:
-        tag, content, end = _pull_tlv(identifier, 0)
-        tag_oid, oid, offset = _pull_tlv(content, 0)
+        tag, content, end = der_read(identifier, 0)
+        tag_oid, oid, offset = der_read(content, 0)
     except ValueError:
         return None
     if tag != 0x30 or end != len(identifier) or tag_oid != 0x06 or oid != _RSASSA_PSS_OID:
@@ -326,22 +301,22 @@ def _pss_parameters(identifier: bytes) -> _PssParameters | None:
     try:
         hash_algorithm = mgf_hash = HashAlgorithm.SHA1  # the defaults (RFC 4055 §3.1)
         salt, trailer = 20, 1
-        tag, parameters, end = _pull_tlv(content, offset)
+        tag, parameters, end = der_read(content, offset)
         if tag != 0x30 or end != len(content):
             raise ValueError("parameters are not a SEQUENCE")
         position = 0
         while position < len(parameters):
-            tag, field, position = _pull_tlv(parameters, position)
+            tag, field, position = der_read(parameters, position)
             if tag == 0xA0:
                 hash_algorithm = _hash_of(field)
             elif tag == 0xA1:
-                _, mgf, _ = _pull_tlv(field, 0)
-                _, mgf_oid, after = _pull_tlv(mgf, 0)
+                _, mgf, _ = der_read(field, 0)
+                _, mgf_oid, after = der_read(mgf, 0)
                 if mgf_oid != _MGF1_OID:
                     raise ValueError("mask generation is not MGF1")
                 mgf_hash = _hash_of(mgf[after:])
             elif tag in (0xA2, 0xA3):
-                _, number, _ = _pull_tlv(field, 0)
+                _, number, _ = der_read(field, 0)
                 if not 1 <= len(number) <= 2:
                     raise ValueError("bad integer")
                 if tag == 0xA2:
