@@ -23,19 +23,22 @@ summarised in docs/interop.md.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.fakes.pki import Authority
 from tests.interop.conftest import Capture, TsharkHelper
-from tests.interop.lab import Lab, Netns, run_command
+from tests.interop.lab import Lab, Netns, Proc, run_command, wait_until
+from tests.interop.libreswan import Libreswan, PlutoConn, redirect_tcp
 from tests.interop.pcap import read_packets
 from tests.interop.responder_proc import Responder, responder_command
 from tests.interop.strongswan import StrongSwan, SwanChild, SwanConn
@@ -237,9 +240,12 @@ class DecryptedAuth:
     payloads: list[int]  #: the inner payload types, in order
     cert_encodings: list[str]
     fragments: int  #: 0 for an SK payload, else Total Fragments
+    length: int  #: the IKE message's Length (of this fragment, if one)
 
 
-def decrypted_auth_messages(tshark: TsharkHelper, pcap: Path, keylog: Path) -> list[DecryptedAuth]:
+def decrypted_auth_messages(
+    tshark: TsharkHelper, pcap: Path, keylog: Path, prefs: Sequence[str] = ()
+) -> list[DecryptedAuth]:
     """Every IKE_AUTH message tshark decrypted with the responder's key log alone.
 
     tshark 4.0 decrypts each SKF fragment on its own (each must, or this fails) and shows the
@@ -247,7 +253,7 @@ def decrypted_auth_messages(tshark: TsharkHelper, pcap: Path, keylog: Path) -> l
     its ``isakmp.enc.contained``.
     """
     result = []
-    for packet in tshark.dissect(pcap, config_dir=keylog):
+    for packet in tshark.dissect(pcap, config_dir=keylog, prefs=prefs):
         for message in find_all(packet, "isakmp"):
             if not isinstance(message, dict) or int(message.get("isakmp.exchangetype", 0)) != IKE_AUTH:
                 continue
@@ -269,6 +275,7 @@ def decrypted_auth_messages(tshark: TsharkHelper, pcap: Path, keylog: Path) -> l
                     payloads=inner,
                     cert_encodings=[str(v) for v in find_all(encrypted, "isakmp.cert.encoding")],
                     fragments=total,
+                    length=int(message["isakmp.length"]),
                 )
             )
     return result
@@ -344,7 +351,10 @@ def run_charon(
 
 
 def _charon_child_installed(run: CertRun, responder_id: str) -> dict[str, Any]:
-    sa = run.charon.list_sas()["lab"]
+    # list-sas with noblock skips an IKE SA a charon thread still holds (right after initiate).
+    sa: dict[str, Any] = wait_until(
+        lambda: run.charon.list_sas().get("lab"), 5, "charon's list-sas to show the IKE SA"
+    )
     assert sa["state"] == "ESTABLISHED" and sa["remote-id"] == responder_id, sa
     (child,) = sa["child-sas"].values()
     assert child["state"] == "INSTALLED" and child["encap"] == "yes", child
@@ -413,8 +423,6 @@ def check_certificate_exchange(run: CertRun, pki: Pki) -> None:
 
 def _ca_subject(pki: Pki) -> str:
     """The CA's subject as charon prints it (RFC 4514 order reversed: ``O=.., CN=..``)."""
-    from cryptography import x509
-
     ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
     return ", ".join(reversed(ca.subject.rfc4514_string().split(",")))
 
@@ -671,3 +679,143 @@ def test_c2_strongswan_certificate_from_unknown_ca_is_refused(
     assert not run.responder.lines(r"IKE SA established")
     assert run.charon.list_sas() == {}
     assert run.responder.stop() == 0
+
+
+# ---------------------------------------------------------------------------
+# libreswan over TCP and TLS
+# ---------------------------------------------------------------------------
+
+
+def _nss_import(nssdir: Path, pki: Pki) -> str:
+    """The client's PKCS#12 bundle into a new NSS database, its CA trusted for peers ("CT,,")."""
+    assert pki.client_p12 is not None and pki.client_p12_password is not None
+    db = f"sql:{nssdir}"
+    nssdir.mkdir(parents=True, exist_ok=True)
+    run_command(["certutil", "-N", "-d", db, "--empty-password"])
+    run_command(["pk12util", "-i", str(pki.client_p12), "-d", db, "-w", str(pki.client_p12_password)])
+    run_command(["certutil", "-M", "-d", db, "-n", "ikev2-responder lab CA", "-t", "CT,,"])
+    return run_command(["certutil", "-L", "-d", db]).stdout
+
+
+def _fingerprint(pem: Path) -> str:
+    der = x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+LIBRESWAN_CASES = {
+    # id: (transport, our rsa_pss, how pluto logs our signature)
+    "tcp": ("tcp", True, "3072-bit RSASSA-PSS with SHA2_256"),
+    "tls": ("tls", True, "3072-bit RSASSA-PSS with SHA2_256"),
+    "tcp-pkcs1": ("tcp", False, "3072-bit PKCS#1 1.5 RSA with SHA2_256"),
+}
+
+
+@pytest.mark.interop
+@pytest.mark.hard_timeout(60)
+@pytest.mark.parametrize("case", list(LIBRESWAN_CASES))
+def test_c1_a57_libreswan_rsa_certificates_over_tcp_and_tls(
+    case: str,
+    netns: Lab,
+    libreswan: Callable[..., Libreswan],
+    standin: Callable[..., Proc],
+    responder: Callable[..., Responder],
+    tshark: TsharkHelper,
+    tmp_path: Path,
+) -> None:
+    """C1, A57: pluto authenticates with the RSA-3072 certificate of the lab PKI command from
+    its NSS database (``authby=rsasig``, ``leftcert=``) over RFC 9329 TCP (through the
+    espintcp stand-in) and over TLS on 443 (the stand-in wraps the stream and checks our
+    certificate, the one ``--cert`` also gives IKE), and verifies ours: RSASSA-PSS by default,
+    PKCS#1 v1.5 with ``[certificates] rsa_pss = false`` (lab mode from the TOML file,
+    ``[lab] pubkey = true``).  IKE_AUTH is larger than 1280 octets both ways and is not
+    fragmented over TCP (RFC 9329 §7.5, A57); tshark decrypts it with our key log and shows
+    the CERT payloads."""
+    transport, rsa_pss, our_signature = LIBRESWAN_CASES[case]
+    port = {"tcp": 4500, "tls": 443}[transport]
+    pki = pki_command(tmp_path / "pki", "rsa", rsa_bits=3072)
+    if rsa_pss:
+        args = cert_args(pki)
+    else:
+        config = tmp_path / "responder.toml"
+        config.write_text(
+            f"""[certificates]
+cert = "{pki.responder_cert}"
+key = "{pki.responder_key}"
+cacerts = ["{pki.ca}"]
+rsa_pss = false
+
+[lab]
+pubkey = true
+"""
+        )
+        args = ["--config", str(config)]
+    ini_ns, resp_ns = netns.pair(f"{PLUTO}/24", f"{PLUTO_RESP}/24", hints=("pluto", "resp"))
+    capture = tshark.capture(resp_ns, "veth0", f"libreswan-cert-{case}")
+    resp = responder(
+        resp_ns, **{transport: [f"{PLUTO_RESP}:{port}"]}, psk=None, local_id="responder.lab", extra_args=args
+    )
+    pluto = libreswan(
+        ini_ns, "pluto", impairs=("tcp-skip-setsockopt-espintcp", "omit-v2-ike-auth-child"), debug="base"
+    )
+    listing = _nss_import(pluto.nssdir, pki)
+    assert re.search(r"^alice\s+u,u,u$", listing, re.M), listing
+    assert re.search(r"^ikev2-responder lab CA\s+CT,,\s*$", listing, re.M), listing
+    pluto.configure(
+        PlutoConn(
+            left=PLUTO,
+            right=PLUTO_RESP,
+            leftid="alice@lab",
+            rightid="@responder.lab",
+            authby="rsasig",
+            psk=None,
+            tcp_remoteport=port,
+            extra={"leftcert": "alice", "rightca": "%same"},
+        )
+    )
+    pluto.start()
+    redirect_tcp(ini_ns, port, STANDIN_PORT)
+    fingerprint = _fingerprint(pki.responder_cert)
+    proc = standin(
+        ini_ns,
+        role="initiator",
+        listen=f"0.0.0.0:{STANDIN_PORT}",
+        tls=transport == "tls",
+        tls_fingerprint=fingerprint if transport == "tls" else None,
+    )
+    pluto.initiate("lab")
+    wait_until(pluto.ike_established, 15, "pluto's IKE SA to be established")
+    states = pluto.showstates()
+    assert f'"lab":{port}(tcp) STATE_V2_ESTABLISHED_IKE_SA' in states, states
+    log = pluto.log_text()
+    # pluto verified our signature and our certificate against the CA in its NSS database.
+    assert (
+        f"initiator established IKE SA; authenticated peer '{our_signature}' digital signature using "
+        "peer certificate '@responder.lab' issued by CA 'O=ikev2-responder lab, CN=ikev2-responder lab CA'"
+    ) in log, log
+    # pluto signs RSASSA-PSS (authby=rsasig prefers it) with SHA-512, the first hash of ours it takes.
+    (auth_line,) = resp.answered("IKE_AUTH")
+    ours = "RSASSA-PSS with SHA2_256 (RFC 7427)" if rsa_pss else "RSASSA-PKCS1-v1_5 with SHA2_256 (RFC 7427)"
+    assert (
+        "IKE SA established with alice@lab (peer '%lab-pubkey', certificate CN=alice,O=ikev2-responder lab, "
+        f"RSASSA-PSS with SHA2_512; we signed with {ours}), childless (RFC 6023)"
+    ) in auth_line, auth_line
+    # CERTREQ both ways: ours in IKE_SA_INIT, pluto's in IKE_AUTH; our CERT in the response.
+    (init_sent,) = resp.lines(r"IKE_SA_INIT #0 response sent")
+    assert " CERTREQ " in init_sent and "N(SIGNATURE_HASH_ALGORITHMS)" in init_sent, init_sent
+    assert "IKE_AUTH #1 request accepted [ IDi CERT CERTREQ IDr AUTH ]" in resp.output()
+    assert "IKE_AUTH #1 response sent [ IDr CERT AUTH ]" in resp.output()
+    if transport == "tls":
+        assert f"server certificate fingerprint verified: {fingerprint}" in proc.log_text()
+    assert not resp.lines(r"message dropped|refused with|Traceback")
+
+    # The capture, decrypted with our key log (and our TLS secrets): each IKE_AUTH is one SK
+    # message over 1280 octets, unfragmented (A57), with one CERT of encoding 4.
+    pcap = capture.stop()
+    prefs = [f"tls.keylog_file:{resp.tls_keylog}"] if transport == "tls" else []
+    auths = decrypted_auth_messages(tshark, pcap, _keylog(resp), prefs)
+    assert [a.response for a in auths] == [False, True], auths
+    for auth in auths:
+        assert auth.fragments == 0 and auth.length > 1280, auth
+        assert auth.payloads.count(CERT) == 1 and auth.cert_encodings == [str(CERT_X509_SIGNATURE)], auth
+        assert (CERTREQ in auth.payloads) is (not auth.response), auth
+    assert resp.stop() == 0
