@@ -100,14 +100,18 @@ _MGF1_OID: Final = bytes.fromhex("2a864886f70d010108")  # 1.2.840.113549.1.1.8
 
 
 def _pss_identifier(hash_algorithm: HashAlgorithm) -> bytes:
-    """id-RSASSA-PSS with hash, MGF1 with the same hash and a salt as long as the hash (RFC 4055 §3.1)."""
+    """id-RSASSA-PSS with hash, MGF1 with the same hash and a salt as long as the hash (RFC 4055 §3.1).
+
+    DER leaves out trailerField, whose value 1 is its DEFAULT (X.690 §11.5), as strongSwan and
+    libreswan do.  RFC 7427 A.4.3 spells it out; libreswan 4.10 compares the identifier byte for
+    byte with the DER form and refuses that one, so we send DER and verify both.
+    """
     hash_id = der_tlv(0x30, der_tlv(0x06, _SHA_OIDS[hash_algorithm]) + b"\x05\x00")
     salt = _HASH_CLASSES[hash_algorithm]().digest_size
     parameters = (
         der_tlv(0xA0, hash_id)
         + der_tlv(0xA1, der_tlv(0x30, der_tlv(0x06, _MGF1_OID) + hash_id))
         + der_tlv(0xA2, der_tlv(0x02, bytes([salt])))
-        + der_tlv(0xA3, der_tlv(0x02, b"\x01"))
     )
     return der_tlv(0x30, der_tlv(0x06, _RSASSA_PSS_OID) + der_tlv(0x30, parameters))
 
@@ -122,7 +126,7 @@ ALGORITHM_IDENTIFIERS: Final[dict[tuple[Scheme, HashAlgorithm], bytes]] = {
     (Scheme.ECDSA, HashAlgorithm.SHA2_256): bytes.fromhex("300a06082a8648ce3d040302"),  # A.3.2
     (Scheme.ECDSA, HashAlgorithm.SHA2_384): bytes.fromhex("300a06082a8648ce3d040303"),  # A.3.3
     (Scheme.ECDSA, HashAlgorithm.SHA2_512): bytes.fromhex("300a06082a8648ce3d040304"),  # A.3.4
-    (Scheme.RSA_PSS, HashAlgorithm.SHA2_256): _pss_identifier(HashAlgorithm.SHA2_256),  # A.4.3
+    (Scheme.RSA_PSS, HashAlgorithm.SHA2_256): _pss_identifier(HashAlgorithm.SHA2_256),  # A.4.3, in DER
     (Scheme.RSA_PSS, HashAlgorithm.SHA2_384): _pss_identifier(HashAlgorithm.SHA2_384),
     (Scheme.RSA_PSS, HashAlgorithm.SHA2_512): _pss_identifier(HashAlgorithm.SHA2_512),
     (Scheme.ED25519, HashAlgorithm.IDENTITY): bytes.fromhex("300506032b6570"),  # RFC 8410 §3 id-Ed25519

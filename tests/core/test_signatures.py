@@ -65,10 +65,10 @@ KEYS = ("rsa2048", "p256", "p384", "p521", "ed25519", "ed448")
         (
             Scheme.RSA_PSS,
             HashAlgorithm.SHA2_256,
-            "3046 0609 2a86 4886 f70d 0101 0a30 39a0 0f30 0d06 0960 8648 0165 0304 0201 0500"
+            "3041 0609 2a86 4886 f70d 0101 0a30 34a0 0f30 0d06 0960 8648 0165 0304 0201 0500"
             "a11c 301a 0609 2a86 4886 f70d 0101 0830 0d06 0960 8648 0165 0304 0201 0500 a203"
-            "0201 20a3 0302 0101",
-        ),  # A.4.3
+            "0201 20",
+        ),  # A.4.3 in DER: without its trailerField [3] INTEGER 1, the DEFAULT (X.690 §11.5)
     ],
 )
 def test_algorithm_identifiers_are_rfc7427_appendix_a(
@@ -179,14 +179,47 @@ def test_sha1_inside_method_14_is_refused() -> None:
         verify_signature(private.public_key(), OCTETS, auth)
 
 
+#: RFC 7427 Appendix A.4.3 as printed: RSASSA-PSS with SHA-256 and an explicit trailerField 1.
+RFC7427_A43 = bytes.fromhex(
+    "3046 0609 2a86 4886 f70d 0101 0a30 39a0 0f30 0d06 0960 8648 0165 0304 0201 0500"
+    "a11c 301a 0609 2a86 4886 f70d 0101 0830 0d06 0960 8648 0165 0304 0201 0500 a203"
+    "0201 20a3 0302 0101".replace(" ", "")
+)
+
+
+def test_our_pss_identifiers_are_der_without_the_default_trailer_field() -> None:
+    """We send the DER form strongSwan and libreswan send (libreswan 4.10 refuses RFC 7427's
+    printed A.4.3, "no acceptable ECDSA/RSA-PSS ASN.1 signature hash proposal"): A.4.3 less
+    its last element, trailerField [3] INTEGER 1, with the lengths adjusted."""
+    for hash_algorithm, salt in (
+        (HashAlgorithm.SHA2_256, 32),
+        (HashAlgorithm.SHA2_384, 48),
+        (HashAlgorithm.SHA2_512, 64),
+    ):
+        ours = ALGORITHM_IDENTIFIERS[(Scheme.RSA_PSS, hash_algorithm)]
+        assert ours[1] == len(ours) - 2 == 0x41 and ours[13:15] == bytes([0x30, 0x34])
+        assert ours.endswith(bytes([0xA2, 3, 2, 1, salt])) and b"\xa3\x03\x02\x01\x01" not in ours
+    der = ALGORITHM_IDENTIFIERS[(Scheme.RSA_PSS, HashAlgorithm.SHA2_256)]
+    assert der[15:] == RFC7427_A43[15:-5]
+
+
+def test_pss_with_rfc7427_printed_identifier_verifies() -> None:
+    """A peer that sends A.4.3 as printed (explicit trailerField 1) is still verified."""
+    private = key("rsa2048")
+    assert isinstance(private, rsa.RSAPrivateKey)
+    signature = private.sign(OCTETS, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    auth = AuthPayload(AuthMethod.DIGITAL_SIGNATURE, bytes([len(RFC7427_A43)]) + RFC7427_A43 + signature)
+    assert "RSASSA-PSS with SHA2_256" in verify_signature(private.public_key(), OCTETS, auth)
+
+
 def test_pss_with_explicit_other_salt_verifies() -> None:
     """Parameters are read from the AlgorithmIdentifier, not assumed (RFC 4055 §3.1)."""
     private = key("rsa2048")
     assert isinstance(private, rsa.RSAPrivateKey)
     # A.4.3 with saltLength 20 instead of 32
     identifier = bytearray(ALGORITHM_IDENTIFIERS[(Scheme.RSA_PSS, HashAlgorithm.SHA2_256)])
-    assert identifier[-8:-5].hex() == "020120"
-    identifier[-6] = 20
+    assert identifier[-3:].hex() == "020120"
+    identifier[-1] = 20
     signature = private.sign(OCTETS, padding.PSS(padding.MGF1(hashes.SHA256()), 20), hashes.SHA256())
     auth = AuthPayload(AuthMethod.DIGITAL_SIGNATURE, bytes([len(identifier)]) + bytes(identifier) + signature)
     assert "RSASSA-PSS" in verify_signature(private.public_key(), OCTETS, auth)

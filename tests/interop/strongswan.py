@@ -60,6 +60,7 @@ class SwanConn:
     local_id: str = "initiator.lab"
     remote_id: str = "%any"
     auth: str = "psk"  # or "pubkey"
+    remote_auth: str | None = None  # the peer's method when it differs from ``auth`` (mixed PSK/pubkey)
     psk: str | None = "interop-test-psk"
     local_cert: Path | None = None  # PEM certificate for auth = pubkey
     local_key: Path | None = None  # PEM private key
@@ -94,6 +95,7 @@ def render_swanctl(conns: Sequence[SwanConn]) -> str:
     connections: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for conn in conns:
+        remote_auth = conn.remote_auth or conn.auth
         local: dict[str, Any] = {"auth": conn.auth, "id": conn.local_id}
         if conn.auth == "pubkey" and conn.local_cert is not None:
             local["certs"] = conn.local_cert.name
@@ -127,10 +129,10 @@ def render_swanctl(conns: Sequence[SwanConn]) -> str:
             "mobike": "yes" if conn.mobike else "no",
             **conn.extra,
             "local": local,
-            "remote": {"auth": conn.auth, "id": conn.remote_id},
+            "remote": {"auth": remote_auth, "id": conn.remote_id},
             "children": children,
         }
-        if conn.auth == "psk" and conn.psk is not None:
+        if "psk" in (conn.auth, remote_auth) and conn.psk is not None:
             ids = (
                 {"id-1": conn.local_id}
                 if conn.remote_id == "%any"
