@@ -619,7 +619,11 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
         )
         random_bytes = seeded_random_bytes(invocation.seed)
     stop = _Stop()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # SIGHUP is caught from here on (a reload once serving), so an early one cannot end the process.
+    with (
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+        trio.open_signal_receiver(signal.SIGHUP) as hangups,
+    ):
         async with trio.open_nursery() as nursery:
             grace = settings.shutdown_grace + settings.shutdown_timeout + _SHUTDOWN_GRACE
             nursery.start_soon(_watch_signals, signals, stop, nursery.cancel_scope, grace)
@@ -635,7 +639,7 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
                 nursery.cancel_scope.cancel()  # serve() returned after the shutdown: stop watching
 
             info = await nursery.start(serve_then_stop)
-            nursery.start_soon(_reload_on_sighup, info)
+            nursery.start_soon(_reload_on_sighup, hangups, info)
             out.write(render_start(info.listeners, info.tls_fingerprint, invocation))
             out.flush()
     return 1 if stop.forced else 0
@@ -653,12 +657,11 @@ def _reload_settings(invocation: Invocation, started: ServerSettings) -> ServerS
     return attrs.evolve(again.settings, control_path=path, control_optional=optional)
 
 
-async def _reload_on_sighup(info: Any) -> None:
+async def _reload_on_sighup(hangups: AsyncIterator[int], info: Any) -> None:
     """SIGHUP reloads the configuration (:mod:`responder.server.reload`); errors are logged there."""
-    with trio.open_signal_receiver(signal.SIGHUP) as signals:
-        async for _ in signals:
-            with contextlib.suppress(ConfigError):  # logged by the reloader; the old configuration stays
-                info.reloader.reload("SIGHUP")
+    async for _ in hangups:
+        with contextlib.suppress(ConfigError):  # logged by the reloader; the old configuration stays
+            info.reloader.reload("SIGHUP")
 
 
 def _with_control(invocation: Invocation) -> ServerSettings:
