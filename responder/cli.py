@@ -20,6 +20,7 @@ Strategy: three steps, the first and the last pure functions.
    ``--cert/--key FILE``     ``tls.cert`` / ``tls.key``
    ``--keylog DIR``          ``keylog.dir``
    ``--log-level LEVEL``     ``responder.log_level``
+   ``--impair NAME[=ARG]``   ``impair.NAME`` (repeatable; lab impairments)
    ========================  =======================================================
 
    With no way to authenticate anyone (no peers, no ``any_id_psk``) a random
@@ -60,6 +61,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import difflib
 import errno
 import functools
 import hashlib
@@ -93,9 +95,11 @@ from responder.client_configs import (
 )
 from responder.config_file import load_config_path
 from responder.core.config import (
+    IMPAIRMENT_NAMES,
     Config,
     ConfigError,
     Identity,
+    Impairments,
     PskAuth,
     Secret,
 )
@@ -281,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     control.add_argument("--no-control", action="store_true", help="no control socket")
     parser.add_argument(
+        "--impair",
+        metavar="NAME[=ARG]",
+        action="append",
+        help="a lab impairment (repeatable; same names as the [impair] table): force_cookie, "
+        "force_invalid_ke=GROUP, drop_response=N, delay_response=N:SECONDS, duplicate_response=N, "
+        "corrupt_icv=N, tcp_close_after=N, refuse_child, rekey_collision (N: the Message ID whose "
+        "response is impaired); logged at start; LAB ONLY",
+    )
+    parser.add_argument(
         "--seed",
         metavar="N",
         type=int,
@@ -365,6 +378,36 @@ def _certificate_flags(
         core["lab_pubkey"] = True
 
 
+#: libreswan's ``ipsec whack --impair`` names that users may reach for, and ours closest to them.
+_LIBRESWAN_IMPAIRS: Final = {
+    "drop_outbound": "drop_response",
+    "duplicate_outbound": "duplicate_response",
+    "jacob_two_two": "duplicate_response",
+    "corrupt_encrypted": "corrupt_icv",
+    "trigger_v2_rekey": "rekey_collision",
+}
+
+
+def _impair_flags(items: Sequence[str], config: Config) -> Impairments:
+    """``--impair NAME[=ARG]`` (repeatable) on top of the file's ``[impair]``; errors name the flag."""
+    impair = config.impair
+    for item in items:
+        name, equals, argument = item.partition("=")
+        name = name.strip().replace("-", "_").lower()
+        if name not in IMPAIRMENT_NAMES:
+            close = [_LIBRESWAN_IMPAIRS[name]] if name in _LIBRESWAN_IMPAIRS else []
+            close = close or difflib.get_close_matches(name, IMPAIRMENT_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"unknown impairment {name!r}; {hint}known: {', '.join(IMPAIRMENT_NAMES)}", "--impair"
+            )
+        try:
+            impair = impair.with_setting(name, argument if equals else True)
+        except ConfigError as error:
+            raise ConfigError(error.message, f"--impair {name}") from None
+    return impair
+
+
 @contextlib.contextmanager
 def _flag_errors(flag: str) -> Iterator[None]:
     """A file's ConfigError (which names the file) under the flag that named it."""
@@ -426,6 +469,8 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             log_levels[_LOGGER_PARTS.get(name, name)] = part_level
 
     _certificate_flags(args, config, core, (settings.tls_cert, settings.tls_key))
+    if args.impair:
+        core["impair"] = _impair_flags(args.impair, config)
     generated = False
     if not config.peers and config.any_id_psk is None and "any_id_psk" not in core:
         shown_psk = core["any_id_psk"] = Secret(make_lab_psk().encode("utf-8"))
@@ -440,6 +485,8 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             raise ConfigError(exc.message, name) from None
         if field in flags:
             raise ConfigError(exc.message, flags[field]) from None
+        if exc.field.startswith("impair.") and args.impair:  # force_invalid_ke against our proposals
+            raise ConfigError(exc.message, "--impair " + exc.field.removeprefix("impair.")) from None
         raise  # pragma: no cover - every other value was checked on its own above
     control_default = args.control is None and not args.no_control
     log = LogOptions(args.log_file, args.log_format, tuple(log_levels.items()))
@@ -560,6 +607,7 @@ def _report_config(invocation: Invocation, out: TextIO) -> int:
     lines.append(f"  IKE proposals: {', '.join(str(p) for p in config.ike_proposals)}")
     for warning in start_warnings(invocation):
         lines.append(f"  warning: {warning}")
+    lines += [f"  warning: IMPAIRMENT ACTIVE: {line}" for line in config.impair.describe()]
     out.write("\n".join(lines) + "\n")
     out.flush()
     return 0

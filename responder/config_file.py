@@ -22,6 +22,7 @@ Layout (``NAME`` is any table name the user picks)::
 
     [responder]  [responder.limits]  [certificates]  [tls]  [keylog]
     [pools.NAME]  [peers.NAME]  [peers.NAME.children.NAME]  [lab]  [lab.children.NAME]
+    [impair]  (lab impairments: Config.impair, every key off unless set)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from responder.core.config import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     IKE_LIFETIME,
+    IMPAIRMENT_NAMES,
     AddressPool,
     ChildConfig,
     ChildlessPolicy,
@@ -53,6 +55,7 @@ from responder.core.config import (
     Identity,
     IdPattern,
     IkeProposal,
+    Impairments,
     Lifetime,
     Limits,
     Mode,
@@ -92,7 +95,7 @@ _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
 KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
-        "": ("responder", "certificates", "tls", "keylog", "pools", "peers", "lab"),
+        "": ("responder", "certificates", "tls", "keylog", "pools", "peers", "lab", "impair"),
         "responder": (
             "id",
             "listen",
@@ -161,6 +164,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
         "peers.NAME.children.NAME": _CHILD_KEYS,
         "lab": ("any_id_psk", "pubkey", "children", *_PEER_LIFE_KEYS),
         "lab.children.NAME": _CHILD_KEYS,
+        "impair": IMPAIRMENT_NAMES,
     }
 )
 
@@ -713,6 +717,13 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
                 _children(lab["children"], "lab.children", "lab.children.NAME", aliases, "lab_children")
             )
         _peer_lifecycle(lab, "lab", config, "lab_ike_lifetime", "lab_dpd")
+
+    if "impair" in document:
+        impair = _table(document["impair"], "impair", "impair")
+        config["impair"] = Impairments()
+        for key, value in impair.items():
+            with config_path("impair"):
+                config["impair"] = config["impair"].with_setting(key, value)
 
     with _renamed(aliases):
         core = Config(**config)

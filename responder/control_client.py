@@ -150,6 +150,7 @@ def render(command: str, result: Any) -> str:
             f"IKE SAs: {result['ike_sas']} ({result['established']} established, "
             f"{result['half_open']} half-open); Child SAs: {result['child_sas']}; "
             f"connections: {result['connections']}; UDP sockets: {result['udp_sockets']}\n"
+            + "".join(f"IMPAIRMENT ACTIVE: {name}\n" for name in result.get("impairments", ()))
         )
     if command == "reload":
         text = f"configuration reloaded: {result['kept']} IKE SA(s) kept\n"

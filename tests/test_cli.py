@@ -48,6 +48,7 @@ from responder.core.config import (
     Config,
     ConfigError,
     Identity,
+    Impairments,
     PskAuth,
     Secret,
 )
@@ -1148,3 +1149,59 @@ def test_check_config_tries_the_tls_files_and_log_parts(capsys: pytest.CaptureFi
     assert main(argv) == 2
     assert "error: --cert: '/etc/hostname' holds no readable certificate" in capsys.readouterr().err
     assert error_of("--log-level", "info,engin=debug").message.startswith("unknown part 'engin'")
+
+
+# ---------------------------------------------------------------------------
+# --impair NAME[=ARG] (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def test_impair_flags_add_to_the_files_impair_table(tmp_path: FilePath) -> None:
+    config = tmp_path / "lab.toml"
+    config.write_text('[lab]\nany_id_psk = "k"\n[impair]\nforce_cookie = true\ncorrupt_icv = 2\n')
+    invocation = parse(
+        "--config", str(config), "--impair", "drop_response=1", "--impair", "delay-response=3:2s",
+        "--impair", "force_invalid_ke=ecp256", "--impair", "corrupt_icv=false",
+    )  # fmt: skip
+    impair = invocation.settings.config.impair
+    assert impair.settings() == [
+        "force_cookie",
+        "force_invalid_ke=ecp256",
+        "drop_response=1",
+        "delay_response=3:2s",
+    ]
+    assert parse().settings.config.impair == Impairments()
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["--impair", "drop_outbound=1"],
+            "error: --impair: unknown impairment 'drop_outbound'; did you mean",
+        ),
+        (["--impair", "drop_response"], "error: --impair drop_response: needs an argument: drop_response=N"),
+        (["--impair", "drop_response=one"], "error: --impair drop_response: expected a Message ID"),
+        (["--impair", "force_cookie=3"], "error: --impair force_cookie: takes no argument"),
+        (["--impair", "corrupt_icv=0"], "error: --impair corrupt_icv: the IKE_SA_INIT response"),
+        (["--impair", "force_invalid_ke=ecp521"], "error: --impair force_invalid_ke: ecp521 is in none"),
+        (["--impair", "delay_response=1"], "error: --impair delay_response: expected N:SECONDS"),
+    ],
+)
+def test_bad_impair_flags_exit_2_naming_the_flag(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(error) and err.count("\n") == 1
+
+
+def test_check_config_lists_the_active_impairments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--impair", "refuse_child", "--impair", "tcp_close_after=1", "--check-config"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "IMPAIRMENT ACTIVE" in line]
+    assert lines == [
+        "  warning: IMPAIRMENT ACTIVE: tcp_close_after=1: a TCP/TLS connection is closed after our response "
+        "to Message ID 1 of an IKE SA (RFC 9329 §6.1: the initiator reconnects)",
+        "  warning: IMPAIRMENT ACTIVE: refuse_child: every new Child SA is refused with TS_UNACCEPTABLE; "
+        "the IKE SA stays",
+    ]

@@ -41,16 +41,19 @@ from responder.core.config import (
     Identity,
     IdPattern,
     IkeProposal,
+    Impairments,
     Lifetime,
     Limits,
     Mode,
     PeerConfig,
     PskAuth,
     PubkeyAuth,
+    ResponseDelay,
     Secret,
     SendCert,
     TrafficSelectorPolicy,
 )
+from responder.core.enums import KeyExchangeId
 from responder.core.path import Transport
 from tests.fakes.pki import Authority
 
@@ -968,6 +971,7 @@ BASES = {
     "peers.NAME.children.NAME": CHILD,
     "lab": '[lab]\nany_id_psk = "k"\n',
     "lab.children.NAME": '[lab]\nany_id_psk = "k"\n[lab.children.c]\n',
+    "impair": "[impair]\n",
 }
 
 
@@ -1081,3 +1085,50 @@ def test_the_example_runs_as_its_header_says(tmp_path: Path) -> None:
         out.getvalue()
     )
     assert out.getvalue().startswith(f"configuration OK ({example})")
+
+
+# ---------------------------------------------------------------------------
+# [impair] (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def test_impair_table_reaches_the_core_config() -> None:
+    settings = load(
+        '[impair]\nforce_cookie = true\nforce_invalid_ke = "ecp256"\ndrop_response = 1\n'
+        'delay_response = "2:1.5s"\nduplicate_response = 3\ncorrupt_icv = 4\ntcp_close_after = 5\n'
+        "refuse_child = true\nrekey_collision = true\n"
+    )
+    impair = settings.config.impair
+    assert impair == Impairments(
+        force_cookie=True,
+        force_invalid_ke=KeyExchangeId.ECP_256,
+        drop_response=1,
+        delay_response=ResponseDelay(2, 1.5),
+        duplicate_response=3,
+        corrupt_icv=4,
+        tcp_close_after=5,
+        refuse_child=True,
+        rekey_collision=True,
+    )
+    assert load("[impair]\n").config.impair == Impairments() == load("").config.impair
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "message"),
+    [
+        (
+            "[impair]\ndrop_respons = 1\n",
+            "impair.drop_respons",
+            "unknown key; did you mean 'drop_response'?",
+        ),
+        ("[impair]\ndrop_response = true\n", "impair.drop_response", "needs an argument"),
+        ('[impair]\ndelay_response = "5s"\n', "impair.delay_response", "expected N:SECONDS"),
+        ("[impair]\nforce_cookie = 1\n", "impair.force_cookie", "takes no argument"),
+        ('[impair]\nforce_invalid_ke = "ecp521"\n', "impair.force_invalid_ke", "ecp521 is in none"),
+        ("impair = 3\n", "impair", "expected a table"),
+    ],
+)
+def test_impair_errors_name_the_key(document: str, path: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(document.encode())
+    assert caught.value.field == path

@@ -26,6 +26,8 @@ so the two never import each other.  It holds
   of a Child SA or of the IKE SA at its soft lifetime, the Delete of either at
   its hard lifetime (or of what the peer should have deleted after a rekey and
   did not), and a liveness check once the peer has been silent ``dpd_delay``;
+* the ``rekey_collision`` lab impairment (:func:`_provoke_collision`): our
+  rekey of what the peer rekeys, sent before our answer (RFC 7296 §2.8.1);
 * RFC 9329 §6.2 (row A39): when the peer comes back on a new stream
   connection, our requests still waiting are sent once more there;
 * deferred answers: an exchange that returned
@@ -52,7 +54,7 @@ from responder.core.events import (
     ResponseReceived,
     RetransmissionAnswered,
 )
-from responder.core.exchanges.base import Collision, Deferred, Exchange, NextRound, Reply
+from responder.core.exchanges.base import Collision, Deferred, Exchange, NextRound, Operation, Reply
 from responder.core.exchanges.create_child_sa import RekeyChildSa, create_child_sa_responder
 from responder.core.exchanges.ike_auth import IkeAuthResponder
 from responder.core.exchanges.informational import (
@@ -203,6 +205,8 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
     names = payload_summary(request.message.payloads)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False, names))
     try:
+        if sa.config.impair.rekey_collision:
+            _provoke_collision(sa, exchange, when)
         _collide(sa, exchange)
         result = exchange.respond(sa, request, when)
     except ProtocolError as error:
@@ -232,6 +236,27 @@ def _resend_pending(sa: IkeSa, path: Path) -> None:
     assert path.connection is not None
     for packet in sa.layer.resend_on(path.connection):
         sa.send(packet, path)
+
+
+def _provoke_collision(sa: IkeSa, theirs: Exchange, when: Instant) -> None:
+    """The ``rekey_collision`` lab impairment: the peer's rekey of a Child SA or of the IKE SA meets
+    our rekey of the same SA, sent before we answer theirs, so both ends see a collision that the
+    nonces settle (RFC 7296 §2.8.1, §2.25.1).  Only when nothing of ours is in flight or waiting."""
+    intent = theirs.intent
+    ours: Exchange
+    if intent.operation is Operation.REKEY_CHILD and len(intent.children) == 1:
+        [target] = intent.children
+        child = sa.children.get(target)
+        if child is None or child.state is not ChildSaState.INSTALLED:
+            return
+        ours = RekeyChildSa.of(target)
+    elif intent.operation is Operation.REKEY_IKE:
+        ours = RekeyIkeSa()
+    else:
+        return
+    if sa.layer.pending or sa.layer.queued or not sa.layer.has_room:
+        return
+    start(sa, ours, when)
 
 
 def _collide(sa: IkeSa, theirs: Exchange) -> None:

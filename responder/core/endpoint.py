@@ -375,9 +375,10 @@ class Endpoint:
             return ReceiveOutcome(Verdict.MALFORMED if malformed else Verdict.REFUSED)
         # Over UDP only a request with a valid COOKIE (its source address proven) may end
         # another source's half-open SA.
-        cookie_required = not path.transport.is_stream and (
-            sharing or self._half_open.of_kind(path) >= limits.cookie_threshold
-        )
+        cookie_required = self.config.impair.force_cookie or (
+            not path.transport.is_stream
+            and (sharing or self._half_open.of_kind(path) >= limits.cookie_threshold)
+        )  # the force_cookie impairment asks on every transport (RFC 9329 §6.3 has it not)
         outcome = ike_sa_init.respond(
             services=self._services,
             cookies=self._cookies,

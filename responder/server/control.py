@@ -7,7 +7,8 @@ line of JSON.  The request names a command; the answer is
 commands (the ``ikev2-responder`` subcommands of the same names print them,
 :mod:`responder.control_client`):
 
-* ``status``: version, uptime, listeners, how many SAs and connections;
+* ``status``: version, uptime, listeners, how many SAs and connections, the
+  lab impairments that are on;
 * ``list-sas``: every IKE SA with its Child SAs (:func:`sa_view`), the way
   ``swanctl --list-sas`` shows them: SPIs in hex, identities, address,
   transport and connection, state, age, algorithms, rekey and expiry times,
@@ -175,6 +176,7 @@ class Control:
             "child_sas": sum(len(sa.children) for sa in sas),
             "connections": self.table.counted,
             "udp_sockets": stats.udp_sockets,
+            "impairments": self.engine.config.impair.settings(),
         }
 
     def list_sas(self) -> list[JSON]:

@@ -48,6 +48,10 @@ lines naming the SAs of one connection name three and count the rest; every
 event line is clipped to :data:`~responder.server.logs.LOG_LINE_MAX`
 characters.
 
+Lab impairments of what we send (``drop_response``, ``delay_response``,
+``duplicate_response``, ``corrupt_icv``, ``tcp_close_after``) sit between
+the core and the router (:mod:`~responder.server.impair`).
+
 ESP is looked up by SPI in the core and counted per connection (per UDP
 socket) and per IKE SA; the data plane is a later issue.
 """
@@ -81,6 +85,7 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Path
 from responder.server.contracts import Earned, EventObserver, Sink
+from responder.server.impair import OutboundImpairer
 from responder.server.logs import RateLimiter, clip, describe_event, event_level, spi_list, spis, where
 from responder.server.router import Router, SinkKey, sink_key
 from responder.server.sa_runner import SaRunners
@@ -146,6 +151,7 @@ class Engine:
     _endpoint: Endpoint = attrs.field(init=False)
     _router: Router = attrs.field(init=False)
     _runners: SaRunners = attrs.field(init=False)
+    _impairer: OutboundImpairer = attrs.field(init=False)  #: lab impairments of what we send
     _limiter: RateLimiter = attrs.field(init=False)
     _peer_lines: RateLimiter = attrs.field(init=False)  #: lines about unauthenticated IKE SAs
     _counts: Counter[str] = attrs.field(init=False, factory=Counter)
@@ -164,6 +170,7 @@ class Engine:
             self.log_interval, max_keys=4096, burst=self.log_lines_per_source, total=self.log_lines_max
         )
         self._router = Router(self._limiter)
+        self._impairer = OutboundImpairer(lambda: self.config.impair, self._router.route, self._router.close)
         self._runners = SaRunners(self._run_sa_timer, self._alive)
 
     # ------------------------------------------------------------------ the SA nursery
@@ -180,6 +187,7 @@ class Engine:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._runners.run)
                 nursery.start_soon(self._watch_connections, name="connection-timers")
+                nursery.start_soon(self._impairer.run, name="delayed-responses")  # delay_response
                 task_status.started()
         finally:
             self._running = False
@@ -451,8 +459,7 @@ class Engine:
                     f"proposal {sa.proposal}; half-open until IKE_AUTH"
                 )
                 self._log_peer_line(logging.INFO, sa.path, line)
-        for outgoing in self._endpoint.messages_to_send():
-            self._router.route(outgoing)
+        self._impairer.send(self._endpoint.messages_to_send())  # to the router, unless impaired
         while (event := self._endpoint.next_event()) is not None:
             self._dispatch(event, input_path)
         if touched:
@@ -471,6 +478,7 @@ class Engine:
             return
         if isinstance(event, IkeSaClosed):
             self._esp_per_sa.pop(event.local_spi, None)
+            self._impairer.forget(event.local_spi)
             self._runners.poke(event.local_spi)  # its task ends
             self._sa_closed.set()
         level = logging.INFO if isinstance(event, MessageDropped) else event_level(event)

@@ -12,7 +12,9 @@ on the listener's address literal, ``udp`` through
 the non-ESP marker).  Once all are bound it reports :class:`ServerInfo`, with
 the ports actually bound (port 0 works), through ``task_status``.  With
 ``control_path`` set it also answers operators on that Unix socket
-(:mod:`responder.server.control`).
+(:mod:`responder.server.control`).  Each lab impairment of
+``settings.config.impair`` is logged at start as one ``IMPAIRMENT ACTIVE``
+warning.
 
 Task layout (RFC 9329 §6.1, rows A26, A28): the SA nursery
 (:meth:`Engine.run`) sits beside the listeners, never under a connection, so
@@ -98,6 +100,8 @@ async def serve(
             log_lines_per_source=settings.log_lines_per_source,
             log_lines_max=settings.log_lines_max,
         )
+        for line in settings.config.impair.describe():  # lab impairments: never silently
+            logger.warning("IMPAIRMENT ACTIVE: %s", line)
         ssl_context, fingerprint = _tls(settings)
         table = ConnectionTable(settings, earned=engine.earned)
         async with trio.open_nursery() as nursery:

@@ -17,6 +17,7 @@ from responder.core.config import (
     Dpd,
     EspProposal,
     IdPattern,
+    Impairments,
     Lifetime,
     Limits,
     PeerConfig,
@@ -76,6 +77,7 @@ def make_pair(
     limits: Limits | None = None,
     seed: int = 1,
     window: int = 1,
+    impair: Impairments | None = None,
 ) -> tuple[Pair, IkeSa, IkeSa]:
     """An established IKE SA with one Child SA, both ends' lifetimes as given; (pair, initiator's, ours)."""
     child = ChildConfig("net", esp_proposals=(EspProposal.parse(esp),), lifetime=child_lifetime)
@@ -88,7 +90,9 @@ def make_pair(
         ike_lifetime=ike_lifetime,
         dpd=dpd or Dpd(),
     )
-    extra = {"limits": limits} if limits is not None else {}
+    extra: dict[str, object] = {"limits": limits} if limits is not None else {}
+    if impair is not None:
+        extra["impair"] = impair
     pair = Pair.create(responder_config(IKE, peers=(peer,), **extra), transport=transport, seed=seed)
     request = child_request(initiator_esp or esp, lifetime=initiator_child_lifetime)
     settings = initiator_settings(IKE, request, ike_lifetime=initiator_ike_lifetime, window_size=window)

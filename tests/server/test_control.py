@@ -112,6 +112,7 @@ async def test_status_and_stats(tmp_path: Path) -> None:
         assert (status["ike_sas"], status["established"], status["child_sas"]) == (3, 3, 3)
         assert status["connections"] == 2 and status["udp_sockets"] == 1
         assert status["listeners"] == [str(listener) for listener in info.listeners]
+        assert status["impairments"] == []  # none on: status says nothing about them
         stats = await ask(control, "stats")
         assert stats["engine"]["ike_sas"] == 3 and stats["engine"]["internal_errors"] == 0
         assert stats["connections"]["accepted"] == 2
@@ -218,3 +219,24 @@ async def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None
     with pytest.raises(LocalError, match="exists and is not a socket"):
         await serve_control(control, None)  # type: ignore[arg-type]
     assert control.read_text() == "not a socket"
+
+
+def test_status_names_each_active_impairment() -> None:
+    """Issue 13: ``ikev2-responder status`` shows every lab impairment that is on, one per line."""
+    result = {
+        "version": "0",
+        "pid": 1,
+        "uptime": 1.0,
+        "listeners": [],
+        "ike_sas": 0,
+        "half_open": 0,
+        "established": 0,
+        "child_sas": 0,
+        "connections": 0,
+        "udp_sockets": 0,
+        "impairments": ["force_cookie", "drop_response=1"],
+    }
+    text = render("status", result)
+    assert text.endswith("IMPAIRMENT ACTIVE: force_cookie\nIMPAIRMENT ACTIVE: drop_response=1\n")
+    del result["impairments"]  # an older responder's answer
+    assert "IMPAIRMENT" not in render("status", result)

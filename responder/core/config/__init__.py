@@ -10,7 +10,8 @@ Strategy: one module per concern, all re-exported here:
 * :mod:`~responder.core.config.traffic_selectors`: selectors in strongSwan's
   notation;
 * :mod:`~responder.core.config.model`: children, peers, pools, limits and the
-  whole :class:`Config`.
+  whole :class:`Config`;
+* :mod:`~responder.core.config.impairments`: the lab :class:`Impairments`.
 
 Identities and their patterns live in :mod:`responder.core.identity` (the
 protocol uses them too) and are re-exported here for convenience.  Nothing in
@@ -35,6 +36,7 @@ from responder.core.config.credentials import (
     SendCert,
     TrustStore,
 )
+from responder.core.config.impairments import IMPAIRMENT_NAMES, Impairments, ResponseDelay
 from responder.core.config.model import (
     CHILD_LIFETIME,
     IKE_LIFETIME,
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_ESP_PROPOSALS",
     "DEFAULT_IKE_PROPOSALS",
     "IKE_LIFETIME",
+    "IMPAIRMENT_NAMES",
     "LAB_PEER_NAME",
     "LAB_PUBKEY_PEER_NAME",
     "NO_LIFETIME",
@@ -78,6 +81,7 @@ __all__ = [
     "IdPatternKind",
     "Identity",
     "IkeProposal",
+    "Impairments",
     "Lifetime",
     "Limits",
     "Mode",
@@ -85,6 +89,7 @@ __all__ = [
     "PeerConfig",
     "PskAuth",
     "PubkeyAuth",
+    "ResponseDelay",
     "Secret",
     "SendCert",
     "TrafficSelectorPolicy",

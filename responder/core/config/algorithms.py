@@ -30,6 +30,7 @@ __all__ = [
     "EspProposal",
     "IkeProposal",
     "algorithm_name",
+    "key_exchange_keyword",
 ]
 
 #: An encryption transform and its Key Length attribute in bits (``None`` when it takes none).
@@ -129,6 +130,12 @@ _PRF_NAMES: Final = _first_names(_PRF_KEYWORDS)
 _INTEGRITY_NAMES: Final = _first_names(_INTEGRITY_KEYWORDS)
 _KE_NAMES: Final = _first_names(_KE_KEYWORDS)
 _ESN_NAMES: Final = _first_names(_ESN_KEYWORDS)
+
+
+def key_exchange_keyword(text: str) -> KeyExchangeId | None:
+    """The key exchange method of a strongSwan keyword (``x25519``, ``ecp256``, ``modp2048``, ...),
+    any case; ``None`` if it names none (RFC 7296 §3.3.2 Transform Type 4)."""
+    return _KE_KEYWORDS.get(text.strip().lower())
 
 
 def algorithm_name(value: EncryptionAlgorithm | PrfId | IntegId | KeyExchangeId | EsnId) -> str:

@@ -26,6 +26,7 @@ from responder.core.config.algorithms import (
     DEFAULT_IKE_PROPOSALS,
     EspProposal,
     IkeProposal,
+    algorithm_name,
 )
 from responder.core.config.credentials import (
     Credential,
@@ -37,6 +38,7 @@ from responder.core.config.credentials import (
     TrustStore,
     as_peer_auth,
 )
+from responder.core.config.impairments import Impairments
 from responder.core.config.traffic_selectors import ANY_IPV4, ANY_IPV6, TrafficSelectorPolicy
 from responder.core.errors import ConfigError
 from responder.core.identity import Identity, IdPattern
@@ -414,8 +416,16 @@ class Config:
     lab_pubkey: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
     #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3; swanctl's ``fragmentation``).
     fragmentation: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))
+    #: Lab impairments (``[impair]``, ``--impair``; :mod:`~responder.core.config.impairments`): all off.
+    impair: Impairments = attrs.field(factory=Impairments, validator=instance_of(Impairments, "Impairments"))
 
     def __attrs_post_init__(self) -> None:
+        forced = self.impair.force_invalid_ke
+        if forced is not None and not any(forced in p.key_exchange for p in self.ike_proposals):
+            raise ConfigError(
+                f"{algorithm_name(forced)} is in none of our IKE proposals: no initiator could use it",
+                "impair.force_invalid_ke",
+            )
         for index, peer in enumerate(self.peers):
             if peer.name.startswith("%"):
                 raise ConfigError(

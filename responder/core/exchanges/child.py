@@ -5,7 +5,8 @@ Responder side (:func:`negotiate_first_child`), in this order:
 1. pick the peer's first child configuration whose traffic selectors
    intersect what was offered (RFC 7296 §2.9);
 2. a configuration marked ``refuse`` answers TS_UNACCEPTABLE (a policy that
-   keeps the IKE SA but refuses its Child SA);
+   keeps the IKE SA but refuses its Child SA), and so does every child while
+   the ``refuse_child`` lab impairment is on;
 3. a CP request is answered from the child's address pool (RFC 7296 §2.19,
    §3.15): one address per family asked for, DNS servers if asked, never a
    netmask; an exhausted pool answers INTERNAL_ADDRESS_FAILURE; TSi is then
@@ -81,6 +82,8 @@ def negotiate_first_child(
     child = select_child(children, tsi.selectors, tsr.selectors)
     if child.refuse:
         raise ChildSaError(f"child '{child.name}' refuses Child SAs by policy", NotifyType.TS_UNACCEPTABLE)
+    if sa.config.impair.refuse_child:
+        raise ChildSaError("impairment refuse_child: every Child SA is refused", NotifyType.TS_UNACCEPTABLE)
 
     cp_reply: list[Payload] = []
     remote_policy: tuple[TrafficSelectorPolicy, ...] = child.remote_ts

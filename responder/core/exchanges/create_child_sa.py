@@ -273,6 +273,10 @@ class CreateChildResponder(Exchange):
             raise ChildSaError(
                 f"child '{config.name}' refuses Child SAs by policy", NotifyType.TS_UNACCEPTABLE
             )
+        if sa.config.impair.refuse_child:
+            raise ChildSaError(
+                "impairment refuse_child: every Child SA is refused", NotifyType.TS_UNACCEPTABLE
+            )
         remote_policy = config.remote_ts
         pool = sa.services.pools.get(config.pool) if config.pool is not None else None
         leases = pool.leases(sa.local_spi) if pool is not None else ()

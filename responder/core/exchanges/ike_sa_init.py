@@ -174,11 +174,14 @@ def respond(
             reason = "too many half-open SAs: " + ("cookie did not verify" if offered else "cookie requested")
             return refuse(header, NotifyType.COOKIE, reason, cookie)
 
+    # The force_invalid_ke impairment hints its group instead of KEi's: where the proposal chosen
+    # allows it, a KEi of another group is answered INVALID_KE_PAYLOAD naming it (RFC 7296 §1.2).
+    forced = config.impair.force_invalid_ke
     chosen = select_ike_proposal(
         config.ike_proposals,
         sa_payload,
         prefer_initiator_order=config.prefer_initiator_order,
-        ke_hint=ke.group,
+        ke_hint=forced if forced is not None else ke.group,
     )
     if isinstance(chosen, NoProposalChosen):
         return refuse(header, NotifyType.NO_PROPOSAL_CHOSEN, str(chosen))
@@ -189,7 +192,8 @@ def respond(
         return refuse(
             header,
             NotifyType.INVALID_KE_PAYLOAD,
-            f"KEi uses {ke.group.name}, the selected proposal needs {group.name}",
+            f"KEi uses {ke.group.name}, the selected proposal needs {group.name}"
+            + (" (impairment force_invalid_ke)" if group == forced else ""),
             int(group).to_bytes(2, "big"),
         )
     try:
