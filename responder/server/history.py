@@ -132,6 +132,11 @@ class History:
         """Closed IKE SAs still kept, newest first."""
         return reversed(self._closed.values())
 
+    @property
+    def live_count(self) -> int:
+        """IKE SAs whose ladder is kept and that have not closed."""
+        return len(self._records)
+
     def refusals(self) -> list[JSON]:
         """IKE_SA_INIT requests refused without an SA, newest first."""
         return list(reversed(self._refusals))
@@ -152,7 +157,7 @@ class History:
             )
             return
         if not event.local_spi or isinstance(event, AuthenticationFailed | IkeSaClosed | MessageDropped):
-            record = self._records.get(event.local_spi) if event.local_spi else None
+            record = self.record(event.local_spi) if event.local_spi else None
             if record is None:
                 return  # about no SA, or an SA we never saw begin (or already forgot)
         else:
@@ -160,7 +165,8 @@ class History:
         self._apply(record, event, now)
 
     def _track(self, event: Event, path: Path | None, now: float) -> SaRecord:
-        record = self._records.get(event.local_spi)
+        # A closed SA still gets its last rows: the answer to the peer's Delete leaves after IkeSaClosed.
+        record = self.record(event.local_spi)
         if record is None:
             if len(self._records) >= self.live_max:
                 self._forget_one()
@@ -208,9 +214,10 @@ class History:
             case ResponseReceived():
                 self._attach(record, "in", event.message_id, event.result)
             case IkeSaClosed():
+                if self._records.pop(event.local_spi, None) is None:
+                    return  # closed already
                 record.closed, record.close_reason = now, event.reason
                 self._note(record, now, "closed", f"IKE SA closed: {event.reason}")
-                del self._records[event.local_spi]
                 if self.closed_kept:
                     self._closed[event.local_spi] = record
                     while len(self._closed) > self.closed_kept:

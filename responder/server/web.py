@@ -162,9 +162,11 @@ async def serve_web(
         try:
             binds: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
         except* OSError as group:
-            error = group.exceptions[0]
-            assert isinstance(error, OSError)
-            raise LocalError(f"web console on {settings}: {error.strerror or error}") from None
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup):  # Hypercorn's nurseries nest it
+                error = error.exceptions[0]
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise LocalError(f"web console on {settings}: {reason}") from None
         url = binds[0] + "/"
         logger.info("web console on %s", url)
         task_status.started(url)
