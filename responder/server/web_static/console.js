@@ -41,7 +41,9 @@ function duration(seconds) {
 }
 
 function spis(item) {
-  return el("span", { class: "spi" }, item.spi_i, " / ", item.spi_r || "0000000000000000");
+  // Two lines, initiator's SPI first; the " / " stays in the text (copy, search) but not on screen.
+  return el("div", {}, el("span", { class: "spi" }, item.spi_i, el("span", { class: "sep" }, " / ")),
+    el("span", { class: "spi" }, item.spi_r || "0000000000000000"));
 }
 
 function select(spi) {
@@ -79,7 +81,6 @@ function drawState(state) {
     sa.peer_id || "",
     el("span", { class: "mono" }, `${sa.transport} ${sa.remote}` + (sa.connection !== null ? ` conn ${sa.connection}` : "")),
     duration(sa.age),
-    (sa.proposal || "").replace(/^IKE proposal #\d+: /, ""),
     String(sa.child_sas.length),
     String(sa.esp_packets),
   ])));
@@ -89,7 +90,7 @@ function drawState(state) {
   ])));
   fill("refusals", state.refusals.map((r) => el("tr", {},
     el("td", {}, clock(r.time)), el("td", { class: "mono" }, r.peer), el("td", { class: "spi" }, r.spi_i),
-    el("td", {}, r.notify), el("td", {}, r.reason))));
+    el("td", {}, r.notify), el("td", { class: "reason" }, r.reason))));
   if (!pickedByUser) {
     // Nothing picked: follow the newest live SA (the table lists them oldest first), else the newest closed.
     const newest = state.sas.length ? state.sas[state.sas.length - 1] : state.closed[0];
