@@ -268,11 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="text lines (default) or JSON lines"
     )
-    parser.add_argument(
-        "--web",
-        metavar="HOST:PORT",
-        help="serve the live web console and /metrics on HOST:PORT (loopback unless [web] allow_remote)",
-    )
+    parser.add_argument("--web", metavar="HOST:PORT", help="serve the live web console and /metrics there")
     parser.add_argument(
         "--check-config",
         action="store_true",

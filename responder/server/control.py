@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import logging
 import os
@@ -177,10 +178,12 @@ class Control:
             "udp_sockets": stats.udp_sockets,
         }
 
-    def list_sas(self) -> list[JSON]:
+    def list_sas(self, limit: int | None = None) -> list[JSON]:
+        """Every IKE SA's view, oldest first (the first ``limit`` only, if given)."""
         now = self.clock()
         esp = self.engine.stats.esp_per_sa
-        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in self.engine.sas()]
+        sas = itertools.islice(self.engine.sas(), limit)
+        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in sas]
 
     def stats(self) -> JSON:
         stats = attrs.asdict(self.engine.stats)

@@ -10,7 +10,8 @@ Trio run and reads the live objects directly, with no lock and no copy:
   elsewhere): one page that asks ``/api/state`` every second and the
   selected SA's ``/api/sas/SPI``, and draws them;
 * ``/api/state``: the control socket's ``status`` and ``list-sas`` answers
-  (:class:`~responder.server.control.Control`, the same code), the closed IKE
+  (:class:`~responder.server.control.Control`, the same code; at most
+  :data:`SAS_SHOWN` SAs, asked every second), the closed IKE
   SAs still kept and the refused IKE_SA_INIT requests
   (:class:`~responder.server.history.History`);
 * ``/api/sas/SPI`` (our SPI in hex): that SA's ``list-sas`` view, if it is
@@ -55,7 +56,7 @@ from responder.server.history import History
 from responder.server.metrics import CONTENT_TYPE, render_metrics
 from responder.server.settings import WebSettings
 
-__all__ = ["STATIC", "console_app", "serve_web"]
+__all__ = ["SAS_SHOWN", "STATIC", "console_app", "serve_web"]
 
 logger = logging.getLogger("responder.server.web")
 _http_logger = logging.getLogger("responder.server.web.http")
@@ -76,6 +77,7 @@ _HEADERS: Final = {
 }
 _LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "::1", "[::1]")
 REFUSALS_SHOWN: Final = 20  #: refused IKE_SA_INIT requests on the page, newest first
+SAS_SHOWN: Final = 500  #: IKE SAs in /api/state (oldest first; ``status`` counts them all)
 
 
 def _static(name: str) -> bytes:
@@ -100,7 +102,7 @@ def console_app(
             {
                 "now": wall_clock(),
                 "status": control.status(),
-                "sas": control.list_sas(),
+                "sas": control.list_sas(SAS_SHOWN),
                 "closed": [record.summary() for record in history.closed_records()],
                 "refusals": history.refusals()[:REFUSALS_SHOWN],
             },

@@ -20,7 +20,7 @@ import trio
 from responder.core.errors import LocalError
 from responder.core.events import IkeSaClosed
 from responder.core.path import Transport
-from responder.server import ServerInfo, serve
+from responder.server import ServerInfo, serve, web
 from responder.server.connections import ConnectionTable
 from responder.server.control import Control
 from responder.server.history import History
@@ -253,3 +253,14 @@ async def test_the_console_stops_with_the_server(nursery: trio.Nursery) -> None:
     port = int(info.web_url.rsplit(":", 1)[1].rstrip("/"))
     with pytest.raises(OSError):
         await trio.open_tcp_stream(HOST, port)  # nothing listens any more
+
+
+async def test_the_state_lists_at_most_sas_shown_and_counts_them_all(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web, "SAS_SHOWN", 1)
+    with trio.fail_after(TIMEOUT):
+        async with await lab.client(Transport.TCP) as first, await lab.client(Transport.UDP):
+            state = await get_json(url(lab, "api/state"))
+    assert [sa["local_spi"] for sa in state["sas"]] == [first.spi_r.hex()]  # the oldest
+    assert state["status"]["ike_sas"] == 2

@@ -85,6 +85,9 @@ function drawState(state) {
     String(sa.esp_packets),
   ])));
   document.getElementById("sas-empty").hidden = state.sas.length > 0;
+  if (s.ike_sas > state.sas.length) {
+    document.getElementById("sa-count").textContent = `(${state.sas.length} of ${s.ike_sas}: the oldest)`;
+  }
   fill("closed", state.closed.map((sa) => row(sa, [
     spis(sa), sa.peer_id || "", el("span", { class: "mono" }, sa.peer), clock(sa.closed), sa.close_reason || "",
   ])));
