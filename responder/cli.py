@@ -21,6 +21,7 @@ Strategy: three steps, the first and the last pure functions.
    ``--keylog DIR``          ``keylog.dir``
    ``--log-level LEVEL``     ``responder.log_level``
    ``--impair NAME[=ARG]``   ``impair.NAME`` (repeatable; lab impairments)
+   ``--web HOST:PORT``       ``web.listen``: the live web console (off by default)
    ========================  =======================================================
 
    With no way to authenticate anyone (no peers, no ``any_id_psk``) a random
@@ -106,7 +107,7 @@ from responder.core.config import (
 from responder.core.errors import LocalError
 from responder.core.path import Transport
 from responder.pem_files import load_certificates, load_credential, load_crls
-from responder.server.settings import LOG_LEVELS, Listener, ServerSettings
+from responder.server.settings import LOG_LEVELS, Listener, ServerSettings, WebSettings
 
 __all__ = [
     "LAB_CLIENT_ID",
@@ -271,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="text lines (default) or JSON lines"
     )
+    parser.add_argument("--web", metavar="HOST:PORT", help="serve the live web console and /metrics there")
     parser.add_argument(
         "--check-config",
         action="store_true",
@@ -446,6 +448,8 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
             if not value or "\0" in value:
                 raise ConfigError("empty path" if not value else "path holds a NUL character", f"--{flag}")
             shell[key] = Path(value)
+    if args.web is not None:  # the file's other [web] keys stay
+        shell["web"] = _parsed(lambda text: WebSettings.parse(text, settings.web), args.web, "--web")
     if args.control is not None:
         if not args.control or "\0" in args.control:
             raise ConfigError("empty path" if not args.control else "path holds a NUL character", "--control")
@@ -688,7 +692,7 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
 
             info = await nursery.start(serve_then_stop)
             nursery.start_soon(_reload_on_sighup, hangups, info)
-            out.write(render_start(info.listeners, info.tls_fingerprint, invocation))
+            out.write(render_start(info.listeners, info.tls_fingerprint, invocation, info.web_url))
             out.flush()
     return 1 if stop.forced else 0
 

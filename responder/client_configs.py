@@ -341,8 +341,14 @@ def tls_note(listeners: Sequence[Listener], fingerprint: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_start(listeners: Sequence[Listener], tls_fingerprint: str | None, invocation: Invocation) -> str:
-    """Everything printed once the server listens (``listeners`` as bound: real ports)."""
+def render_start(
+    listeners: Sequence[Listener],
+    tls_fingerprint: str | None,
+    invocation: Invocation,
+    web_url: str | None = None,
+) -> str:
+    """Everything printed once the server listens (``listeners`` as bound: real ports; the web
+    console's address, if it runs)."""
     view = client_view(invocation)
     notes = {
         Transport.TCP: "RFC 9329 TCP encapsulation",
@@ -363,6 +369,8 @@ def render_start(listeners: Sequence[Listener], tls_fingerprint: str | None, inv
         out.append(f"lab PSK (from --psk, any initiator ID no peer claims): {shown}")
     responder = "the address the request arrived on" if view.responder_id is None else view.responder_id
     out.append(f"responder ID: {responder}")
+    if web_url is not None:
+        out.append(f"web console on {web_url}  (and Prometheus metrics on {web_url}metrics)")
     if any(listener.kind is Transport.TCP for listener in listeners):
         conf, secrets_lines = libreswan_snippet(listeners, view)
         out += [f"{_RULE} libreswan ipsec.conf (TCP, RFC 9329) {_RULE}", conf.rstrip("\n")]

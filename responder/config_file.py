@@ -20,7 +20,7 @@ returns.  docs/configuration.md documents every key;
 
 Layout (``NAME`` is any table name the user picks)::
 
-    [responder]  [responder.limits]  [certificates]  [tls]  [keylog]
+    [responder]  [responder.limits]  [certificates]  [tls]  [keylog]  [web]
     [pools.NAME]  [peers.NAME]  [peers.NAME.children.NAME]  [lab]  [lab.children.NAME]
     [impair]  (lab impairments: Config.impair, every key off unless set)
 """
@@ -69,7 +69,7 @@ from responder.core.config import (
     config_path,
 )
 from responder.pem_files import load_certificates, load_credential, load_crls
-from responder.server.settings import DEFAULT_LISTENERS, LOG_LEVELS, Listener, ServerSettings
+from responder.server.settings import DEFAULT_LISTENERS, LOG_LEVELS, Listener, ServerSettings, WebSettings
 
 __all__ = [
     "DEFAULT_LISTENERS",
@@ -95,7 +95,7 @@ _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
 KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
-        "": ("responder", "certificates", "tls", "keylog", "pools", "peers", "lab", "impair"),
+        "": ("responder", "certificates", "tls", "keylog", "web", "pools", "peers", "lab", "impair"),
         "responder": (
             "id",
             "listen",
@@ -149,6 +149,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
         ),
         "tls": ("cert", "key"),
         "keylog": ("dir",),
+        "web": ("listen", "allow_remote", "history_messages", "history_closed"),
         "pools.NAME": ("addrs", "dns"),
         "peers.NAME": (
             "remote_id",
@@ -638,6 +639,23 @@ def _limits(value: object) -> tuple[Limits, dict[str, Any]]:
         return Limits(**core), shell
 
 
+def _web(value: object) -> WebSettings:
+    """``[web]``: the console's address (``listen``, default ``127.0.0.1:8080``) and what it keeps."""
+    web = _table(value, "web", "web")
+    more: dict[str, Any] = {}
+    if "allow_remote" in web:
+        more["allow_remote"] = _expect(web["allow_remote"], bool, "a boolean", "web.allow_remote")
+    for key in ("history_messages", "history_closed"):
+        if key in web:
+            more[key] = _expect(web[key], int, "an integer", _join("web", key))
+    listen = _expect(web.get("listen", str(WebSettings())), str, "a string", "web.listen")
+    try:
+        return WebSettings.parse(listen, **more)
+    except ConfigError as exc:  # the text, its host or its port: all web.listen
+        field = "listen" if exc.field in ("", "host", "port") else exc.field
+        raise ConfigError(exc.message, _join("web", field)) from None
+
+
 def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
     _table(document, "", "")
     config: dict[str, Any] = {}
@@ -700,6 +718,8 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
         keylog = _table(document["keylog"], "keylog", "keylog")
         if "dir" in keylog:
             settings["keylog_dir"] = _path(keylog["dir"], "keylog.dir", base_dir)
+    if "web" in document:
+        settings["web"] = _web(document["web"])
 
     if "pools" in document:
         config["pools"] = tuple(_pools(document["pools"], aliases))

@@ -59,7 +59,7 @@ from responder.core.messages import decode_message
 from responder.core.path import Path, Transport
 from responder.core.payloads import KePayload, NoncePayload
 from responder.server.keylog import ESP_TABLE, IKE_TABLE
-from responder.server.settings import DEFAULT_LISTENERS, Listener
+from responder.server.settings import DEFAULT_LISTENERS, Listener, WebSettings
 from tests.fakes.pair import child_request, initiator_settings
 from tests.fakes.pki import Authority
 
@@ -951,6 +951,39 @@ def test_control_flags() -> None:
     assert named.settings.control_path == FilePath("/run/lab.sock") and not named.control_default
     assert not parse("--no-control").control_default
     assert error_of("--control", "").field == "--control"
+
+
+def test_web_flag_is_web_listen_and_keeps_the_files_other_web_keys(tmp_path: FilePath) -> None:
+    assert parse().settings.web is None  # off by default
+    assert parse("--web", "127.0.0.1:0").settings.web == WebSettings("127.0.0.1", 0)
+    assert parse("--web", "[::1]:8081").settings.web == WebSettings("::1", 8081)
+    config = write(tmp_path, '[web]\nlisten = "127.0.0.1:9000"\nallow_remote = true\nhistory_messages = 7\n')
+    assert parse("--config", config).settings.web == WebSettings("127.0.0.1", 9000, True, 7)
+    web = parse("--config", config, "--web", "0.0.0.0:8080").settings.web
+    assert web == WebSettings(ALL_IPV4, 8080, allow_remote=True, history_messages=7)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0.0.0.0:8080", "0.0.0.0 is not a loopback address"),
+        ("8080", "'8080' has no port"),
+        ("http://127.0.0.1:8080", "give HOST:PORT without a scheme"),
+        ("127.0.0.1:http", "port 'http' is not a number"),
+    ],
+)
+def test_bad_web_flags_name_the_flag(text: str, message: str) -> None:
+    error = error_of("--web", text)
+    assert error.field == "--web" and message in error.message, error
+
+
+def test_render_start_names_the_web_console() -> None:
+    text = render_start([TCP], None, parse(), "http://127.0.0.1:8080/")
+    assert (
+        "web console on http://127.0.0.1:8080/  (and Prometheus metrics on http://127.0.0.1:8080/metrics)"
+        in text
+    )
+    assert "web console" not in render_start([TCP], None, parse())
 
 
 def test_subcommand_without_a_responder_says_where_it_looked(

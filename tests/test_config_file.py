@@ -55,6 +55,7 @@ from responder.core.config import (
 )
 from responder.core.enums import KeyExchangeId
 from responder.core.path import Transport
+from responder.server.settings import WebSettings
 from tests.fakes.pki import Authority
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -169,6 +170,7 @@ EXPECTED_EXAMPLE = ServerSettings(
     tls_cert=Path("/etc/ikev2-responder/responder.pem"),
     tls_key=Path("/etc/ikev2-responder/responder.key"),
     keylog_dir=Path("/var/tmp/ikev2-keys"),
+    web=WebSettings("127.0.0.1", 8080, allow_remote=False, history_messages=100, history_closed=50),
     log_level="info",
     connections_max=1000,
     connections_per_source=20,
@@ -733,7 +735,7 @@ ERRORS = [
     (
         "wndow = 1",
         "wndow",
-        "unknown key; the top level takes responder, certificates, tls, keylog, pools, peers, lab",
+        "unknown key; the top level takes responder, certificates, tls, keylog, web, pools, peers, lab",
     ),
     ("[peer.alice]", "peer", "unknown key; did you mean 'peers'?"),
     ("responder = 1", "responder", "expected a table, got an integer"),
@@ -966,6 +968,7 @@ BASES = {
     "certificates": "[certificates]\n",
     "tls": "[tls]\n",
     "keylog": "[keylog]\n",
+    "web": "[web]\n",
     "pools.NAME": '[pools.p]\naddrs = ["10.0.0.0/24"]\n',
     "peers.NAME": PEER,
     "peers.NAME.children.NAME": CHILD,
@@ -1132,3 +1135,43 @@ def test_impair_errors_name_the_key(document: str, path: str, message: str) -> N
     with pytest.raises(ConfigError, match=message) as caught:
         load_config(document.encode())
     assert caught.value.field == path
+
+
+# ---------------------------------------------------------------------------
+# [web]: the live web console
+# ---------------------------------------------------------------------------
+
+
+def test_web_is_off_without_its_table_and_on_loopback_port_8080_with_it() -> None:
+    assert load("").web is None
+    assert load("[web]\n").web == WebSettings("127.0.0.1", 8080)
+    loaded = load('[web]\nlisten = "[::1]:0"\nhistory_messages = 5\nhistory_closed = 0\n').web
+    assert loaded == WebSettings("::1", 0, history_messages=5, history_closed=0)
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:80"])
+def test_web_refuses_a_non_loopback_address_unless_allow_remote(listen: str) -> None:
+    with pytest.raises(ConfigError, match=r"^web\.listen: .* is not a loopback address.*allow_remote = true"):
+        load(f'[web]\nlisten = "{listen}"\n')
+    web = load(f'[web]\nlisten = "{listen}"\nallow_remote = true\n').web
+    assert web is not None and web.allow_remote and str(web) == listen
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('listen = "127.0.0.1"', r"^web\.listen: '127\.0\.0\.1' has no port"),
+        ('listen = "http://127.0.0.1:80"', r"^web\.listen: .*without a scheme"),
+        ('listen = "localhost:80"', r"^web\.listen: .*not an IPv4 address"),
+        ('listen = "127.0.0.1:70000"', r"^web\.listen: .*not a number in 0\.\.65535"),
+        ("listen = 8080", r"^web\.listen: expected a string, got an integer"),
+        ('allow_remote = "yes"', r"^web\.allow_remote: expected a boolean"),
+        ("history_messages = 0", r"^web\.history_messages: must be at least 1"),
+        ("history_closed = -1", r"^web\.history_closed: must be at least 0"),
+        ("history_closed = 1.5", r"^web\.history_closed: expected an integer"),
+        ("port = 80", r"^web\.port: unknown key"),
+    ],
+)
+def test_web_errors_name_the_key(text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load(f"[web]\n{text}\n")

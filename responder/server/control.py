@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import logging
 import os
@@ -179,10 +180,12 @@ class Control:
             "impairments": self.engine.config.impair.settings(),
         }
 
-    def list_sas(self) -> list[JSON]:
+    def list_sas(self, limit: int | None = None) -> list[JSON]:
+        """Every IKE SA's view, oldest first (the first ``limit`` only, if given)."""
         now = self.clock()
         esp = self.engine.stats.esp_per_sa
-        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in self.engine.sas()]
+        sas = itertools.islice(self.engine.sas(), limit)
+        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in sas]
 
     def stats(self) -> JSON:
         stats = attrs.asdict(self.engine.stats)

@@ -12,9 +12,10 @@ on the listener's address literal, ``udp`` through
 the non-ESP marker).  Once all are bound it reports :class:`ServerInfo`, with
 the ports actually bound (port 0 works), through ``task_status``.  With
 ``control_path`` set it also answers operators on that Unix socket
-(:mod:`responder.server.control`).  Each lab impairment of
-``settings.config.impair`` is logged at start as one ``IMPAIRMENT ACTIVE``
-warning.
+(:mod:`responder.server.control`), and with ``web`` set it serves the web
+console (:mod:`responder.server.web`, its URL in :class:`ServerInfo`).  Each lab
+impairment of ``settings.config.impair`` is logged at start as one ``IMPAIRMENT
+ACTIVE`` warning.
 
 Task layout (RFC 9329 §6.1, rows A26, A28): the SA nursery
 (:meth:`Engine.run`) sits beside the listeners, never under a connection, so
@@ -49,6 +50,7 @@ from responder.server.connections import ConnectionTable
 from responder.server.contracts import EventObserver
 from responder.server.control import Control, serve_control
 from responder.server.engine import Engine
+from responder.server.history import History
 from responder.server.keylog import KeyLog
 from responder.server.reload import Reloader
 from responder.server.settings import Listener, ServerSettings
@@ -72,6 +74,7 @@ class ServerInfo:
     engine: Engine
     #: Reloads the configuration (``serve(load=...)``); ``None`` when the server cannot reload.
     reloader: Reloader | None = None
+    web_url: str | None = None  #: the web console's address (``http://127.0.0.1:8080/``), if it runs
 
 
 async def serve(
@@ -91,12 +94,13 @@ async def serve(
     :mod:`responder.server.reload`).
     """
     keylog = KeyLog(settings.keylog_dir) if settings.keylog_dir is not None else None  # makes the dir 0700
+    history = History(settings.web.history_messages, settings.web.history_closed) if settings.web else None
     try:
         engine = Engine(
             settings.config,
             random_bytes,
             ke_factory,
-            (*observers, keylog) if keylog is not None else tuple(observers),
+            (*observers, *(item for item in (keylog, history) if item is not None)),
             log_lines_per_source=settings.log_lines_per_source,
             log_lines_max=settings.log_lines_max,
         )
@@ -141,7 +145,13 @@ async def serve(
                     if not settings.control_optional:
                         raise
                     logger.info("no control socket: %s", error)
-            task_status.started(ServerInfo(tuple(bound), fingerprint, engine, reloader))
+            web_url = None
+            if settings.web is not None and history is not None:
+                from responder.server.web import serve_web  # Starlette and Hypercorn: only when asked for
+
+                control = Control(engine, table, tuple(bound), tuple(udp_listeners))
+                web_url = await nursery.start(serve_web, settings.web, control, history)
+            task_status.started(ServerInfo(tuple(bound), fingerprint, engine, reloader, web_url))
             if shutdown is None:
                 await trio.sleep_forever()
             await shutdown.wait()

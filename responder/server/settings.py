@@ -22,7 +22,7 @@ from responder.core.config import Config, ConfigError
 from responder.core.path import Transport
 from responder.core.tcp_framing import MAX_LENGTH
 
-__all__ = ["DEFAULT_LISTENERS", "LOG_LEVELS", "Listener", "ServerSettings"]
+__all__ = ["DEFAULT_LISTENERS", "LOG_LEVELS", "Listener", "ServerSettings", "WebSettings"]
 
 #: Accepted ``log_level`` values (the :mod:`logging` level names, lower case).
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
@@ -206,6 +206,57 @@ def _check_log_level(_instance: object, attribute: attrs.Attribute[Any], value: 
         raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}", attribute.name)
 
 
+# ---------------------------------------------------------------------------
+# The web console
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WebSettings:
+    """The web console (:mod:`responder.server.web`): where it listens, what it keeps.
+
+    It has no authentication and shows every SA's identities and exchanges,
+    so a ``host`` that is not a loopback address needs ``allow_remote``.
+    ``history_messages`` is how many messages of each IKE SA its ladder keeps
+    (the latest), ``history_closed`` how many closed IKE SAs stay on show.
+    """
+
+    host: str = attrs.field(default="127.0.0.1", converter=_normal_host, validator=_check_host)
+    port: int = attrs.field(default=8080, validator=_check_port)
+    allow_remote: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    history_messages: int = attrs.field(default=100, validator=_count(1))
+    history_closed: int = attrs.field(default=50, validator=_count(0))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.allow_remote and not ipaddress.ip_address(self.host).is_loopback:
+            raise ConfigError(
+                f"{self.host} is not a loopback address, and the console has no authentication "
+                "(it shows every SA): set web.allow_remote = true to serve it there",
+                "host",
+            )
+
+    @classmethod
+    def parse(cls, text: str, like: WebSettings | None = None, **more: Any) -> WebSettings:
+        """``127.0.0.1:8080`` or ``[::1]:8080`` (port 0: any free port); the other fields are ``more``'s,
+        else ``like``'s (``--web`` keeps what the file's ``[web]`` says beside ``listen``)."""
+        if like is not None:
+            more = {**attrs.asdict(like), **more}
+            del more["host"], more["port"]
+        if not isinstance(text, str):
+            raise ConfigError(f"expected a string, got {type(text).__name__}")
+        if "://" in text:
+            raise ConfigError(f"{text!r}: give HOST:PORT without a scheme, as in 127.0.0.1:8080")
+        try:
+            listener = Listener.parse(f"tcp://{text}")
+        except ConfigError as error:
+            raise ConfigError(error.message.replace(repr(f"tcp://{text}"), repr(text))) from None
+        return cls(listener.host, listener.port, **more)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
 @attrs.frozen
 class ServerSettings:
     """What the server runs with: the core's :class:`Config` plus what only the Trio shell reads.
@@ -251,6 +302,10 @@ class ServerSettings:
     slow_reader_timeout: float = attrs.field(default=10.0, validator=_seconds)
     log_lines_per_source: int = attrs.field(default=20, validator=_count(1))
     log_lines_max: int = attrs.field(default=200, validator=_count(1))
+    #: The web console (``--web HOST:PORT``, ``[web]``); ``None``: none.
+    web: WebSettings | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(WebSettings))
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.connections_per_source > self.connections_max:
