@@ -61,13 +61,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import difflib
 import errno
 import functools
 import hashlib
 import ipaddress
-import json
 import logging
 import os
 import secrets
@@ -106,6 +104,7 @@ from responder.core.config import (
 )
 from responder.core.errors import LocalError
 from responder.core.path import Transport
+from responder.logging_config import LOGGER_PARTS, LogOptions, configure_logging
 from responder.pem_files import load_certificates, load_credential, load_crls
 from responder.server.settings import LOG_LEVELS, Listener, ServerSettings, WebSettings
 
@@ -113,6 +112,7 @@ __all__ = [
     "LAB_CLIENT_ID",
     "ClientView",
     "Invocation",
+    "LogOptions",
     "build_parser",
     "client_view",
     "configure_logging",
@@ -141,28 +141,6 @@ _LISTEN_FLAGS: Final = {"--tcp": Transport.TCP, "--tls": Transport.TLS, "--udp":
 # ---------------------------------------------------------------------------
 # argv -> ServerSettings
 # ---------------------------------------------------------------------------
-
-
-#: Short names of the loggers ``--log-level ...,PART=LEVEL`` may name.
-_LOGGER_PARTS: Final = {
-    "engine": "responder.server.engine",
-    "streams": "responder.server.streams",
-    "udp": "responder.server.udp",
-    "control": "responder.server.control",
-    "serve": "responder.server.serve",
-    "router": "responder.server.router",
-    "keylog": "responder.server.keylog",
-    "cli": "responder.cli",
-}
-
-
-@attrs.frozen
-class LogOptions:
-    """Where and how the log goes: ``--log-file``, ``--log-format``, ``--log-level``'s per-part levels."""
-
-    file: str | None = None
-    format: str = "text"
-    levels: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -467,10 +445,10 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
                 raise ConfigError(
                     f"expected PART=LEVEL with LEVEL one of {choices}, got {part!r}", "--log-level"
                 )
-            if not name.startswith("responder") and name not in _LOGGER_PARTS:
-                known = ", ".join(_LOGGER_PARTS)
+            if not name.startswith("responder") and name not in LOGGER_PARTS:
+                known = ", ".join(LOGGER_PARTS)
                 raise ConfigError(f"unknown part {name!r} (known: {known}, or responder.*)", "--log-level")
-            log_levels[_LOGGER_PARTS.get(name, name)] = part_level
+            log_levels[LOGGER_PARTS.get(name, name)] = part_level
 
     _certificate_flags(args, config, core, (settings.tls_cert, settings.tls_key))
     if args.impair:
@@ -510,40 +488,6 @@ def parse_invocation(argv: Sequence[str], *, make_lab_psk: Callable[[], str] = r
 # ---------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        when = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        line: dict[str, Any] = {
-            "time": when.isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line)
-
-
-def configure_logging(level: str, stream: TextIO | None = None, options: LogOptions | None = None) -> None:
-    """Log lines with time, level and logger name to stderr (or ``options.file``), at ``level``
-    (a :data:`LOG_LEVELS` name) and the per-part levels of ``options``, as text or JSON lines."""
-    options = options or LogOptions()
-    handler: logging.Handler
-    if options.file is not None:
-        handler = logging.FileHandler(options.file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(stream or sys.stderr)
-    if options.format == "json":
-        handler.setFormatter(JsonLines())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    for name, part_level in options.levels:
-        logging.getLogger(name).setLevel(part_level.upper())
 
 
 #: Shorter pre-shared keys draw a warning: one captured handshake lets anyone guess them offline.
