@@ -40,11 +40,20 @@ def load_certificates(path: Path) -> tuple[x509.Certificate, ...]:
     data = _read(path)
     try:
         if _PEM_CERTIFICATE in data:
-            return tuple(x509.load_pem_x509_certificates(data))
-        return (x509.load_der_x509_certificate(data),)
+            certificates = tuple(x509.load_pem_x509_certificates(data))
+        else:
+            certificates = (x509.load_der_x509_certificate(data),)
     except ValueError:
         what = "a PEM certificate that does not decode" if _PEM_CERTIFICATE in data else "neither PEM nor DER"
         raise ConfigError(f"{str(path)!r} holds no readable certificate ({what})") from None
+    for index, certificate in enumerate(certificates):
+        try:
+            certificate.public_key()
+            certificate.subject.rfc4514_string()
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            which = f"certificate {index + 1} of {str(path)!r}"
+            raise ConfigError(f"{which} has a key or a name we cannot read") from None
+    return certificates
 
 
 def load_private_key(path: Path) -> PrivateKey:

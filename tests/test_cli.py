@@ -1238,3 +1238,17 @@ def test_check_config_lists_the_active_impairments(capsys: pytest.CaptureFixture
         "  warning: IMPAIRMENT ACTIVE: refuse_child: every new Child SA is refused with TS_UNACCEPTABLE; "
         "the IKE SA stays",
     ]
+
+
+def test_a_certificate_file_whose_key_cannot_be_read_is_named(tmp_path: FilePath) -> None:
+    """A CA file holding a key cryptography cannot load (an unsupported curve) is refused at load
+    with its file named, not at the first IKE_SA_INIT (the review's B2)."""
+    root = Authority.root()
+    der = root.certificate.public_bytes(Encoding.DER)
+    odd = der.replace(bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082a8648ce3d030102"))
+    (tmp_path / "odd.der").write_bytes(odd)
+    with pytest.raises(
+        ConfigError, match=r"certificate 1 of '.*odd\.der' has a key or a name we cannot read"
+    ) as e:
+        parse("--ca", str(tmp_path / "odd.der"))
+    assert e.value.field == "--ca"

@@ -29,9 +29,10 @@ import datetime
 import hashlib
 import ipaddress
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
@@ -57,6 +58,7 @@ __all__ = [
     "certreq_data",
     "describe",
     "peer_public_key",
+    "printable",
     "spki_sha1",
     "validate_peer_certificate",
 ]
@@ -65,15 +67,29 @@ __all__ = [
 IPSEC_IKE = ObjectIdentifier("1.3.6.1.5.5.7.3.17")
 
 _SHA1_SIZE = 20
+_CURVES = frozenset(("secp256r1", "secp384r1", "secp521r1"))
 
 
 class CertificateError(ValueError):
     """A peer's certificate is not acceptable; the message is the reason, one line."""
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x0a``): names from a peer's
+    certificate go into log lines and must not forge or break them."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _name_text(name: Callable[[], x509.Name], empty: str) -> str:
+    try:
+        return printable(name().rfc4514_string()) or empty
+    except ValueError:  # parsed lazily: a malformed string inside is found only now
+        return "(unreadable name)"
+
+
 def describe(certificate: x509.Certificate) -> str:
-    """``"CN=alice, O=Lab"``-style subject for log lines (RFC 4514 order)."""
-    return certificate.subject.rfc4514_string() or "(empty subject)"
+    """``"CN=alice,O=Lab"``-style subject for log lines (RFC 4514 order), escaped, never raising."""
+    return _name_text(lambda: certificate.subject, "(empty subject)")
 
 
 def spki_sha1(certificate: x509.Certificate) -> bytes:
@@ -96,9 +112,16 @@ def peer_public_key(certificate: x509.Certificate) -> PublicKey:
     """The certificate's key if it is one we verify signatures with, else CertificateError."""
     try:
         key = certificate.public_key()
-    except ValueError as error:  # an unsupported or malformed SubjectPublicKeyInfo
-        raise CertificateError(f"certificate {describe(certificate)}: unusable key ({error})") from None
-    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # an unsupported or malformed SubjectPublicKeyInfo
+        raise CertificateError(f"certificate {describe(certificate)}: a key we cannot read") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in _CURVES:  # RFC 4754, RFC 8247 §3.1: P-256, P-384, P-521
+            raise CertificateError(
+                f"certificate {describe(certificate)}: ECDSA on {key.curve.name} is not accepted "
+                "(P-256, P-384 and P-521 are)"
+            )
         return key
     if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
         return key
@@ -199,13 +222,13 @@ def _build_chain(
     try:
         return list(verifier.verify(leaf, list(intermediates)).chain)
     except VerificationError as error:
-        text = str(error)
-        issuer = leaf.issuer.rfc4514_string() or "(empty issuer)"
+        text = printable(str(error))
+        issuer = _name_text(lambda: leaf.issuer, "(empty issuer)")
         _check_path_validity(leaf, [*intermediates, *anchors], when)
         if "candidates exhausted" in text:
-            raise CertificateError(
-                f"certificate {describe(leaf)}: unknown CA, no chain from issuer {issuer} to a trusted CA"
-            ) from None
+            detail = "" if "no interior errors" in text else f" ({text})"
+            reason = f"unknown CA, no chain from issuer {issuer} to a trusted CA{detail}"
+            raise CertificateError(f"certificate {describe(leaf)}: {reason}") from None
         if "not valid at validation time" in text:
             raise CertificateError(
                 f"certificate {describe(leaf)}: a CA certificate of its chain is expired or not yet valid"
@@ -220,7 +243,10 @@ def _check_path_validity(
     verifier reports only that no path was found."""
     current, seen = leaf, 0
     while seen < len(candidates):
-        issuer = next((c for c in candidates if c.subject == current.issuer), None)
+        try:
+            issuer = next((c for c in candidates if c.subject == current.issuer), None)
+        except ValueError:  # a malformed name: no path to name
+            return
         if issuer is None:
             return
         try:
@@ -283,7 +309,10 @@ def validate_peer_certificate(
 
 
 def _subject_alt_names(certificate: x509.Certificate) -> list[x509.GeneralName]:
-    san = _extension(certificate, x509.SubjectAlternativeName)
+    try:
+        san = _extension(certificate, x509.SubjectAlternativeName)
+    except CertificateError:
+        return []
     return list(san) if isinstance(san, x509.SubjectAlternativeName) else []
 
 
@@ -302,18 +331,20 @@ def certificate_binds(certificate: x509.Certificate, identity: Identity) -> bool
         wanted = x509.DNSName if kind is IdType.ID_FQDN else x509.RFC822Name
         return any(isinstance(n, wanted) and n.value.lower() == text for n in names)
     if kind is IdType.ID_IPV4_ADDR or kind is IdType.ID_IPV6_ADDR:
-        try:
-            address = ipaddress.ip_address(identity.data)
-        except ValueError:
+        if len(identity.data) != (4 if kind is IdType.ID_IPV4_ADDR else 16):
             return False
+        address = ipaddress.ip_address(identity.data)
         return any(isinstance(n, x509.IPAddress) and n.value == address for n in names)
     if kind is IdType.ID_DER_ASN1_DN:
-        candidates = [certificate.subject, *(n.value for n in names if isinstance(n, x509.DirectoryName))]
+        try:
+            candidates = [certificate.subject, *(n.value for n in names if isinstance(n, x509.DirectoryName))]
+        except ValueError:  # a malformed subject
+            return False
         for candidate in candidates:
             try:
                 if dn_match(identity.data, candidate.public_bytes(), wildcards=False):
                     return True
-            except DnError:
+            except (DnError, ValueError):
                 continue
     return False
 

@@ -101,6 +101,15 @@ def _is_new_sa_request(data: bytes) -> bool:
     )
 
 
+def _same_principal(one: IkeSa, other: IkeSa) -> bool:
+    """Whether two SAs of one identity authenticated through the same peer and method."""
+    if one.peer_name != other.peer_name:
+        return False
+    if one.peer is None or other.peer is None:
+        return one.peer is other.peer
+    return type(one.peer.auth) is type(other.peer.auth)
+
+
 @attrs.frozen
 class Reconfigured:
     """What :meth:`Endpoint.reconfigure` did: how many established IKE SAs a peer still covers,
@@ -499,11 +508,16 @@ class Endpoint:
         From now on every decision reads ``config``: proposals, peers, pools,
         limits, certificates.  An established IKE SA whose authenticated identity
         a peer of the new configuration still covers, with the method it
-        authenticated with, stays and takes that peer's policy (lifetimes,
-        liveness checks, children for later Child SAs); one that no peer covers
+        authenticated with, stays and takes that peer's policy (children for
+        later Child SAs, lifetimes from its next rekey); one that no peer covers
         any more is deleted with an INFORMATIONAL Delete (RFC 7296 §1.4.1).
         Half-open SAs finish their IKE_AUTH under the new configuration.
-        Address pools that did not change keep their leases.
+        A pool that keeps its name keeps the leases that still fit its ranges;
+        an SA whose virtual address no longer fits is deleted too.  The new
+        peer's lifetimes and liveness settings apply from the SA's next rekey
+        (deadlines already drawn stay).  The credentials of kept SAs are not
+        checked again: a reload that revokes a certificate or changes a key
+        ends those SAs only through ``terminate`` or at their lifetime.
         ``half_open_ipv6_prefix`` keeps its old value until a restart (the
         half-open counts are keyed by it).
         """
@@ -511,11 +525,12 @@ class Endpoint:
         if config.limits.half_open_ipv6_prefix != old_limits.half_open_ipv6_prefix:
             limits = attrs.evolve(config.limits, half_open_ipv6_prefix=old_limits.half_open_ipv6_prefix)
             config = attrs.evolve(config, limits=limits)
-        kept_pools = {pool.name: pool for pool in self.config.pools if pool in config.pools}
-        pools = {
-            pool.name: self._services.pools[pool.name] if pool.name in kept_pools else PoolAllocator(pool)
-            for pool in config.pools
-        }
+        pools, unleased = {}, set()
+        for pool in config.pools:  # a pool by the same name keeps the leases that still fit it
+            pools[pool.name] = PoolAllocator(pool)
+            old = self._services.pools.get(pool.name)
+            if old is not None:
+                unleased |= pools[pool.name].take_over(old)
         self.config = config
         self._services = attrs.evolve(self._services, config=config, pools=pools)
         self._half_open.limits = config.limits
@@ -532,10 +547,13 @@ class Endpoint:
             if sa.peer_identity is not None and sa.peer is not None:
                 signature = isinstance(sa.peer.auth, PubkeyAuth)
                 peer = config.find_peer(sa.peer_identity, signature=signature)
-            if peer is None:
+            if peer is None or sa.local_spi in unleased:
                 ended.append(sa.local_spi)
+                why = "no peer of the new configuration covers it"
+                if peer is not None:
+                    why = "its virtual address is not in the changed pool"
                 if sa.state is IkeSaState.ESTABLISHED and not self.being_deleted(sa.local_spi):
-                    self.request_delete(sa.local_spi, now, "no peer of the new configuration covers it")
+                    self.request_delete(sa.local_spi, now, why)
                 continue
             sa.peer, sa.peer_name = peer, peer.name
             self._touched.add(sa.local_spi)  # lifetimes and liveness checks may have moved
@@ -662,7 +680,9 @@ class Endpoint:
         if sa.initial_contact and sa.rekeyed_from is None:
             for spi in sorted(older):
                 other = self._sas.get(spi)
-                if other is not None and other is not sa:
+                # Only the same authenticated peer: the same configured peer and method, so that
+                # a shared key's holder cannot end a certificate peer's SA by naming its identity.
+                if other is not None and other is not sa and _same_principal(other, sa):
                     other.close(f"INITIAL_CONTACT from {sa.remote_id} in the new IKE SA {sa.local_spi.hex()}")
                     self._collect(other, when)
         older.add(sa.local_spi)

@@ -127,8 +127,9 @@ class IkeSa:
     peer_supports_childless: bool = False
     #: The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), ``None`` if it sent none.
     peer_signature_hashes: tuple[HashAlgorithm, ...] | None = None
-    #: The peer sent a CERTREQ (RFC 7296 §3.7), in IKE_SA_INIT or IKE_AUTH.
+    #: The peer sent a CERTREQ (RFC 7296 §3.7), in IKE_SA_INIT or IKE_AUTH, and the CAs it named.
     peer_certreq: bool = False
+    peer_certreq_cas: frozenset[bytes] = frozenset()
     nat_detected_local: bool = False
     nat_detected_remote: bool = False
 

@@ -113,6 +113,19 @@ class PoolAllocator:
             return None
         return family.lease(owner, requested)
 
+    def take_over(self, old: PoolAllocator) -> set[bytes]:
+        """Keep the leases of ``old`` (this pool's previous definition, a reload) that still fit
+        this pool's ranges; the owners whose address does not fit any more, who hold nothing now."""
+        lost: set[bytes] = set()
+        for version, family in old._families.items():
+            mine = self._families.get(version)
+            for owner, value in family.by_owner.items():
+                if mine is not None and mine.first <= value <= mine.last and value not in mine.by_address:
+                    mine._take(owner, value)
+                else:
+                    lost.add(owner)
+        return lost
+
     def release(self, owner: bytes) -> None:
         """Give back every address ``owner`` holds (no error if it holds none)."""
         for family in self._families.values():

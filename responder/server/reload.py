@@ -78,9 +78,9 @@ class Reloader:
         except ConfigError as error:
             logger.error("%s: reload refused, the running configuration stays: %s", origin, error)
             raise
-        except OSError as error:  # a file that cannot be read: as a ConfigError for the caller
+        except Exception as error:  # a reload never ends the server: as a ConfigError for the caller
             logger.error("%s: reload refused, the running configuration stays: %s", origin, error)
-            raise ConfigError(str(error)) from None
+            raise ConfigError(f"{type(error).__name__}: {error}") from None
         outcome = self.engine.reconfigure(new.config)
         if outcome is None:
             raise ConfigError("the new configuration could not be applied (see the log)")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
 
-from responder.core.certificates import spki_sha1
+from responder.core.certificates import CertificateError, spki_sha1, validate_peer_certificate
 from responder.core.config import (
     Config,
     ConfigError,
@@ -23,6 +25,7 @@ from responder.core.config import (
     PeerConfig,
     PskAuth,
     PubkeyAuth,
+    Secret,
     SendCert,
     TrustStore,
 )
@@ -407,3 +410,108 @@ def test_without_a_usable_hash_we_fall_back_and_the_log_says_why(
         "we signed with ECDSA_SHA256_P256 (the peer's SIGNATURE_HASH_ALGORITHMS lists SHA1, no SHA-2"
         in result
     )
+
+
+# --------------------------------------------------------------------------- hostile certificates
+
+
+P256_OID = bytes.fromhex("06082a8648ce3d030107")
+PRIME192V2_OID = bytes.fromhex("06082a8648ce3d030102")  # a curve cryptography cannot load
+
+
+def hostile(der: bytes, kind: str) -> bytes:
+    if kind == "unsupported-curve":
+        assert P256_OID in der
+        return der.replace(P256_OID, PRIME192V2_OID)
+    if kind == "bad-utf8-subject":
+        cn = b"\x0c\x05alice"
+        assert cn in der
+        return der.replace(cn, b"\x0c\x05al\xff\xfee")
+    cn = b"\x0c\x05alice"  # a CN that would forge a log line
+    return der.replace(cn, b"\x0c\x05al\n\x1be")
+
+
+@pytest.mark.parametrize("kind", ["unsupported-curve", "bad-utf8-subject", "control-characters"])
+def test_a_hostile_certificate_is_authentication_failed(
+    root: Authority, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever cryptography trips on in a peer's CERT is the peer's fault: AUTHENTICATION_FAILED
+    and one clean log line, never an internal error (the review's B1)."""
+    leaf = alice(root).certificate.public_bytes(Encoding.DER)
+    payload = CertPayload(CertEncoding.X509_CERT_SIGNATURE, hostile(leaf, kind))
+    monkeypatch.setattr(ike_auth, "cert_payloads", lambda credential: (payload,))
+    pair = cert_pair(root)
+    pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    refused(pair, "")
+    result = pair.events(RequestAnswered)[-1].result
+    assert "\n" not in result and "\x1b" not in result
+
+
+@pytest.mark.parametrize("curve", [ec.SECP192R1(), ec.SECP256K1(), ec.BrainpoolP256R1()])
+def test_a_leaf_on_a_curve_ike_does_not_use_is_refused(root: Authority, curve: ec.EllipticCurve) -> None:
+    """RFC 4754 and RFC 8247 §3.1 know P-256, P-384 and P-521 only."""
+    key = ec.generate_private_key(curve)
+    leaf, _ = root.issue(ALICE, emails=["alice@example.org"])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(root.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(leaf.not_valid_before_utc)
+        .not_valid_after(leaf.not_valid_after_utc)
+    )
+    for extension in leaf.extensions:
+        if not isinstance(extension.value, x509.SubjectKeyIdentifier):
+            builder = builder.add_extension(extension.value, extension.critical)
+    odd = builder.sign(root.key, hashes.SHA256())  # type: ignore[arg-type]
+    with pytest.raises(CertificateError, match=f"ECDSA on {curve.name} is not accepted"):
+        validate_peer_certificate(odd, (), TrustStore((root.certificate,)), NOW.timestamp())
+
+
+def test_initial_contact_does_not_cross_peers_or_methods(root: Authority) -> None:
+    """RFC 7296 §2.4: INITIAL_CONTACT ends the same authenticated peer's SAs; a holder of the lab
+    PSK naming a certificate peer's DN must not end that peer's SA (the review's R1)."""
+    lab = Secret.parse("a lab key that everyone in the lab knows")
+    pair = cert_pair(root, any_id_psk=lab)
+    alice_sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert alice_sa.state is IkeSaState.ESTABLISHED
+    [ours] = pair.responder.sas
+    mallory = initiator_settings(
+        SUITE, child_request(), psk=lab, local_id=Identity.parse(ALICE), initial_contact=True
+    )
+    other = pair.initiate(mallory)
+    pair.pump()
+    assert other.state is IkeSaState.ESTABLISHED  # as the lab peer
+    assert ours.state is IkeSaState.ESTABLISHED  # alice's certificate SA stays
+
+
+def test_a_ca_constraint_alone_sends_certreq(root: Authority) -> None:
+    """A peer with its own `cacerts` and no [certificates]: CERTREQ still names that CA (the review's B5)."""
+    peer = PeerConfig(
+        "alice", IdPattern.parse(ALICE), PubkeyAuth((root.certificate,)), local_auth=PskAuth(PSK)
+    )
+    pair = Pair.create(responder_config(SUITE, peers=(peer,)))
+    pair.initiate(initiator_settings(SUITE, child_request()))
+    pair.pump()
+    response = decode_message(messages(pair, ExchangeType.IKE_SA_INIT, "r->i")[0])
+    [certreq] = [p for p in response.payloads if isinstance(p, CertReqPayload)]
+    assert certreq.data == spki_sha1(root.certificate)
+
+
+def test_configuration_refuses_what_cannot_work(root: Authority) -> None:
+    """Found at load, named: an ID we would sign as that our certificate does not hold (R6), an
+    EdDSA CA the validation library refuses as an issuer (R4), a CA key that cannot be read (B2)."""
+    peer = PeerConfig("alice", IdPattern.parse(ALICE), PubkeyAuth(), local_id=Identity.parse("vpn.elsewhere"))
+    with pytest.raises(ConfigError, match=r"^peers\[0\]\.local_id: vpn\.elsewhere is not in our certificate"):
+        responder_config(SUITE, peers=(peer,), credential=moon(root), trust=TrustStore((root.certificate,)))
+    ed_root = Authority.root("CN=Ed CA", key="ed25519")
+    with pytest.raises(ConfigError, match="has an EdDSA key: the validation library does not accept"):
+        TrustStore((ed_root.certificate,))
+    weird = x509.load_der_x509_certificate(
+        hostile(root.certificate.public_bytes(Encoding.DER), "unsupported-curve")
+    )
+    with pytest.raises(ConfigError, match="cannot be read"):
+        TrustStore((weird,))

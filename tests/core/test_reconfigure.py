@@ -4,12 +4,16 @@ is deleted with an INFORMATIONAL Delete (RFC 7296 §1.4.1) the initiator answers
 
 from __future__ import annotations
 
+import ipaddress
+
 import attrs
 
 from responder.core.config import (
     AddressPool,
+    ChildConfig,
     Config,
     Dpd,
+    EspProposal,
     IdPattern,
     Limits,
     PeerConfig,
@@ -18,7 +22,16 @@ from responder.core.config import (
 )
 from responder.core.events import IkeSaClosed
 from responder.core.ike_sa import IkeSaState
-from tests.fakes.pair import PSK, RESPONDER_ID, Pair, child_request, initiator_settings, responder_config
+from responder.core.initiator import ChildRequest
+from tests.fakes.pair import (
+    PSK,
+    RESPONDER_ID,
+    Pair,
+    any_selectors,
+    child_request,
+    initiator_settings,
+    responder_config,
+)
 from tests.fakes.pki import Authority
 
 SUITE = "aes256gcm16-prfsha256-x25519"
@@ -81,15 +94,48 @@ def test_new_proposals_apply_to_the_next_ike_sa_init() -> None:
     assert "NO_PROPOSAL_CHOSEN" in closed.reason
 
 
-def test_unchanged_pools_keep_their_leases_and_the_ipv6_prefix_waits_for_a_restart() -> None:
-    import ipaddress
+def pool_config(network: str, dns: str) -> Config:
+    pool = AddressPool("vips", ipaddress.IPv4Network(network), None, dns=(ipaddress.ip_address(dns),))
+    children = (ChildConfig("net", pool="vips"),)
+    peer = PeerConfig("all", IdPattern.parse("*@example.org"), PSK, local_id=RESPONDER_ID, children=children)
+    return responder_config(SUITE, peers=(peer,), pools=(pool,))
 
-    pool = AddressPool("lab", ipaddress.IPv4Network("10.9.0.0/30"), None)
-    pair = Pair.create(responder_config(SUITE, pools=(pool,)))
-    before = pair.responder._services.pools["lab"]
-    config = responder_config(SUITE, pools=(pool,), limits=Limits(half_open_ipv6_prefix=48))
+
+def leased_sa(pair: Pair) -> bytes:
+    request = ChildRequest(
+        (EspProposal.parse("aes256gcm16"),), any_selectors(), any_selectors(), request_ipv4=True
+    )
+    sa = pair.initiate(initiator_settings(SUITE, request))
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED
+    return sa.spi_r
+
+
+def test_a_changed_pool_keeps_the_leases_that_still_fit() -> None:
+    """RFC 7296 §2.19: a virtual address stays its holder's; the next client gets another one."""
+    pair = Pair.create(pool_config("10.9.0.0/29", "10.9.0.53"))
+    leaked = leased_sa(pair)
+    before = pair.responder._services.pools["vips"].leases(leaked)
+    assert before == (ipaddress.IPv4Address("10.9.0.1"),)
+    assert pair.responder.reconfigure(pool_config("10.9.0.0/29", "10.9.0.54"), pair.now).kept == 1
+    second = leased_sa(pair)
+    pools = pair.responder._services.pools["vips"]
+    assert pools.leases(leaked) == before and pools.leases(second) == (ipaddress.IPv4Address("10.9.0.2"),)
+
+
+def test_an_sa_whose_address_left_the_pool_is_deleted() -> None:
+    pair = Pair.create(pool_config("10.9.0.0/29", "10.9.0.53"))
+    spi = leased_sa(pair)
+    result = pair.responder.reconfigure(pool_config("10.9.1.0/29", "10.9.0.53"), pair.now)
+    assert (result.kept, result.ended) == (0, (spi,))
+    pair.pump()
+    [closed] = pair.events(IkeSaClosed)
+    assert "its virtual address is not in the changed pool" in closed.reason
+
+
+def test_the_ipv6_prefix_waits_for_a_restart() -> None:
+    pair = Pair.create(responder_config(SUITE))
+    config = responder_config(SUITE, limits=Limits(half_open_ipv6_prefix=48))
     pair.responder.reconfigure(config, pair.now)
-    assert pair.responder._services.pools["lab"] is before
     assert pair.responder.config.limits.half_open_ipv6_prefix == 64
     assert pair.responder.config == attrs.evolve(config, limits=Limits(half_open_ipv6_prefix=64))
-    assert Config() != pair.responder.config

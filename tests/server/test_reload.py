@@ -141,6 +141,9 @@ async def test_a_configuration_that_does_not_load_changes_nothing(tmp_path: Path
             sources.append(ConfigError("empty secret", "peers.alice.psk"))
             with pytest.raises(ControlError, match=r"^peers\.alice\.psk: empty secret$"):
                 await reload(control)
+            sources.append(RuntimeError("a loader bug"))  # anything else: refused the same way
+            with pytest.raises(ControlError, match=r"^RuntimeError: a loader bug$"):
+                await reload(control)
             assert info.engine.config is sources[0].config
             assert await client.liveness_check()
 

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -109,6 +110,44 @@ class PskAuth:
 def _certificates(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, tuple) or not all(isinstance(c, x509.Certificate) for c in value):
         raise ConfigError("expected a tuple of X.509 certificates", attribute.name)
+    for certificate in value:
+        _public_key(certificate, attribute.name)
+
+
+def _public_key(certificate: x509.Certificate, field: str) -> object:
+    """The certificate's key, or a ConfigError naming the certificate (an unsupported curve or type)."""
+    try:
+        return certificate.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(f"the key of certificate {_subject(certificate)} cannot be read", field) from None
+
+
+def _subject(certificate: x509.Certificate) -> str:
+    try:
+        return certificate.subject.rfc4514_string() or "(empty subject)"
+    except ValueError:
+        return "(unreadable subject)"
+
+
+def _anchors(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """CA certificates: readable keys the validation library takes as issuers."""
+    _certificates(instance, attribute, value)
+    assert isinstance(value, tuple)
+    for certificate in value:
+        key = _public_key(certificate, attribute.name)
+        if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            raise ConfigError(
+                f"CA certificate {_subject(certificate)} has an EdDSA key: the validation library "
+                "does not accept Ed25519 or Ed448 signatures on certificates (use an ECDSA or RSA CA; "
+                "EdDSA end-entity keys are fine)",
+                attribute.name,
+            )
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+            raise ConfigError(
+                f"CA certificate {_subject(certificate)} has an RSA-{key.key_size} key: the validation "
+                "library refuses CA keys below 2048 bits",
+                attribute.name,
+            )
 
 
 @attrs.frozen
@@ -121,7 +160,7 @@ class PubkeyAuth:
     :attr:`Config.credential`; ``cas`` is then unused.
     """
 
-    cas: tuple[x509.Certificate, ...] = attrs.field(default=(), validator=_certificates)
+    cas: tuple[x509.Certificate, ...] = attrs.field(default=(), validator=_anchors)
 
     def __str__(self) -> str:
         return "pubkey"
@@ -220,7 +259,7 @@ class TrustStore:
     when the peer takes RFC 7427 signatures (RFC 8247 §3.2).
     """
 
-    anchors: tuple[x509.Certificate, ...] = attrs.field(default=(), validator=_certificates)
+    anchors: tuple[x509.Certificate, ...] = attrs.field(default=(), validator=_anchors)
     crls: tuple[x509.CertificateRevocationList, ...] = attrs.field(default=(), validator=_crls)
     accept_server_auth: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))
     accept_client_auth: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))

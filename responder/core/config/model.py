@@ -15,11 +15,13 @@ stream connection limits) is not here: see :mod:`responder.server.settings`.
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import math
 from typing import Any, Final
 
 import attrs
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from responder.core.config.algorithms import (
     DEFAULT_ESP_PROPOSALS,
@@ -362,6 +364,19 @@ class Limits:
             raise ConfigError(f"must be an integer >= 0, got {value!r}", attribute.name)
 
 
+def _certreq_data(config: Config) -> bytes:
+    """SHA-1 of each trusted CA's SubjectPublicKeyInfo, in order, each CA once (RFC 7296 §3.7)."""
+    cas = [*config.trust.anchors]
+    for peer in config.peers:
+        if isinstance(peer.auth, PubkeyAuth):
+            cas += peer.auth.cas
+    hashes: dict[bytes, None] = {}
+    for ca in cas:
+        spki = ca.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        hashes[hashlib.sha1(spki).digest()] = None  # noqa: S324 - the RFC names CAs by SHA-1
+    return b"".join(hashes)
+
+
 #: Name of the synthetic peer :meth:`Config.find_peer` returns in lab mode.
 LAB_PEER_NAME: Final = "%lab"
 #: Name of the lab peer that authenticates with a certificate.
@@ -414,6 +429,10 @@ class Config:
     )
     trust: TrustStore = attrs.field(factory=TrustStore, validator=instance_of(TrustStore, "a TrustStore"))
     lab_pubkey: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+    #: The Certification Authority field of our CERTREQ (RFC 7296 §3.7): the SHA-1 of the
+    #: SubjectPublicKeyInfo of every CA we trust (the trust store's, then the peers' ``cas``),
+    #: computed once here rather than for every IKE_SA_INIT.
+    certreq_data: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
     #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3; swanctl's ``fragmentation``).
     fragmentation: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))
     #: Lab impairments (``[impair]``, ``--impair``; :mod:`~responder.core.config.impairments`): all off.
@@ -452,6 +471,26 @@ class Config:
             for index, child in enumerate(children):
                 if child.pool is not None and child.pool not in pool_names:
                     raise ConfigError(f"no pool named {child.pool!r}", f"{path}[{index}].pool")
+        self._check_local_ids()
+        object.__setattr__(self, "certreq_data", _certreq_data(self))
+
+    def _check_local_ids(self) -> None:
+        """RFC 4945 §3.1: an identity we sign as must be one our certificate holds."""
+        credential = self.credential
+        if credential is None:
+            return
+        from responder.core.certificates import certificate_binds  # its module imports this package
+
+        for index, peer in enumerate(self.peers):
+            local = peer.local_id or self.local_id
+            signs = isinstance(peer.our_auth, PubkeyAuth)
+            if signs and local is not None and not certificate_binds(credential.certificate, local):
+                where = f"peers[{index}].local_id" if peer.local_id is not None else "local_id"
+                raise ConfigError(
+                    f"{local} is not in our certificate (a subjectAltName of its type, or its subject "
+                    "for a DN), and this peer checks our signature against it",
+                    where,
+                )
 
     @property
     def lab_peer(self) -> PeerConfig | None:
@@ -482,7 +521,9 @@ class Config:
     def uses_certificates(self) -> bool:
         """Whether any peer may authenticate with a certificate, or we with ours (CERTREQ and
         SIGNATURE_HASH_ALGORITHMS go out in IKE_SA_INIT then)."""
-        return self.credential is not None or bool(self.trust.anchors)
+        if self.credential is not None or self.trust.anchors or self.lab_pubkey:
+            return True
+        return any(isinstance(peer.auth, PubkeyAuth) for peer in self.peers)
 
     def find_peer(self, identity: Identity, *, signature: bool | None = None) -> PeerConfig | None:
         """The peer configuration for a peer's IDi.

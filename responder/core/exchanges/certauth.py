@@ -22,17 +22,21 @@ from collections.abc import Sequence
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from responder.core.certificates import (
     CertificateError,
     certificate_binds,
     certreq_data,
+    certreq_hashes,
     describe,
     peer_public_key,
+    printable,
+    spki_sha1,
     validate_peer_certificate,
 )
-from responder.core.config import Config, Credential, Identity, TrustStore
+from responder.core.config import Credential, Identity, TrustStore
 from responder.core.enums import CertEncoding, HashAlgorithm, NotifyType
 from responder.core.errors import AuthenticationFailedError
 from responder.core.exchanges.common import find_all, notifies
@@ -48,14 +52,15 @@ from responder.core.signatures import (
 
 __all__ = [
     "PeerCertificates",
+    "asks_for_our_certificate",
     "cert_payloads",
     "certreq_payload",
     "peer_certificates",
     "peer_certreq",
+    "peer_certreq_cas",
     "peer_signature_hashes",
     "sign",
     "signature_hashes_notify",
-    "trusted_anchors",
     "verify_peer_signature",
 ]
 
@@ -76,17 +81,6 @@ def peer_signature_hashes(message: Message) -> tuple[HashAlgorithm, ...] | None:
     return tuple(HashAlgorithm(int.from_bytes(data[i : i + 2], "big")) for i in range(0, len(data) - 1, 2))
 
 
-def trusted_anchors(config: Config) -> tuple[x509.Certificate, ...]:
-    """Every CA a peer's chain may lead to: the trust store's and the peers' CA constraints."""
-    seen: dict[bytes, x509.Certificate] = {}
-    cas = [*config.trust.anchors]
-    for peer in config.peers:
-        cas += getattr(peer.auth, "cas", ())
-    for ca in cas:
-        seen.setdefault(ca.public_bytes(Encoding.DER), ca)
-    return tuple(seen.values())
-
-
 def certreq_payload(anchors: Sequence[x509.Certificate]) -> CertReqPayload | None:
     """CERTREQ naming ``anchors`` (RFC 7296 §3.7), or ``None`` when we trust no CA."""
     if not anchors:
@@ -97,6 +91,29 @@ def certreq_payload(anchors: Sequence[x509.Certificate]) -> CertReqPayload | Non
 def peer_certreq(message: Message) -> bool:
     """Whether the message carries a CERTREQ (swanctl's ``send_cert = ifasked`` looks at this)."""
     return bool(find_all(message, CertReqPayload))
+
+
+def peer_certreq_cas(message: Message) -> frozenset[bytes]:
+    """The CAs the message's X.509 CERTREQs name (SHA-1 hashes of SubjectPublicKeyInfo, §3.7)."""
+    hashes: set[bytes] = set()
+    for payload in find_all(message, CertReqPayload):
+        if payload.encoding == CertEncoding.X509_CERT_SIGNATURE:
+            hashes.update(certreq_hashes(payload.data))
+    return frozenset(hashes)
+
+
+def asks_for_our_certificate(
+    credential: Credential, anchors: Sequence[x509.Certificate], named: frozenset[bytes]
+) -> bool:
+    """Whether a CERTREQ naming ``named`` asks for a certificate like ours: it names no CA (any
+    will do), or one that our chain leads to (an intermediate we send, or the trust anchor that
+    issued the top of our chain)."""
+    if not named:
+        return True
+    ours = {spki_sha1(certificate) for certificate in credential.chain[1:]}
+    top = credential.chain[-1]
+    ours.update(spki_sha1(anchor) for anchor in anchors if anchor.subject == top.issuer)
+    return bool(ours & named)
 
 
 def cert_payloads(credential: Credential) -> tuple[CertPayload, ...]:
@@ -160,6 +177,12 @@ def verify_peer_signature(
         key = peer_public_key(leaf)
     except CertificateError as error:
         raise AuthenticationFailedError(str(error)) from None
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        # cryptography parses lazily: whatever else a hostile certificate trips is still its fault
+        reason = printable(f"{type(error).__name__}: {error}")[:200]
+        raise AuthenticationFailedError(
+            f"certificate {describe(leaf)} cannot be checked ({reason})"
+        ) from None
     if not certificate_binds(leaf, identity):
         raise AuthenticationFailedError(
             f"ID {identity} is not in the certificate {describe(leaf)} (RFC 4945 §3.1: a SAN of its type, "

@@ -49,9 +49,11 @@ from responder.core.exchanges.base import (
     child_established,
 )
 from responder.core.exchanges.certauth import (
+    asks_for_our_certificate,
     cert_payloads,
     certreq_payload,
     peer_certreq,
+    peer_certreq_cas,
     sign,
     verify_peer_signature,
 )
@@ -161,6 +163,7 @@ class IkeAuthResponder(Exchange):
             raise AuthenticationFailedError(f"no peer is configured for ID {identity} with {method}")
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
         sa.peer_certreq = sa.peer_certreq or peer_certreq(message)
+        sa.peer_certreq_cas |= peer_certreq_cas(message)
         if isinstance(peer.auth, PubkeyAuth):
             how = verify_peer_signature(
                 message, identity, auth, octets, config.trust, when.wall, cas=peer.auth.cas
@@ -211,11 +214,18 @@ class IkeAuthResponder(Exchange):
         config = sa.config
         ours = peer.our_auth
         credential = config.credential
+        # Lab mode: a shared-key initiator that asks for a certificate like ours gets it.
         if peer.name == LAB_PEER_NAME and credential is not None and sa.peer_certreq:
-            ours = PubkeyAuth()  # lab mode: a shared-key initiator that asks for our certificate gets it
+            ours = (
+                PubkeyAuth()
+                if asks_for_our_certificate(credential, config.trust.anchors, sa.peer_certreq_cas)
+                else ours
+            )
         requested = find(message, IdrPayload)  # RFC 7296 §2.15: the initiator may name whom it wants
         if isinstance(ours, PubkeyAuth) and credential is not None:
             local = peer.local_id or config.local_id or certificate_identity(credential.certificate)
+            if not certificate_binds(credential.certificate, local):  # the lab peer's configured ID
+                local = certificate_identity(credential.certificate)  # (Config checks other peers')
             if requested is not None:
                 wanted = Identity(requested.id_type, requested.data)
                 if certificate_binds(credential.certificate, wanted):

@@ -30,16 +30,15 @@ import attrs
 
 from responder.core.config import ChildlessPolicy
 from responder.core.cookies import CookieJar
-from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType
+from responder.core.enums import CertEncoding, ExchangeType, KeyExchangeId, NotifyType
 from responder.core.errors import DecodeError, InvalidKeyExchangeValue, LocalError
 from responder.core.events import IkeSaInitRefused
 from responder.core.exchanges.base import Done, Exchange, NextRound
 from responder.core.exchanges.certauth import (
-    certreq_payload,
     peer_certreq,
+    peer_certreq_cas,
     peer_signature_hashes,
     signature_hashes_notify,
-    trusted_anchors,
 )
 from responder.core.exchanges.common import error_notify, fresh_spi, nat_detection_hash, notifies, require
 from responder.core.exchanges.ike_auth import IkeAuthInitiator
@@ -50,7 +49,7 @@ from responder.core.keys import derive_ike_sa_keys, skeyseed
 from responder.core.message_layer import Received, Sent
 from responder.core.messages import Header, Message, encode_message
 from responder.core.path import Path
-from responder.core.payloads import KePayload, NoncePayload, NotifyPayload, Payload, SaPayload
+from responder.core.payloads import CertReqPayload, KePayload, NoncePayload, NotifyPayload, Payload, SaPayload
 from responder.core.proposals import ChosenProposal, NoProposalChosen, offer, select_ike_proposal
 from responder.core.sk_payload import sk_protections
 
@@ -226,10 +225,10 @@ def respond(
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
     sa.peer_signature_hashes = peer_signature_hashes(message)
     sa.peer_certreq = peer_certreq(message)
+    sa.peer_certreq_cas = peer_certreq_cas(message)
     if config.uses_certificates:
-        certreq = certreq_payload(trusted_anchors(config))  # RFC 7296 §3.7: the CAs we trust
-        if certreq is not None:
-            payloads.append(certreq)
+        if config.certreq_data:  # RFC 7296 §3.7: the CAs we trust
+            payloads.append(CertReqPayload(CertEncoding.X509_CERT_SIGNATURE, config.certreq_data))
         payloads.append(signature_hashes_notify())  # RFC 7427 §4
     if config.fragmentation and notifies(message, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED):
         # RFC 7383 §2.3 (row E1): only if the initiator sent it.  Over TCP and TLS too: we then
