@@ -44,8 +44,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from responder.core.cert_identity import certificate_binds, subject_alt_names
 from responder.core.config.credentials import TrustStore
-from responder.core.dn import DnError, dn_match
 from responder.core.enums import IdType
 from responder.core.identity import Identity
 from responder.core.signatures import PublicKey, key_description
@@ -308,52 +308,11 @@ def validate_peer_certificate(
 # --------------------------------------------------------------------------- identities
 
 
-def _subject_alt_names(certificate: x509.Certificate) -> list[x509.GeneralName]:
-    try:
-        san = _extension(certificate, x509.SubjectAlternativeName)
-    except CertificateError:
-        return []
-    return list(san) if isinstance(san, x509.SubjectAlternativeName) else []
-
-
-def certificate_binds(certificate: x509.Certificate, identity: Identity) -> bool:
-    """Whether ``identity`` is one the certificate vouches for (RFC 4945 §3.1, §5.1.2).
-
-    ID_FQDN must be a dNSName SAN, ID_RFC822_ADDR an rfc822Name SAN, ID_IPV4_ADDR
-    and ID_IPV6_ADDR an iPAddress SAN (compared case-insensitively where
-    names are), ID_DER_ASN1_DN the subject (or a directoryName SAN), compared
-    by RDN as strongSwan compares DNs.  ID_KEY_ID binds to nothing.
-    """
-    names = _subject_alt_names(certificate)
-    kind = identity.id_type
-    if kind is IdType.ID_FQDN or kind is IdType.ID_RFC822_ADDR:
-        text = identity.data.decode("utf-8", "replace").lower()
-        wanted = x509.DNSName if kind is IdType.ID_FQDN else x509.RFC822Name
-        return any(isinstance(n, wanted) and n.value.lower() == text for n in names)
-    if kind is IdType.ID_IPV4_ADDR or kind is IdType.ID_IPV6_ADDR:
-        if len(identity.data) != (4 if kind is IdType.ID_IPV4_ADDR else 16):
-            return False
-        address = ipaddress.ip_address(identity.data)
-        return any(isinstance(n, x509.IPAddress) and n.value == address for n in names)
-    if kind is IdType.ID_DER_ASN1_DN:
-        try:
-            candidates = [certificate.subject, *(n.value for n in names if isinstance(n, x509.DirectoryName))]
-        except ValueError:  # a malformed subject
-            return False
-        for candidate in candidates:
-            try:
-                if dn_match(identity.data, candidate.public_bytes(), wildcards=False):
-                    return True
-            except (DnError, ValueError):
-                continue
-    return False
-
-
 def certificate_identity(certificate: x509.Certificate) -> Identity:
     """Our own ID from our certificate: its subject DN, or its first SAN if the subject is empty."""
     if len(certificate.subject) > 0:
         return Identity(IdType.ID_DER_ASN1_DN, certificate.subject.public_bytes())
-    for name in _subject_alt_names(certificate):
+    for name in subject_alt_names(certificate):
         if isinstance(name, x509.DNSName):
             return Identity(IdType.ID_FQDN, name.value.encode("ascii"))
         if isinstance(name, x509.RFC822Name):

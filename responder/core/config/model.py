@@ -23,6 +23,7 @@ from typing import Any, Final
 import attrs
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from responder.core.cert_identity import certificate_binds
 from responder.core.config.algorithms import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
@@ -479,8 +480,6 @@ class Config:
         credential = self.credential
         if credential is None:
             return
-        from responder.core.certificates import certificate_binds  # its module imports this package
-
         for index, peer in enumerate(self.peers):
             local = peer.local_id or self.local_id
             signs = isinstance(peer.our_auth, PubkeyAuth)
