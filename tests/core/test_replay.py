@@ -149,9 +149,7 @@ def test_32_bit_window_matches_the_model(size: int, sequence: list[int]) -> None
         assert (verdict == seq) is expected, (seq, verdict)
         if not expected:
             assert verdict is (
-                ReplayRejection.DUPLICATE
-                if seq in seen and highest - seq < size
-                else ReplayRejection.TOO_OLD
+                ReplayRejection.DUPLICATE if seq in seen and highest - seq < size else ReplayRejection.TOO_OLD
             )
             continue
         window.update(seq)
