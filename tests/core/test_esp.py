@@ -433,3 +433,28 @@ def test_seal_open_round_trip_property(
             break
         packet = seal(outbound, payload, next_header)
         assert inbound.open(packet) == Opened(next_header, payload, outbound.last_seq)
+
+
+def test_suite_of_a_negotiated_null_esn_child_sa() -> None:
+    """ENCR_NULL (RFC 2410) + HMAC-SHA2-256-128 with ESN, as a ChosenProposal would carry it."""
+    proposal = ChosenProposal(
+        1,
+        ProtocolId.ESP,
+        b"\xaa\xbb\xcc\xdd",
+        (EncrId.NULL, None),
+        None,
+        IntegId.HMAC_SHA2_256_128,
+        None,
+        EsnId.ESN,
+    )
+    keys = ChildSaKeys(b"", bytes(32), b"", bytes(range(32)))
+    ours = ChildSaParams("n", proposal, SPI, b"\xaa\xbb\xcc\xdd", (), (), Mode.TUNNEL, keys)
+    theirs = attrs.evolve(ours, inbound_spi=ours.outbound_spi, outbound_spi=SPI, initiated=True)
+    responder, initiator = esp_sa(ours), esp_sa(theirs, replay_window=32)
+    assert responder.inbound.suite == EspSuite(None, integrity(IntegId.HMAC_SHA2_256_128), esn=True)
+    assert (responder.outbound.iv_size, responder.outbound.needs_random_iv) == (0, False)
+    assert initiator.inbound.window.size == 32 and initiator.inbound.window.esn
+    packet = initiator.seal(b"clear", IPV4)
+    assert b"clear" in packet  # no confidentiality, only integrity
+    assert responder.open(packet) == Opened(IPV4, b"clear", 1)
+    assert initiator.open(responder.seal(b"back", IPV4)) == Opened(IPV4, b"back", 1)
