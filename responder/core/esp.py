@@ -30,8 +30,8 @@ never raises on peer input; it returns :class:`Opened` or :class:`Dropped`.
 
 Nothing here draws randomness: the IV is the caller's.  For the AEAD
 algorithms :meth:`EspOutbound.seal` defaults to the 64-bit sequence number,
-a counter that never repeats under one key (RFC 4106 §3.1, §8.1; RFC 7634 §5);
-AES-CBC needs an unpredictable IV (RFC 3602 §2.1), which the caller draws
+a counter that never repeats under one key (RFC 4106 §3.1; RFC 7634 §5);
+AES-CBC needs an unpredictable IV (RFC 3602 §3), which the caller draws
 (:attr:`EspOutbound.iv_size` octets) from its injected randomness.
 """
 
@@ -150,7 +150,7 @@ class EspSuite:
     """The transforms of an ESP SA.
 
     ``encryption`` is ``None`` for ENCR_NULL (RFC 2410), which needs an
-    integrity transform (RFC 4303 §3.2: not both NULL; RFC 8221 §5); an AEAD
+    integrity transform (RFC 4303 §5: not both NULL; RFC 8221 §4, §5); an AEAD
     takes none (RFC 4303 §3.2, RFC 7296 §3.3.3).
     """
 
@@ -160,7 +160,7 @@ class EspSuite:
 
     def __attrs_post_init__(self) -> None:
         if self.encryption is None and self.integrity is None:
-            raise LocalError("ENCR_NULL needs an integrity transform (RFC 4303 §3.2)")
+            raise LocalError("ENCR_NULL needs an integrity transform (RFC 4303 §5)")
         if self.encryption is not None and self.encryption.is_aead and self.integrity is not None:
             raise LocalError(f"{self.encryption.name} is an AEAD: no integrity transform")
         if self.encryption is not None and not self.encryption.is_aead and self.integrity is None:
@@ -253,7 +253,7 @@ class EspOutbound:
 
     @property
     def needs_random_iv(self) -> bool:
-        """Whether :meth:`seal` needs IV octets from the caller (AES-CBC, RFC 3602 §2.1)."""
+        """Whether :meth:`seal` needs IV octets from the caller (AES-CBC, RFC 3602 §3)."""
         return self.suite.iv_size > 0 and not self.suite.is_aead
 
     def seal(self, inner: bytes, next_header: int, iv: bytes | None = None) -> bytes:
@@ -273,7 +273,7 @@ class EspOutbound:
             raise SequenceExhausted(f"ESP SA {self.spi.hex()}: sequence number would cycle; rekey it")
         if iv is None:
             if self.needs_random_iv:
-                raise LocalError("AES-CBC needs an unpredictable IV from the caller (RFC 3602 §2.1)")
+                raise LocalError("AES-CBC needs an unpredictable IV from the caller (RFC 3602 §3)")
             iv = seq.to_bytes(8, "big") if self.suite.iv_size else b""
         if len(iv) != self.suite.iv_size:
             raise LocalError(f"the IV is {self.suite.iv_size} octets, not {len(iv)}")

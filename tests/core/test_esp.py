@@ -242,7 +242,7 @@ def test_cbc_needs_the_callers_iv() -> None:
 
 
 def test_suites_refused() -> None:
-    """RFC 4303 §3.2: not NULL with no integrity; AEAD without, and non-AEAD with, an INTEG transform."""
+    """RFC 4303 §5, §3.2: not NULL with no integrity; AEAD without, and non-AEAD with, an INTEG transform."""
     sha256 = integrity(IntegId.HMAC_SHA2_256_128)
     with pytest.raises(LocalError):
         EspSuite(None, None)
