@@ -51,6 +51,7 @@ from typing import TypeAlias
 
 import attrs
 
+from responder.core.errors import LocalError
 from responder.core.payloads import TrafficSelector
 
 __all__ = [
@@ -529,7 +530,7 @@ def build_ipv4(
     """An IPv4 packet without options, header checksum filled in (RFC 791 §3.1)."""
     total_length = _IPV4_HEAD.size + len(payload)
     if total_length > 0xFFFF:
-        raise ValueError(f"an IPv4 packet of {total_length} octets")
+        raise LocalError(f"an IPv4 packet of {total_length} octets")
     flags = 0x4000 if dont_fragment else 0
     head = _IPV4_HEAD.pack(
         0x45, tos, total_length, identification, flags, ttl, protocol, 0, source.packed, destination.packed
@@ -550,7 +551,7 @@ def build_ipv6(
 ) -> bytes:
     """An IPv6 packet (RFC 8200 §3); ``payload`` may begin with extension headers."""
     if len(payload) > 0xFFFF:
-        raise ValueError(f"an IPv6 payload of {len(payload)} octets needs a jumbogram")
+        raise LocalError(f"an IPv6 payload of {len(payload)} octets needs a jumbogram")
     first_word = (6 << 28) | (traffic_class << 20) | flow_label
     head = _IPV6_HEAD.pack(
         first_word, len(payload), next_header, hop_limit, source.packed, destination.packed
@@ -565,7 +566,7 @@ def _ip_packet(
         return build_ipv4(source, destination, protocol, payload, tos=traffic_class)
     if isinstance(source, ipaddress.IPv6Address) and isinstance(destination, ipaddress.IPv6Address):
         return build_ipv6(source, destination, protocol, payload, traffic_class=traffic_class)
-    raise ValueError(f"{source} and {destination} are of different IP versions")
+    raise LocalError(f"{source} and {destination} are of different IP versions")
 
 
 def echo_request(

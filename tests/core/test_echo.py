@@ -38,6 +38,7 @@ from responder.core.echo import (
     with_ecn,
 )
 from responder.core.enums import IpProtocol
+from responder.core.errors import LocalError
 from responder.core.payloads import TrafficSelector
 
 ip = ipaddress.ip_address
@@ -360,6 +361,24 @@ def test_icmp_of_four_octets_is_refused() -> None:
     message = with_checksum(bytes([8, 0, 0, 0]), 2)
     assert dropped(build_ipv4(PEER4, OURS4, 1, message)) is DropReason.TRUNCATED
     assert dropped(build_ipv4(PEER4, OURS4, 1, b"\x08\0")) is DropReason.TRUNCATED
+
+
+def test_short_transport_and_extension_headers_are_truncated() -> None:
+    udp = udp_packet(PEER4, OURS4, 40000, 7, b"abc")
+    assert dropped(build_ipv4(PEER4, OURS4, 17, udp[20:27])) is DropReason.TRUNCATED  # under 8 octets
+    assert dropped(build_ipv4(PEER4, OURS4, 17, udp[20:24] + b"\0\x40" + udp[26:])) is DropReason.TRUNCATED
+    assert dropped(build_ipv6(PEER6, OURS6, 0, bytes([58, 0, 1, 4]))) is DropReason.TRUNCATED
+    assert dropped(build_ipv6(PEER6, OURS6, 0, bytes([58, 1, 1, 4, 0, 0, 0, 0]))) is DropReason.TRUNCATED
+    assert dropped(build_ipv6(PEER6, OURS6, 58, b"\x80\0")) is DropReason.TRUNCATED
+
+
+def test_builders_refuse_misuse() -> None:
+    with pytest.raises(LocalError):
+        echo_request(PEER4, OURS6, 1, 1)
+    with pytest.raises(LocalError):
+        build_ipv4(PEER4, OURS4, 17, bytes(0xFFFF))
+    with pytest.raises(LocalError):
+        build_ipv6(PEER6, OURS6, 17, bytes(0x10000))
 
 
 def test_icmp_protocol_number_in_the_other_family_is_not_echo() -> None:
