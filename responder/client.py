@@ -10,7 +10,7 @@ for one IKE SA.  A :class:`Client` owns one transport (a "wire"):
   Length and the non-ESP marker (§3.1) and reads the responder's frames with
   the core's :class:`~responder.core.tcp_framing.StreamDeframer` (the
   responder sends no prefix, row A10, so the deframer is primed with one);
-  ESP frames from the responder are counted and dropped;
+  ESP frames go to the core's data plane (:meth:`Client.ping`);
 * **TLS** (RFC 9329 Appendix A): the same inside a :class:`trio.SSLStream`,
   the prefix after the handshake (row A14);
 * **UDP**: one connected datagram socket, with the non-ESP marker (RFC 3948
@@ -56,7 +56,9 @@ from typing import Protocol
 import attrs
 import trio
 
-from responder.core.config import Config
+from responder.core.config import Config, TrafficSelectorPolicy
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP
+from responder.core.echo import EchoReply, answer, echo_request
 from responder.core.endpoint import Endpoint
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
@@ -75,6 +77,8 @@ from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.path import Path, Transport
+from responder.core.payloads import TrafficSelector
+from responder.core.selectors import to_selector
 from responder.core.tcp_framing import (
     NAT_KEEPALIVE,
     NON_ESP_MARKER,
@@ -82,6 +86,7 @@ from responder.core.tcp_framing import (
     FramingError,
     IkeFrame,
     StreamDeframer,
+    frame_esp,
     frame_ike,
 )
 
@@ -98,6 +103,12 @@ IPAddress = IPv4Address | IPv6Address
 RandomBytes = Callable[[int], bytes]
 
 UDP_RECEIVE_SIZE = 65536
+
+
+def _anything(version: int) -> TrafficSelector:
+    return to_selector(TrafficSelectorPolicy.any(version))
+
+
 STREAM_CONNECTION_ID = 1  #: the ``Path.connection`` of the client's one stream
 
 
@@ -113,7 +124,9 @@ class FingerprintMismatch(Exception):
 class _Wire(Protocol):
     async def send(self, message: bytes) -> None: ...
 
-    async def receive(self) -> bytes | None:
+    async def send_esp(self, packet: bytes) -> bool: ...
+
+    async def receive(self) -> tuple[bytes, bool] | None:
         """The next IKE message, unframed; ``None`` once the responder closed the connection."""
         ...
 
@@ -141,7 +154,17 @@ class _StreamWire:
             self.prefix_sent = True
         await self.stream.send_all(data)
 
-    async def receive(self) -> bytes | None:
+    async def send_esp(self, packet: bytes) -> bool:
+        """An ESP packet in a frame without the non-ESP marker (RFC 9329 §3.2)."""
+        data = frame_esp(packet)
+        if not self.prefix_sent:
+            data = STREAM_PREFIX + data
+            self.prefix_sent = True
+        await self.stream.send_all(data)
+        return True
+
+    async def receive(self) -> tuple[bytes, bool] | None:
+        """The next IKE message or ESP packet, with whether it is ESP; ``None`` at the end."""
         while True:
             try:
                 frame = self._deframer.next_frame()
@@ -149,10 +172,10 @@ class _StreamWire:
                 self.broken = f"responder's stream cannot be framed: {error.reason}"
                 return None
             if isinstance(frame, IkeFrame):
-                return frame.message
+                return frame.message, False
             if frame is not None:
-                self.esp_frames += 1  # no data plane here
-                continue
+                self.esp_frames += 1
+                return frame.packet, True
             try:
                 data = await self.stream.receive_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
@@ -182,7 +205,18 @@ class _UdpWire:
         except OSError as error:  # e.g. ECONNREFUSED left by an ICMP error: the core retransmits
             self.broken = f"send failed: {error}"
 
-    async def receive(self) -> bytes | None:
+    async def send_esp(self, packet: bytes) -> bool:
+        """ESP in UDP (RFC 3948 §2.1): only on a port with the non-ESP marker; False on port 500."""
+        if not self.marker:
+            return False
+        try:
+            await self.socket.send(packet)
+        except OSError as error:
+            self.broken = f"send failed: {error}"
+        return True
+
+    async def receive(self) -> tuple[bytes, bool] | None:
+        """The next IKE message or ESP packet, with whether it is ESP."""
         while True:
             try:
                 data = await self.socket.recv(UDP_RECEIVE_SIZE)
@@ -190,11 +224,12 @@ class _UdpWire:
                 self.broken = f"receive failed: {error}"
                 continue
             if not self.marker:
-                return data
+                return data, False
             if data[:4] == NON_ESP_MARKER:
-                return data[4:]
+                return data[4:], False
             if data != NAT_KEEPALIVE:
                 self.esp_packets += 1
+                return data, True
 
     async def aclose(self) -> None:
         self.socket.close()
@@ -221,6 +256,8 @@ class Client:
     events: list[Event] = attrs.Factory(list)
     reason: str | None = None
     closed: bool = False
+    #: Inner packets received through the Child SAs (ESP, RFC 4303), oldest first.
+    inner: list[bytes] = attrs.Factory(list)
 
     # ------------------------------------------------------------------ outcome
 
@@ -296,6 +333,47 @@ class Client:
 
         return await self._run(answered, timeout)
 
+    async def ping(
+        self,
+        destination: IPAddress,
+        *,
+        count: int = 1,
+        source: IPAddress | None = None,
+        data: bytes = b"ikev2-responder ping",
+        timeout: float = 5.0,
+    ) -> int:
+        """Send ``count`` echo requests to ``destination`` through the first Child SA (ESP, tunnel
+        mode, RFC 4303) and return how many echo replies came back within ``timeout`` seconds.
+
+        ``source`` defaults to our own address of the transport when it is of the same IP version,
+        else a private or unique local address.
+        """
+        self._require_established()
+        if not self.sa.children:
+            raise LocalError("the IKE SA has no Child SA to ping through")
+        child = next(iter(self.sa.children))
+        source = source or self._inner_source(destination.version)
+        identifier = int.from_bytes(self.sa.spi_i[:2], "big")
+        expected: set[bytes] = set()
+        for sequence in range(1, count + 1):
+            request = echo_request(source, destination, identifier=identifier, sequence=sequence, data=data)
+            reply = answer(request, (_anything(destination.version),))
+            assert isinstance(reply, EchoReply)  # a request we built is always answerable
+            expected.add(reply.packet)
+            next_header = IPV4_IN_ESP if destination.version == 4 else IPV6_IN_ESP
+            self.endpoint.send_inner(self.sa.local_spi, child, request, next_header)
+        mark = len(self.inner)
+        await self._run(lambda: len(expected & set(self.inner[mark:])) == count, timeout, expect_answer=False)
+        got = len(expected & set(self.inner[mark:]))
+        if got < count and self.reason is None:
+            self.reason = f"{count - got} of {count} echo replies missing after {timeout:g}s"
+        return got
+
+    def _inner_source(self, version: int) -> IPAddress:
+        if self.path.local_address.version == version:
+            return self.path.local_address
+        return ip_address("10.255.0.2" if version == 4 else "fd00::2")
+
     async def process(self, seconds: float) -> None:
         """Read for ``seconds``: answer the responder's requests, run the core's timers."""
         await self._run(lambda: False, seconds, expect_answer=False)
@@ -333,7 +411,11 @@ class Client:
 
     async def _flush(self) -> None:
         for outgoing in self.endpoint.messages_to_send():
-            await self._wire.send(outgoing.data)
+            if outgoing.esp:
+                if not await self._wire.send_esp(outgoing.data):
+                    self.reason = "ESP cannot go over UDP port 500 (RFC 3948: it needs the non-ESP marker)"
+            else:
+                await self._wire.send(outgoing.data)
 
     def _closed_reason(self) -> str:
         for event in reversed(self.events):
@@ -355,7 +437,7 @@ class Client:
                 return False
             timer = self.endpoint.get_timer()
             wake = deadline if timer is None else min(deadline, timer)
-            message: bytes | None = None
+            message: tuple[bytes, bool] | None = None
             received = False
             with trio.move_on_at(wake):
                 message = await self._wire.receive()
@@ -366,7 +448,12 @@ class Client:
                     broken = getattr(self._wire, "broken", None)
                     self.reason = broken or "the responder closed the connection"
                     return False
-                self.endpoint.receive(message, self.path, now, wall=time.time())
+                data, esp = message
+                if esp:
+                    self.endpoint.receive_esp(data, self.path, now)
+                    self.inner += [p.payload for p in self.endpoint.data_plane.take_inner()]
+                else:
+                    self.endpoint.receive(data, self.path, now, wall=time.time())
             elif timer is not None and now >= timer:
                 self.endpoint.handle_timer(now, wall=time.time())
             elif now >= deadline:

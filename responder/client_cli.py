@@ -22,6 +22,7 @@ import json
 import ssl
 import sys
 from collections.abc import Sequence
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness", action="store_true", help="send an empty INFORMATIONAL and expect its answer"
     )
     parser.add_argument(
+        "--ping",
+        metavar="ADDRESS",
+        help="ping ADDRESS through the Child SA (ESP) and expect the echo replies (UDP: not port 500)",
+    )
+    parser.add_argument("--ping-count", metavar="N", type=int, default=3, help="echo requests (default 3)")
+    parser.add_argument(
         "--hold",
         metavar="SECONDS",
         type=float,
@@ -213,6 +220,12 @@ async def _run(
             report["liveness"] = await client.liveness_check(args.timeout)
             if not report["liveness"]:
                 return f"liveness check not answered: {client.reason or 'timed out'}"
+        if args.ping is not None:
+            destination = ip_address(args.ping)
+            received = await client.ping(destination, count=args.ping_count, timeout=args.timeout)
+            report["ping"] = {"address": str(destination), "sent": args.ping_count, "received": received}
+            if received < args.ping_count:
+                return f"ping {destination}: {client.reason}"
         if args.hold > 0:
             await client.process(args.hold)
         if not client.established:
@@ -234,6 +247,9 @@ def _lines(report: dict[str, Any], transport: Transport, host: str, port: int) -
             f"Child SA ESP in {child['inbound_spi']} out {child['outbound_spi']} {child['mode']}, "
             f"{child['proposal']}; local {','.join(child['local_ts'])} remote {','.join(child['remote_ts'])}"
         )
+    if "ping" in report:
+        ping = report["ping"]
+        lines.append(f"ping {ping['address']} through the tunnel: {ping['received']}/{ping['sent']} answered")
     if "liveness" in report:
         lines.append(f"liveness check: {'answered' if report['liveness'] else 'not answered'}")
     if report.get("deleted"):
@@ -252,6 +268,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         host, port = parse_target(target)
         _settings(args)
+        if args.ping is not None:
+            ip_address(args.ping)  # ValueError names it
+            if args.childless:
+                raise ValueError("--ping needs a Child SA (not --childless)")
+            if not 1 <= args.ping_count <= 1000:
+                raise ValueError("--ping-count: 1 to 1000")
         if args.tls_fingerprint is not None:
             digits = args.tls_fingerprint.replace(":", "")
             if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):

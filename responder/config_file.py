@@ -88,7 +88,16 @@ FileConfig = ServerSettings
 
 _LIFETIME_KEYS: Final = ("rekey_time", "life_time", "rand_time")
 _PEER_LIFE_KEYS: Final = (*_LIFETIME_KEYS, "dpd_delay", "dpd_timeout")
-_CHILD_KEYS: Final = ("local_ts", "remote_ts", "esp_proposals", "mode", "pool", "refuse", *_LIFETIME_KEYS)
+_CHILD_KEYS: Final = (
+    "local_ts",
+    "remote_ts",
+    "esp_proposals",
+    "mode",
+    "pool",
+    "refuse",
+    "backend",
+    *_LIFETIME_KEYS,
+)
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -407,6 +416,8 @@ def _children(value: object, path: str, keys: str, aliases: dict[str, str], mode
             arguments["pool"] = _expect(table["pool"], str, "a string", _join(child_path, "pool"))
         if "refuse" in table:
             arguments["refuse"] = _expect(table["refuse"], bool, "a boolean", _join(child_path, "refuse"))
+        if "backend" in table:
+            arguments["backend"] = _expect(table["backend"], str, "a string", _join(child_path, "backend"))
         lifetime = _lifetime(table, child_path, CHILD_LIFETIME)
         if lifetime is not None:
             arguments["lifetime"] = lifetime

@@ -51,9 +51,11 @@ from responder.core.admission import HalfOpenBudgets, ReplyRate
 from responder.core.config import Config, PubkeyAuth
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
+from responder.core.data_plane import Backend, DataPlane
 from responder.core.deadlines import Deadlines
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
+from responder.core.esp import Dropped
 from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
@@ -99,6 +101,12 @@ def _is_new_sa_request(data: bytes) -> bool:
         and not data[19] & 0x20
         and data[8:16] == bytes(8)
     )
+
+
+def _backend(sa: IkeSa, child_name: str) -> Backend:
+    """The backend of a Child SA: its child's configuration as responder, the API as initiator."""
+    config = sa.peer.child(child_name) if sa.peer is not None else None
+    return Backend(config.backend) if config is not None else Backend.API
 
 
 def _same_principal(one: IkeSa, other: IkeSa) -> bool:
@@ -148,12 +156,16 @@ class Endpoint:
     _new: list[IkeSa] = attrs.field(init=False, factory=list)  # created since the last new_sas()
     _touched: set[bytes] = attrs.field(init=False, factory=set)  # our SPIs whose deadline may have moved
     _by_identity: dict[str, set[bytes]] = attrs.field(init=False, factory=dict)  # remote ID -> our SPIs
+    _data_plane: DataPlane = attrs.field(init=False)
+    #: What became of the last ESP packet :meth:`receive_esp` took (for the shell's log line).
+    last_esp: str = attrs.field(init=False, default="")
 
     def __attrs_post_init__(self) -> None:
         pools = {pool.name: PoolAllocator(pool) for pool in self.config.pools}
         self._services = Services(
             self.config, self.random_bytes, self.ke_factory, pools, self.responders, lambda: len(self._sas)
         )
+        self._data_plane = DataPlane(self.random_bytes)
         limits = self.config.limits
         self._cookies = CookieJar(self.random_bytes, limits.cookie_secret_lifetime)
         self._connections = ConnectionRules(limits)
@@ -299,7 +311,10 @@ class Endpoint:
     def receive_esp(self, packet: bytes, path: Path, now: float) -> bytes | None:
         """One ESP packet (RFC 4303): our SPI of the IKE SA whose Child SA it is for, or ``None``.
 
-        The data plane is a later issue: the packet is not decrypted here.  On a
+        The packet is opened by its Child SA's ESP SA (replay window, integrity,
+        padding: :mod:`responder.core.esp`) and its inner packet goes to the
+        child's backend (:mod:`responder.core.data_plane`); an echo answer is
+        queued like any message.  :attr:`last_esp` says what became of it.  On a
         stream, the RFC 9329 §6.1 rules count ESP to unknown SPIs as corrupt.
         """
         spi = packet[:4]
@@ -307,7 +322,34 @@ class Endpoint:
         if path.connection is not None:
             self._connections.on_esp(path, owner is not None, spi, now)
             self._events.extend(self._connections.closing())
+        if owner is None:
+            self.last_esp = "unknown SPI"
+            return None
+        result, replies = self._data_plane.receive(owner, packet, path)
+        self._outgoing += replies
+        if isinstance(result, Dropped):
+            self.last_esp = f"dropped: {result.reason.value}"
+        else:
+            self.last_esp = "answered (echo)" if replies else "delivered"
         return owner
+
+    @property
+    def data_plane(self) -> DataPlane:
+        """Every Child SA's ESP SA, and the inner packets queued for the API backend."""
+        return self._data_plane
+
+    def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int) -> bool:
+        """Send ``packet`` through the Child SA with our inbound SPI ``child`` of the IKE SA
+        ``local_spi``, as ESP on the SA's path (the API backend, and the initiator role's pings);
+        ``False`` when there is no such Child SA."""
+        sa = self._sas.get(local_spi)
+        if sa is None or child not in sa.children:
+            return False
+        sealed = self._data_plane.seal(child, packet, next_header)
+        if sealed is None:
+            return False
+        self._outgoing.append(Outgoing(sa.path, sealed, esp=True))
+        return True
 
     def _last_reason(self, mark: int) -> str:
         """Why the message just handled was dropped or refused, for the connection judge's log line."""
@@ -639,8 +681,12 @@ class Endpoint:
                 continue
             if isinstance(event, ChildSaEstablished):
                 self._esp[event.inbound_spi] = local_spi
+                child = sa.children.get(event.inbound_spi)
+                if child is not None:
+                    self._data_plane.install(child.params, _backend(sa, child.params.name))
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
+                self._data_plane.remove(event.inbound_spi)
             elif isinstance(event, ChildSasMoved):
                 for inbound_spi in event.inbound_spis:
                     self._esp[inbound_spi] = event.heir
@@ -704,6 +750,7 @@ class Endpoint:
             self._init_digests.pop(digest, None)
         for inbound_spi in sa.children:
             self._esp.pop(inbound_spi, None)
+            self._data_plane.remove(inbound_spi)
         for pool in self._services.pools.values():
             pool.release(local_spi)
         self._connections.sa_ended(local_spi, now)

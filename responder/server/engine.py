@@ -72,6 +72,7 @@ import attrs
 import trio
 
 from responder.core.config import Config
+from responder.core.data_plane import InnerPacket
 from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint, Reconfigured
 from responder.core.enums import ExchangeType
@@ -110,7 +111,7 @@ class EngineStats:
     messages_out: int  #: IKE messages queued on a sink
     sends_dropped: int  #: IKE messages with no sink, or refused by it
     internal_errors: int  #: exceptions caught around the core and the observers
-    esp_packets: int  #: ESP packets received (counted and dropped)
+    esp_packets: int  #: ESP packets received (each Child SA's own counters: ``Endpoint.data_plane``)
     esp_unknown_spi: int  #: of those, with an SPI of no Child SA of ours
     esp_per_connection: Mapping[SinkKey, int]  #: by connection number or UDP socket
     esp_per_sa: Mapping[bytes, int]  #: by our IKE SPI
@@ -120,6 +121,13 @@ class EngineStats:
         0  #: answers to unprotected messages not sent, over their rate (RFC 7296 §2.21.4)
     )
     log_lines_held_back: int = 0  #: log lines held back by the rate limits
+    esp_dropped: int = 0  #: ESP packets of our Child SAs that did not open (replay, integrity, ...)
+    echoed: int = 0  #: echo requests the echo backend answered
+    inner_dropped: int = 0  #: packets for the API backend dropped: its reader fell behind
+
+
+#: Packets for the API backend the engine holds until the program reads them (``inner_packets``).
+INNER_QUEUE = 1024
 
 
 @attrs.define(eq=False)
@@ -161,8 +169,11 @@ class Engine:
     _connection_sleep: float | None = attrs.field(init=False, default=None)  #: the watcher's deadline
     _sa_closed: trio.Event = attrs.field(init=False, factory=trio.Event)  #: set whenever an SA closes
     _running: bool = attrs.field(init=False, default=False)
+    _inner_send: trio.MemorySendChannel[InnerPacket] = attrs.field(init=False)
+    _inner_receive: trio.MemoryReceiveChannel[InnerPacket] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._inner_send, self._inner_receive = trio.open_memory_channel[InnerPacket](INNER_QUEUE)
         ke_factory = self.ke_factory or KeyExchangeFactory(self.random_bytes)
         self._endpoint = Endpoint(self.config, self.random_bytes, ke_factory, self.responders)
         self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
@@ -284,12 +295,35 @@ class Engine:
             logging.DEBUG,
             ("esp", sink_key(path)),
             now,
-            "%s ESP packet of %d octets, SPI %s%s: counted and dropped (no data plane yet)",
+            "%s ESP packet of %d octets, SPI %s%s: %s",
             where(path),
             len(packet),
             packet[:4].hex(),
             "" if owner is None else f" of IKE SA {owner.hex()}",
+            self._endpoint.last_esp,
         )
+        for inner in self._endpoint.data_plane.take_inner():  # the API backend (RFC 4303 §3.4 done)
+            try:
+                self._inner_send.send_nowait(inner)
+            except trio.WouldBlock:
+                self._counts["inner_dropped"] += 1
+
+    @property
+    def inner_packets(self) -> trio.MemoryReceiveChannel[InnerPacket]:
+        """Decrypted packets of Child SAs whose backend is ``"api"`` (issue 12), oldest first; a
+        program reads them and answers with :meth:`send_inner`.  When it falls behind by
+        ``INNER_QUEUE`` packets, later ones are dropped (``stats.inner_dropped``)."""
+        return self._inner_receive
+
+    def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int) -> bool:
+        """Send ``packet`` as ESP through the Child SA whose inbound SPI is ``child`` (RFC 4303 §3.3);
+        ``False`` when that Child SA is gone."""
+        try:
+            return bool(
+                self._call(lambda: self._endpoint.send_inner(local_spi, child, packet, next_header), None)
+            )
+        finally:
+            self._after_core(None, local_spi)
 
     # ------------------------------------------------------------------ commands
 
@@ -421,6 +455,11 @@ class Engine:
             closed_orphan=counts["closed_orphan"],
             replies_held_back=self._endpoint.replies_held_back,
             log_lines_held_back=self.log_lines_held_back,
+            esp_dropped=sum(
+                n for reason, n in self._endpoint.data_plane.drops.items() if reason != "not_answered"
+            ),
+            echoed=self._endpoint.data_plane.echoed,
+            inner_dropped=counts["inner_dropped"],
         )
 
     # ------------------------------------------------------------------ after every core call

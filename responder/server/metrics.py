@@ -43,12 +43,15 @@ _ENGINE_COUNTERS: Final = (
     ("messages_out", "messages_sent", "IKE messages queued on a transport"),
     ("sends_dropped", "sends_dropped", "IKE messages with no transport to take them, or refused by it"),
     ("internal_errors", "internal_errors", "exceptions caught around the core and the observers"),
-    ("esp_packets", "esp_packets", "ESP packets received (counted and dropped: no data plane yet)"),
+    ("esp_packets", "esp_packets", "ESP packets received"),
     ("esp_unknown_spi", "esp_unknown_spi", "ESP packets with an SPI of no Child SA of ours"),
     ("closed_corrupt", "connections_closed_corrupt", "connections closed for corrupt input (RFC 9329)"),
     ("closed_orphan", "connections_closed_orphan", "connections closed for carrying no live IKE SA"),
     ("replies_held_back", "replies_held_back", "answers to unprotected messages not sent, over their rate"),
     ("log_lines_held_back", "log_lines_held_back", "log lines held back by the rate limits"),
+    ("esp_dropped", "esp_dropped", "ESP packets of our Child SAs that did not open (replay, integrity, ...)"),
+    ("echoed", "echo_answered", "echo requests answered by the echo backend"),
+    ("inner_dropped", "inner_packets_dropped", "decrypted packets dropped: the API reader fell behind"),
 )
 
 

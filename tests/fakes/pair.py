@@ -171,7 +171,10 @@ class Pair:
             if drop is not None and drop(message.data):
                 continue
             target = self.responder if to_responder else self.initiator
-            target.receive(message.data, reverse(message.path), self.now, wall=self.wall)
+            if message.esp:  # ESP (RFC 4303) goes to the data plane
+                target.receive_esp(message.data, reverse(message.path), self.now)
+            else:
+                target.receive(message.data, reverse(message.path), self.now, wall=self.wall)
             moved += 1
         return moved
 
@@ -188,6 +191,12 @@ class Pair:
     def to_responder(self, data: bytes) -> list[bytes]:
         """Hand ``data`` to the responder as if the initiator sent it; return what it sends back."""
         self.responder.receive(data, reverse(self.path), self.now, wall=self.wall)
+        self.drain()
+        return [out.data for out in self.responder.messages_to_send()]
+
+    def esp_to_responder(self, data: bytes) -> list[bytes]:
+        """Hand an ESP packet to the responder as if the initiator sent it; return what it sends back."""
+        self.responder.receive_esp(data, reverse(self.path), self.now)
         self.drain()
         return [out.data for out in self.responder.messages_to_send()]
 

@@ -9,8 +9,8 @@ reads from its output and gives to charon.
 kernel-libipsec fakes a NAT, so charon floats to UDP 4500 right after
 IKE_SA_INIT: IKE_AUTH and everything after it reach the responder with the
 non-ESP marker (RFC 3948).  The responder accepts the Child SA (lab mode: any
-traffic selectors), so ``list_sas`` shows it installed; it has no ESP data
-plane yet (ESP is counted and dropped), so no traffic is asserted.  charon's
+traffic selectors), so ``list_sas`` shows it installed, and its echo backend
+answers pings through it (the last test).  charon's
 ``dpd_delay = 1s`` makes it send liveness checks, which the responder answers.
 
 :func:`run_strongswan` is shared with test_responder_tshark.py.
@@ -28,6 +28,7 @@ from tests.interop.conftest import Capture, TsharkHelper
 from tests.interop.lab import Lab, Netns, wait_until
 from tests.interop.responder_proc import Responder
 from tests.interop.strongswan import StrongSwan, SwanChild, SwanConn
+from tests.interop.tshark import find_all
 
 INI, RESP = "192.0.2.1", "192.0.2.2"
 INNER_I, INNER_R = "10.250.1.1", "10.250.2.1"
@@ -166,3 +167,32 @@ def test_a6_strongswan_udp_child_sa_and_dpd(
     assert not resp.lines(r"refused with|Traceback")
     assert resp.alive()
     assert resp.stop() == 0  # SIGTERM -> clean exit
+
+
+@pytest.mark.interop
+@pytest.mark.hard_timeout(60)
+@pytest.mark.parametrize("suite", ["gcm", "cbc"])
+def test_strongswan_pings_the_echo_backend_through_the_tunnel(
+    suite: str,
+    netns: Lab,
+    strongswan: Callable[..., StrongSwan],
+    responder: Callable[..., Responder],
+    tshark: TsharkHelper,
+) -> None:
+    """Issue 12: charon's kernel-libipsec sends ICMP echo requests from its inner address to ours
+    as ESP in UDP 4500 (RFC 3948); the responder's userspace ESP (RFC 4303, AES-GCM RFC 4106 or
+    AES-CBC with HMAC-SHA2-256-128 RFC 4868) opens them and its echo backend answers through the
+    same Child SA, so ping succeeds; tshark decrypts both directions with our key log."""
+    run = run_strongswan(
+        SUITES[suite], netns=netns, strongswan=strongswan, responder=responder, tshark=tshark
+    )
+    ping = run.charon_ns.run("ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", INNER_I, INNER_R, check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert " 0% packet loss" in ping.stdout, ping.stdout
+    child = next(iter(run.charon.list_sas()["lab"]["child-sas"].values()))
+    assert int(child["packets-in"]) >= 3 and int(child["packets-out"]) >= 3
+    assert not run.responder.lines(r"Traceback|internal error")
+    pcap = run.capture.stop()
+    packets = tshark.dissect(pcap, config_dir=run.responder.keylog_dir)
+    types = [int(str(value)) for value in find_all(packets, "icmp.type")]
+    assert types.count(8) >= 3 and types.count(0) >= 3, types  # requests and our replies, decrypted

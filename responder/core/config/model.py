@@ -238,6 +238,13 @@ class ChildConfig:
     pool: str | None = attrs.field(default=None)
     refuse: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
     lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
+    #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses) or ``"api"``.
+    backend: str = attrs.field(default="echo")
+
+    @backend.validator
+    def _check_backend(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in ("echo", "api"):
+            raise ConfigError(f"expected 'echo' or 'api', got {value!r}", attribute.name)
 
     @pool.validator
     def _check_pool(self, attribute: attrs.Attribute[Any], value: object) -> None:

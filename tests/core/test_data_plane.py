@@ -1,0 +1,148 @@
+"""The ESP data plane in the core (issue 12): a ping through the tunnel between two endpoints in
+memory, over UDP and TCP paths, every suite; the echo backend answers only addresses we own; what
+does not open is dropped with its reason (RFC 4303 §3.4)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig, TrafficSelectorPolicy
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP
+from responder.core.echo import EchoReply, answer, echo_request, read_packet
+from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.initiator import ChildRequest
+from responder.core.path import Transport
+from responder.core.payloads import TrafficSelector
+from responder.core.selectors import to_selector
+from tests.fakes.pair import PSK, RESPONDER_ID, Pair, initiator_settings, responder_config
+
+SUITE = "aes256gcm16-prfsha256-x25519"
+ME = ipaddress.ip_address("10.1.0.2")
+THEM = ipaddress.ip_address("192.0.2.10")
+
+
+def tunnel(
+    esp: str = "aes256gcm16", transport: Transport = Transport.UDP, **child: object
+) -> tuple[Pair, IkeSa]:
+    proposals = (EspProposal.parse(esp),)
+    children = (ChildConfig("net", esp_proposals=proposals, **child),)  # type: ignore[arg-type]
+    peer = PeerConfig(
+        "alice", IdPattern.parse("alice@example.org"), PSK, local_id=RESPONDER_ID, children=children
+    )
+    pair = Pair.create(responder_config(SUITE, peers=(peer,)), transport=transport)
+    both = (to_selector(TrafficSelectorPolicy.any(4)), to_selector(TrafficSelectorPolicy.any(6)))
+    request = ChildRequest((EspProposal.parse(esp),), both, both)
+    sa = pair.initiate(initiator_settings(SUITE, request))
+    pair.pump()
+    assert sa.state is IkeSaState.ESTABLISHED and len(sa.children) == 1
+    return pair, sa
+
+
+def ping(pair: Pair, sa: IkeSa, packet: bytes, next_header: int = IPV4_IN_ESP) -> list[bytes]:
+    [child] = sa.children
+    assert pair.initiator.send_inner(sa.local_spi, child, packet, next_header)
+    pair.pump()
+    return [inner.payload for inner in pair.initiator.data_plane.take_inner()]
+
+
+@pytest.mark.parametrize(
+    "esp", ["aes256gcm16", "aes128gcm16", "chacha20poly1305", "aes256-sha256", "aes128-sha512"]
+)
+@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
+def test_a_ping_through_the_tunnel_is_answered(esp: str, transport: Transport) -> None:
+    pair, sa = tunnel(esp, transport)
+    request = echo_request(ME, THEM, identifier=7, sequence=1, data=b"through the tunnel")
+    [reply] = ping(pair, sa, request)
+    expected = answer(request, (_any4(),))
+    assert isinstance(expected, EchoReply) and reply == expected.packet
+    parsed = read_packet(reply)
+    assert not hasattr(parsed, "reason") and parsed.source == THEM and parsed.destination == ME  # type: ignore[union-attr]
+    [esp_out] = [data for way, data in pair.wire if way == "r->i" and data[:4] != bytes(4)][-1:]
+    [child] = sa.children.values()
+    assert esp_out[:4] == child.inbound_spi  # ESP to the initiator's SPI, on the same path
+    [responder_sa] = pair.responder.sas
+    counters = pair.responder.data_plane.sa(child.outbound_spi)
+    assert counters is not None and counters.inbound.counters.packets == 1
+    assert pair.responder.data_plane.echoed == 1 and responder_sa.state is IkeSaState.ESTABLISHED
+
+
+def test_ipv6_echo() -> None:
+    pair, sa = tunnel()
+    six = echo_request(
+        ipaddress.ip_address("fd00::2"), ipaddress.ip_address("2001:db8::1"), identifier=1, sequence=9
+    )
+    [reply] = ping(pair, sa, six, IPV6_IN_ESP)
+    assert reply[0] >> 4 == 6
+
+
+def _any4() -> TrafficSelector:
+    return to_selector(TrafficSelectorPolicy.any(4))
+
+
+def test_only_addresses_we_own_are_answered() -> None:
+    """The echo backend answers inside our traffic selectors (local_ts) only."""
+    pair, sa = tunnel(local_ts=(TrafficSelectorPolicy.parse("192.0.2.0/28"),))
+    assert ping(pair, sa, echo_request(ME, ipaddress.ip_address("192.0.2.5"), identifier=1, sequence=1))
+    assert (
+        ping(pair, sa, echo_request(ME, ipaddress.ip_address("198.51.100.1"), identifier=1, sequence=2)) == []
+    )
+    assert pair.responder.data_plane.drops["not_answered"] == 1
+
+
+def test_a_replayed_packet_is_dropped_with_its_reason() -> None:
+    """RFC 4303 §3.4.3: a copy of a packet already received is discarded (and counted)."""
+    pair, sa = tunnel()
+    [child] = sa.children
+    pair.initiator.send_inner(
+        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), IPV4_IN_ESP
+    )
+    [esp] = pair.initiator.messages_to_send()
+    for _ in range(2):
+        pair.esp_to_responder(esp.data)
+    assert pair.responder.last_esp == "dropped: replay"
+    assert pair.responder.data_plane.drops["replay"] == 1 and pair.responder.data_plane.echoed == 1
+
+
+def test_the_api_backend_queues_inner_packets_for_the_program() -> None:
+    pair, sa = tunnel(backend="api")
+    request = echo_request(ME, THEM, identifier=1, sequence=1)
+    assert ping(pair, sa, request) == []  # nobody answered
+    [inner] = pair.responder.data_plane.take_inner()
+    assert inner.payload == request and inner.next_header == IPV4_IN_ESP
+    [responder_sa] = pair.responder.sas
+    assert inner.local_spi == responder_sa.local_spi
+    # and the program answers through the same Child SA
+    reply = answer(request, (_any4(),))
+    assert isinstance(reply, EchoReply)
+    assert pair.responder.send_inner(inner.local_spi, inner.child, reply.packet, IPV4_IN_ESP)
+    pair.pump()
+    assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
+
+
+def test_a_deleted_child_sa_takes_its_esp_sa_with_it() -> None:
+    pair, sa = tunnel()
+    [child] = sa.children.values()
+    assert pair.responder.data_plane.sa(child.outbound_spi) is not None
+    pair.initiator.request_delete(sa.local_spi, pair.now)
+    pair.pump()
+    assert pair.responder.data_plane.sa(child.outbound_spi) is None
+
+
+def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
+    """RFC 9329 row A48: over TCP packets from an old and a new connection can interleave, so the
+    anti-replay window is a real one (RFC 4303 §3.4.3), not a window of 1: out-of-order packets
+    inside it are accepted once each."""
+    pair, sa = tunnel(transport=Transport.TCP)
+    [child] = sa.children
+    packets = []
+    for sequence in (1, 2, 3):
+        request = echo_request(ME, THEM, identifier=1, sequence=sequence)
+        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP)
+        [esp] = pair.initiator.messages_to_send()
+        packets.append(esp.data)
+    for data in (packets[2], packets[0], packets[1], packets[0]):  # 3, 1, 2, then 1 again
+        pair.esp_to_responder(data)
+    assert pair.responder.data_plane.echoed == 3
+    assert pair.responder.last_esp == "dropped: replay"
