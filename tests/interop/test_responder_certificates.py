@@ -520,8 +520,9 @@ def test_e1_e5_rsa4096_chain_fragments_ike_auth_both_ways(
     # carried our leaf and our intermediate (two CERT payloads).
     split = re.search(r"splitting IKE message \((\d+) bytes\) into (\d+) fragments", log)
     assert split is not None and int(split.group(1)) > 2500 and int(split.group(2)) >= 3, log
+    # charon's workers may take the fragments in any order: the last one taken completes it
     reassembled = re.search(
-        r"received fragment #(\d+) of \1, reassembled fragmented IKE message \((\d+) bytes\)", log
+        r"received fragment #\d+ of (\d+), reassembled fragmented IKE message \((\d+) bytes\)", log
     )
     assert reassembled is not None and int(reassembled.group(2)) > 2500, log
     assert re.search(r"parsed IKE_AUTH response 1 \[ IDr CERT CERT AUTH SA TSi TSr \]", log), log

@@ -216,8 +216,8 @@ def test_tshark_decrypts_strongswan_udp_capture(
     run = run_strongswan(
         SUITES[suite], netns=netns, strongswan=strongswan, responder=responder, tshark=tshark
     )
-    # ESP towards the responder (counted and dropped there: no data plane yet, so the
-    # pings are not expected to be answered) lets tshark check the responder's esp_sa lines.
+    # ESP both ways (charon's echo requests, our echo backend's replies) lets tshark check the
+    # responder's esp_sa lines in both directions.
     run.charon_ns.run("ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", INNER_I, INNER_R, check=False)
     sa = run.charon.list_sas()["lab"]
     (child,) = sa["child-sas"].values()
@@ -247,15 +247,19 @@ def test_tshark_decrypts_strongswan_udp_capture(
     outbound = f'"IPv4","192.0.2.2","192.0.2.1","0x{child["spi-in"]}","{encryption}","0x'
     assert sorted(line[: len(inbound)] for line in lines) == sorted([inbound, outbound]), lines
     assert all(f'"{integrity}","0x' in line for line in lines), lines
-    # ... and they decrypt charon's ESP: the echo requests inside.
+    # ... and they decrypt both directions: charon's echo requests and our replies inside.
     esp = [p for p in packets if "esp" in p["frame"]["frame.protocols"].split(":")]
     assert esp, "no ESP in the capture"
     inner = [p for p in esp if "icmp" in p["frame"]["frame.protocols"].split(":")]
-    assert len(inner) == len(esp) >= 2
+    assert len(inner) == len(esp) >= 4
     for packet in inner:  # outer header, then the decrypted inner one
-        assert list(find_all(packet, "ip.src")) == ["192.0.2.1", INNER_I]
-        assert list(find_all(packet, "ip.dst")) == ["192.0.2.2", INNER_R]
-        assert list(find_all(packet, "icmp.type")) == ["8"]  # echo request
+        if list(find_all(packet, "icmp.type")) == ["8"]:  # echo request, charon to us
+            assert list(find_all(packet, "ip.src")) == ["192.0.2.1", INNER_I]
+            assert list(find_all(packet, "ip.dst")) == ["192.0.2.2", INNER_R]
+        else:  # echo reply from our echo backend
+            assert list(find_all(packet, "icmp.type")) == ["0"]
+            assert list(find_all(packet, "ip.src")) == ["192.0.2.2", INNER_R]
+            assert list(find_all(packet, "ip.dst")) == ["192.0.2.1", INNER_I]
 
     # Control: without the responder's key log nothing decrypts.
     bare = tshark.dissect(pcap)
