@@ -124,11 +124,14 @@ class ConnectionRules:
             self._start_grace(connection, now)
         self._maybe_orphaned(connection, now)
 
-    def on_esp(self, path: Path, known: bool, spi: bytes, now: float) -> None:
-        """One ESP packet: to a Child SA of ours, or not (rows A32, A33)."""
+    def on_esp(self, path: Path, known: bool, spi: bytes, now: float, opened: bytes | None = None) -> None:
+        """One ESP packet: to a Child SA of ours, or not (rows A32, A33); ``opened`` names our SPI of
+        the IKE SA whose Child SA it authenticated for (the connection carries that SA now)."""
         connection = self._find(path)
         if connection is None:
             return
+        if opened is not None:
+            self._carry(connection, opened)
         if known:
             connection.corrupt = 0
         else:  # RFC 9329 §6.1: a few in a row are normal during a rekey (row A33)

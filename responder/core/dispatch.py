@@ -200,7 +200,7 @@ def _request(sa: IkeSa, request: Received, when: Instant) -> Verdict:
             _answer_error(sa, header, DecodeError(reason, offset=18), request.path)
             flush(sa, when)
             return Verdict.ACCEPTED
-    _heard(sa, request.path, when)
+    heard(sa, request.path, when)
     sa.layer.begin(header.message_id, request.data)
     names = payload_summary(request.message.payloads)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, False, names))
@@ -223,10 +223,10 @@ def _answers_all(sa: IkeSa) -> bool:
     return sa.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYED)
 
 
-def _heard(sa: IkeSa, path: Path, when: Instant) -> None:
-    """A valid message of the peer's: it is alive (RFC 7296 §2.4), and our requests go where it came
-    from (RFC 9329 §6.1, A36); on a new stream connection, those still waiting go there once more
-    (RFC 9329 §6.2, A39)."""
+def heard(sa: IkeSa, path: Path, when: Instant) -> None:
+    """A valid message of the peer's (IKE, or ESP that opened): it is alive (RFC 7296 §2.4), and our
+    requests go where it came from (RFC 9329 §6.1, A36); on a new stream connection, those still
+    waiting go there once more (RFC 9329 §6.2, A39)."""
     sa.last_heard = when.now
     if sa.moved_to(path) and path.connection is not None:
         _resend_pending(sa, path)
@@ -325,7 +325,7 @@ def _response(sa: IkeSa, response: Received, when: Instant) -> Verdict:
     request = sa.layer.response_to(header)
     if request is None:
         return _drop(sa, f"response {header.message_id} matches no request of ours", authenticated=True)
-    _heard(sa, response.path, when)
+    heard(sa, response.path, when)
     names = payload_summary(response.message.payloads)
     sa.emit(MessageAccepted(*sa.ids, header.exchange_type, header.message_id, True, names))
     _complete(sa, request, response, when)

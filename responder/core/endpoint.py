@@ -55,7 +55,7 @@ from responder.core.data_plane import Backend, DataPlane
 from responder.core.deadlines import Deadlines
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
-from responder.core.esp import Dropped
+from responder.core.esp import Dropped, Opened
 from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
@@ -319,19 +319,33 @@ class Endpoint:
         """
         spi = packet[:4]
         owner = self._esp.get(spi)
-        if path.connection is not None:
-            self._connections.on_esp(path, owner is not None, spi, now)
-            self._events.extend(self._connections.closing())
-        if owner is None:
-            self.last_esp = "unknown SPI"
-            return None
-        result, replies = self._data_plane.receive(owner, packet, path)
-        self._outgoing += replies
-        if isinstance(result, Dropped):
-            self.last_esp = f"dropped: {result.reason.value}"
+        result: Opened | Dropped | None = None
+        if owner is not None:
+            result, replies = self._data_plane.receive(owner, packet, path)
+            self._outgoing += replies
+            if isinstance(result, Dropped):
+                self.last_esp = f"dropped: {result.reason.value}"
+            else:
+                self.last_esp = "answered (echo)" if replies else "delivered"
+                self._esp_heard(owner, path, now)
         else:
-            self.last_esp = "answered (echo)" if replies else "delivered"
+            self.last_esp = "unknown SPI"
+        if path.connection is not None:
+            opened = owner if isinstance(result, Opened) else None
+            self._connections.on_esp(path, owner is not None, spi, now, opened)
+            self._events.extend(self._connections.closing())
         return owner
+
+    def _esp_heard(self, owner: bytes, path: Path, now: float) -> None:
+        """ESP that authenticated moves the SA's path and shows the peer alive, as a valid IKE
+        message does (RFC 9329 §6.1 row A36, RFC 7296 §2.4)."""
+        sa = self._sas.get(owner)
+        if sa is None:
+            return
+        when = Instant(now)
+        dispatch.heard(sa, path, when)
+        self._collect(sa, when)
+        self._deadlines.set(owner, sa.get_timer())
 
     @property
     def data_plane(self) -> DataPlane:

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import ipaddress
 
+import attrs
 import pytest
 
 from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig, TrafficSelectorPolicy
 from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP
 from responder.core.echo import EchoReply, answer, echo_request, read_packet
+from responder.core.events import PathChanged
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest
 from responder.core.path import Transport
 from responder.core.payloads import TrafficSelector
 from responder.core.selectors import to_selector
-from tests.fakes.pair import PSK, RESPONDER_ID, Pair, initiator_settings, responder_config
+from tests.fakes.pair import PSK, RESPONDER_ID, Pair, initiator_settings, responder_config, reverse
 
 SUITE = "aes256gcm16-prfsha256-x25519"
 ME = ipaddress.ip_address("10.1.0.2")
@@ -146,3 +148,27 @@ def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
         pair.esp_to_responder(data)
     assert pair.responder.data_plane.echoed == 3
     assert pair.responder.last_esp == "dropped: replay"
+
+
+def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
+    """RFC 9329 §6.1 row A36: a decrypted, non-replayed ESP packet on another connection moves the
+    SA's path there, as a valid IKE message does, and counts as hearing from the peer (RFC 7296
+    §2.4); ESP that does not authenticate moves nothing."""
+    pair, sa = tunnel(transport=Transport.TCP)
+    [responder_sa] = pair.responder.sas
+    [child] = sa.children
+    first = responder_sa.path
+    reconnected = attrs.evolve(pair.path, local_port=40002, connection=2)  # as the initiator sees it
+    pair.now = 50.0
+    assert pair.initiator.send_inner(sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), 4)
+    [esp] = pair.initiator.messages_to_send()
+    forged = esp.data[:-1] + bytes([esp.data[-1] ^ 1])
+    pair.responder.receive_esp(forged, reverse(attrs.evolve(reconnected, connection=3)), pair.now)
+    assert responder_sa.path == first and responder_sa.last_heard < 50.0
+    pair.responder.receive_esp(esp.data, reverse(reconnected), pair.now)
+    assert responder_sa.path == reverse(reconnected) and responder_sa.last_heard == 50.0
+    [moved] = [e for e in pair.responder.messages_to_send() if e.esp]
+    assert moved.path == reverse(reconnected)  # the echo reply goes where the request came from
+    pair.drain()
+    [changed] = pair.events(PathChanged)
+    assert changed.path == reverse(reconnected) and changed.previous == first
