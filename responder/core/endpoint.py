@@ -342,6 +342,9 @@ class Endpoint:
         sa = self._sas.get(owner)
         if sa is None:
             return
+        if path == sa.path:  # the usual case, per packet: a later liveness deadline only; the SA's
+            sa.last_heard = now  # timer, waking at the earlier one, finds nothing due and looks again
+            return
         when = Instant(now)
         dispatch.heard(sa, path, when)
         self._collect(sa, when)
