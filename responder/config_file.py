@@ -27,15 +27,12 @@ Layout (``NAME`` is any table name the user picks)::
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import difflib
 import ipaddress
-import json
 import re
 import tomllib
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -70,6 +67,39 @@ from responder.core.config import (
 )
 from responder.pem_files import load_certificates, load_credential, load_crls
 from responder.server.settings import DEFAULT_LISTENERS, LOG_LEVELS, Listener, ServerSettings, WebSettings
+from responder.toml_values import (
+    expect as _expect,
+)
+from responder.toml_values import (
+    file_errors as _file_errors,
+)
+from responder.toml_values import (
+    in_table as _in_table,
+)
+from responder.toml_values import (
+    join_key as _join,
+)
+from responder.toml_values import (
+    named_tables as _named_tables,
+)
+from responder.toml_values import (
+    number as _number,
+)
+from responder.toml_values import (
+    parsed as _parsed,
+)
+from responder.toml_values import (
+    path_value as _path,
+)
+from responder.toml_values import (
+    renamed as _renamed,
+)
+from responder.toml_values import (
+    required as _required,
+)
+from responder.toml_values import (
+    strings as _strings,
+)
 
 __all__ = [
     "DEFAULT_LISTENERS",
@@ -185,39 +215,6 @@ _T = TypeVar("_T")
 # Paths, types and errors
 # ---------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-_TYPE_NAMES: Final[tuple[tuple[type, str], ...]] = (
-    (bool, "a boolean"),  # before int: bool is an int subclass
-    (int, "an integer"),
-    (float, "a float"),
-    (str, "a string"),
-    (list, "an array"),
-    (dict, "a table"),
-    (datetime.datetime, "a date-time"),  # before date: datetime is a date subclass
-    (datetime.date, "a date"),
-    (datetime.time, "a time"),
-)
-
-
-def _join(path: str, key: str) -> str:
-    """``path.key``, the key quoted as TOML would need it (``peers."a b"``)."""
-    part = key if _BARE_KEY.fullmatch(key) else json.dumps(key)
-    return f"{path}.{part}" if path else part
-
-
-def _type_name(value: object) -> str:
-    for kind, name in _TYPE_NAMES:
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__  # pragma: no cover - tomllib produces only the types above
-
-
-def _expect(value: object, kind: type[_T], what: str, path: str) -> _T:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(f"expected {what}, got {_type_name(value)}", path)
-    return value
-
 
 def _table(value: object, path: str, keys: str) -> dict[str, Any]:
     """``value`` as a table whose keys are all in ``KEYS[keys]``."""
@@ -230,26 +227,6 @@ def _table(value: object, path: str, keys: str) -> dict[str, Any]:
             hint = f"did you mean {close[0]!r}?" if close else f"{where} takes {', '.join(known)}"
             raise ConfigError(f"unknown key; {hint}", _join(path, key))
     return table
-
-
-def _named_tables(value: object, path: str) -> dict[str, Any]:
-    """A table of user-named tables (``[peers.NAME]``); each member is checked by the caller."""
-    return _expect(value, dict, "a table", path)
-
-
-def _required(table: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in table:
-        raise ConfigError("required key is missing", _join(path, key))
-    return table[key]
-
-
-def _strings(value: object, path: str) -> list[str]:
-    if isinstance(value, str):
-        raise ConfigError(f"expected an array of strings, got a string (write [{json.dumps(value)}])", path)
-    items: list[Any] = _expect(value, list, "an array of strings", path)
-    for index, item in enumerate(items):
-        _expect(item, str, "a string", f"{path}[{index}]")
-    return items
 
 
 def _duration(value: object, path: str) -> float:
@@ -282,22 +259,6 @@ def _dpd(table: Mapping[str, Any], path: str) -> Dpd | None:
         return Dpd(delay, timeout)
 
 
-def _number(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"expected a number, got {_type_name(value)}", path)
-    return float(value)
-
-
-def _path(value: object, path: str, base_dir: Path | None) -> Path:
-    text = _expect(value, str, "a string", path)
-    if not text:
-        raise ConfigError("empty path", path)
-    if "\0" in text:
-        raise ConfigError("path holds a NUL character", path)
-    result = Path(text)
-    return result if base_dir is None or result.is_absolute() else base_dir / result
-
-
 def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy] | type[SendCert], path: str) -> Any:
     text = _expect(value, str, "a string", path)
     names = ", ".join(repr(member.value) for member in kind)
@@ -305,59 +266,6 @@ def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy] | type[SendC
         return kind(text.lower())
     except ValueError:
         raise ConfigError(f"expected one of {names}, got {text!r}", path) from None
-
-
-def _parsed(parse: Callable[[str], _T], text: str, path: str) -> _T:
-    """``parse(text)``, its error reported at ``path`` (the model's inner field names mean nothing here).
-
-    A plain ``ValueError`` from a parser is a parser that missed a case; the
-    user still gets a ConfigError at the right key.
-    """
-    try:
-        return parse(text)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, path) from None
-    except ValueError as exc:
-        raise ConfigError(str(exc), path) from None  # no echo of the text: it may be a secret
-
-
-@contextlib.contextmanager
-def _in_table(path: str, renames: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Errors of a model object built from the table at ``path``, at their file key paths.
-
-    An error about the object's ``name`` is about the table's own key; other
-    fields are keys of the table, after ``renames`` (model field -> file key).
-    """
-    try:
-        yield
-    except ConfigError as exc:
-        head = re.match(r"[^.\[]*", exc.field)
-        field_head = head.group() if head else ""
-        if field_head == "name":
-            raise ConfigError(exc.message, path) from None
-        field = exc.field
-        if renames and field_head in renames:
-            field = renames[field_head] + field[len(field_head) :]
-        raise ConfigError(exc.message, field).within(path) from None
-
-
-@contextlib.contextmanager
-def _renamed(aliases: Mapping[str, str]) -> Iterator[None]:
-    """Report a model error at the file's key path.
-
-    ``aliases`` maps model field paths (``peers[0]``, ``window_size``,
-    ``peers[0].name``) to file key paths; the longest one that prefixes the
-    error's field is replaced.  A field no alias covers is left as it is.
-    """
-    try:
-        yield
-    except ConfigError as exc:
-        field = exc.field
-        for model in sorted(aliases, key=len, reverse=True):
-            if field == model or (field.startswith(model) and field[len(model)] in ".["):
-                field = aliases[model] + field[len(model) :]
-                break
-        raise ConfigError(exc.message, field) from None
 
 
 # ---------------------------------------------------------------------------
@@ -508,17 +416,6 @@ def _certificate_files(value: object, path: str, base_dir: Path | None) -> tuple
         with _file_errors(where):
             certificates += load_certificates(_path(item, where, base_dir))
     return tuple(certificates)
-
-
-@contextlib.contextmanager
-def _file_errors(path: str) -> Iterator[None]:
-    """A file's ConfigError (which names the file) under the key that named it."""
-    try:
-        yield
-    except ConfigError as error:
-        if error.field:
-            raise
-        raise ConfigError(error.message, path) from None
 
 
 def _certificates_table(value: object, base_dir: Path | None) -> dict[str, Any]:
