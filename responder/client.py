@@ -361,7 +361,7 @@ class Client:
             assert isinstance(reply, EchoReply)  # a request we built is always answerable
             expected.add(reply.packet)
             next_header = IPV4_IN_ESP if destination.version == 4 else IPV6_IN_ESP
-            self.endpoint.send_inner(self.sa.local_spi, child, request, next_header)
+            self.endpoint.send_inner(self.sa.local_spi, child, request, next_header, trio.current_time())
         mark = len(self.inner)
         await self._run(lambda: len(expected & set(self.inner[mark:])) == count, timeout, expect_answer=False)
         got = len(expected & set(self.inner[mark:]))

@@ -97,6 +97,7 @@ class DropReason(enum.Enum):
     INTEGRITY = "integrity"  #: the ICV or AEAD tag did not verify (§3.4.4)
     BAD_PADDING = "bad padding"  #: Pad Length too long, or padding not 1, 2, 3, ... (§2.4)
     DUMMY = "dummy"  #: Next Header 59, discarded silently (§2.6)
+    EXPIRED = "expired"  #: the pair is past a hard lifetime (the data plane's, RFC 4301 §4.4.2.1)
 
 
 @attrs.frozen(slots=True)

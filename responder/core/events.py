@@ -23,6 +23,7 @@ __all__ = [
     "AuthenticationFailed",
     "ChildSaDeleted",
     "ChildSaEstablished",
+    "ChildSaLimitReached",
     "ChildSaRefused",
     "ChildSasMoved",
     "ConnectionClosing",
@@ -264,6 +265,23 @@ class ChildSaDeleted:
 
 
 @attrs.frozen
+class ChildSaLimitReached:
+    """A Child SA pair's traffic reached a limit (RFC 4301 §4.4.2.1): ``limit`` names it
+    (``rekey_bytes``, ``life_packets``, ``sequence numbers``, ...) and ``outbound`` the direction
+    that counted it; a soft limit (``hard`` false) starts its rekey, a hard one its Delete.
+    ``action`` says what the core did (``"rekey"``, ``"delete"``, or why nothing)."""
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    inbound_spi: bytes
+    limit: str
+    outbound: bool
+    hard: bool
+    action: str
+
+
+@attrs.frozen
 class ChildSasMoved:
     """The Child SAs of this IKE SA now belong to another, its heir (RFC 7296 §1.3.2, §2.8.2).
 
@@ -320,6 +338,7 @@ Event = (
     | ChildSaEstablished
     | ChildSaRefused
     | ChildSaDeleted
+    | ChildSaLimitReached
     | ChildSasMoved
     | IkeSaClosed
     | ConnectionClosing

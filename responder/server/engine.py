@@ -317,10 +317,13 @@ class Engine:
 
     def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int) -> bool:
         """Send ``packet`` as ESP through the Child SA whose inbound SPI is ``child`` (RFC 4303 §3.3);
-        ``False`` when that Child SA is gone."""
+        ``False`` when that Child SA is gone or past a hard limit."""
+        now = trio.current_time()
         try:
             return bool(
-                self._call(lambda: self._endpoint.send_inner(local_spi, child, packet, next_header), None)
+                self._call(
+                    lambda: self._endpoint.send_inner(local_spi, child, packet, next_header, now), None
+                )
             )
         finally:
             self._after_core(None, local_spi)

@@ -44,7 +44,7 @@ def tunnel(
 
 def ping(pair: Pair, sa: IkeSa, packet: bytes, next_header: int = IPV4_IN_ESP) -> list[bytes]:
     [child] = sa.children
-    assert pair.initiator.send_inner(sa.local_spi, child, packet, next_header)
+    assert pair.initiator.send_inner(sa.local_spi, child, packet, next_header, pair.now)
     pair.pump()
     return [inner.payload for inner in pair.initiator.data_plane.take_inner()]
 
@@ -98,7 +98,7 @@ def test_a_replayed_packet_is_dropped_with_its_reason() -> None:
     pair, sa = tunnel()
     [child] = sa.children
     pair.initiator.send_inner(
-        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), IPV4_IN_ESP
+        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), IPV4_IN_ESP, pair.now
     )
     [esp] = pair.initiator.messages_to_send()
     for _ in range(2):
@@ -118,7 +118,7 @@ def test_the_api_backend_queues_inner_packets_for_the_program() -> None:
     # and the program answers through the same Child SA
     reply = answer(request, (_any4(),))
     assert isinstance(reply, EchoReply)
-    assert pair.responder.send_inner(inner.local_spi, inner.child, reply.packet, IPV4_IN_ESP)
+    assert pair.responder.send_inner(inner.local_spi, inner.child, reply.packet, IPV4_IN_ESP, pair.now)
     pair.pump()
     assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
 
@@ -141,7 +141,7 @@ def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
     packets = []
     for sequence in (1, 2, 3):
         request = echo_request(ME, THEM, identifier=1, sequence=sequence)
-        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP)
+        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP, pair.now)
         [esp] = pair.initiator.messages_to_send()
         packets.append(esp.data)
     for data in (packets[2], packets[0], packets[1], packets[0]):  # 3, 1, 2, then 1 again
@@ -160,7 +160,9 @@ def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
     first = responder_sa.path
     reconnected = attrs.evolve(pair.path, local_port=40002, connection=2)  # as the initiator sees it
     pair.now = 50.0
-    assert pair.initiator.send_inner(sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), 4)
+    assert pair.initiator.send_inner(
+        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), 4, pair.now
+    )
     [esp] = pair.initiator.messages_to_send()
     forged = esp.data[:-1] + bytes([esp.data[-1] ^ 1])
     pair.responder.receive_esp(forged, reverse(attrs.evolve(reconnected, connection=3)), pair.now)
