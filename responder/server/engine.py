@@ -281,11 +281,11 @@ class Engine:
                 f" (suppressed {suppressed} similar)" if suppressed else "",
             )
 
-    def receive_esp(self, packet: bytes, path: Path) -> None:
+    def receive_esp(self, packet: bytes, path: Path, ecn: int = 0) -> None:
         self._counts["esp_packets"] += 1
         self._esp_per_connection[sink_key(path)] += 1
         now = trio.current_time()
-        owner = self._call(lambda: self._endpoint.receive_esp(packet, path, now), path)
+        owner = self._call(lambda: self._endpoint.receive_esp(packet, path, now, ecn), path)
         if owner is None:
             self._counts["esp_unknown_spi"] += 1
         else:

@@ -22,6 +22,15 @@ The local address of each datagram is the bound address or, when bound to a
 wildcard address, the packet's destination from ``IP_PKTINFO`` /
 ``IPV6_PKTINFO`` (RFC 7296 §2.11: answer from the address the request was
 sent to); replies then name that source with the same ancillary data.
+
+The outer header of ESP-in-UDP is the tunnel's: each datagram's ECN field
+(``IP_RECVTOS`` / ``IPV6_RECVTCLASS``) goes to the core with the packet
+(RFC 6040 §4.2 at egress), and an ESP packet we send carries the traffic
+class and DF bit the core chose for it (RFC 4301 §5.1.2.1, §8.1, RFC 6040
+§4.1): the traffic class as ``IP_TOS`` / ``IPV6_TCLASS`` ancillary data on
+that datagram alone (none when it is 0, the socket's own), DF on an IPv4
+socket by ``IP_MTU_DISCOVER``, changed only when it differs from the last
+datagram's (IKE messages go with the socket's default).
 Nothing a peer sends ends the socket task: oversize (truncated) datagrams,
 garbage and errors from the socket (ICMP unreachable surfacing as
 ECONNREFUSED on Linux) are logged and the loop goes on.  The sink's queue is
@@ -33,6 +42,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
+import sys
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import attrs
@@ -55,7 +65,9 @@ MAX_DATAGRAM = 65535
 IP_PKTINFO = getattr(stdlib_socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(stdlib_socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(stdlib_socket, "IPV6_PKTINFO", 50)
-_ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64)
+IP_MTU_DISCOVER = getattr(stdlib_socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 0, 2  # linux/in.h: DF clear, DF set
+_ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64) + stdlib_socket.CMSG_SPACE(4)
 _FATAL_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
@@ -79,7 +91,7 @@ class UdpStats:
 class UdpSink:
     """Queues IKE messages for the sender task of one UDP socket (never blocks)."""
 
-    channel: trio.MemorySendChannel[tuple[bytes, Path]]
+    channel: trio.MemorySendChannel[tuple[bytes, Path, int, bool | None]]
     stats: UdpStats
     limiter: RateLimiter
     marker: bool  #: the socket's IKE messages carry the non-ESP marker (RFC 3948 §2.2)
@@ -87,18 +99,19 @@ class UdpSink:
     def send_ike(self, message: bytes, path: Path) -> bool:
         return self._queue(NON_ESP_MARKER + message if self.marker else message, path)
 
-    def send_esp(self, packet: bytes, path: Path) -> bool:
-        """ESP-in-UDP as it is (RFC 3948 §2.1), only on a socket with the non-ESP marker."""
+    def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
+        """ESP-in-UDP as it is (RFC 3948 §2.1), only on a socket with the non-ESP marker; ``tos``
+        and ``df`` mark this datagram's outer header."""
         if not self.marker:
             self.limiter.log(
                 logger, logging.WARNING, "esp-500", trio.current_time(), "%s no ESP on port 500", where(path)
             )
             return False
-        return self._queue(packet, path)
+        return self._queue(packet, path, tos, df)
 
-    def _queue(self, data: bytes, path: Path) -> bool:
+    def _queue(self, data: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
         try:
-            self.channel.send_nowait((data, path))
+            self.channel.send_nowait((data, path, tos, df))
         except trio.WouldBlock:
             self.stats.queue_full += 1
             self.limiter.log(
@@ -130,9 +143,14 @@ class UdpListener:
     log_lines_max: int = 200  #: rate-limited lines per ``log_interval`` in all (peers vary their address)
     stats: UdpStats = attrs.Factory(UdpStats)
     _limiter: RateLimiter = attrs.field(init=False)
+    _df: int | None = attrs.field(init=False, default=None)  # IP_MTU_DISCOVER we set last (None: default)
+    _df_default: int = attrs.field(init=False, default=1)  # IP_PMTUDISC_WANT unless the socket says
 
     def __attrs_post_init__(self) -> None:
         self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
+        if self.socket.family == stdlib_socket.AF_INET:
+            self._df_default = self.socket.getsockopt(stdlib_socket.IPPROTO_IP, IP_MTU_DISCOVER)
+            self._df = self._df_default
 
     @classmethod
     async def open(
@@ -145,10 +163,13 @@ class UdpListener:
         try:
             if address.version == 6:
                 sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+                sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_RECVTCLASS, 1)
                 if address.is_unspecified:
                     sock.setsockopt(stdlib_socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
-            elif address.is_unspecified:
-                sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
+            else:
+                sock.setsockopt(stdlib_socket.IPPROTO_IP, stdlib_socket.IP_RECVTOS, 1)
+                if address.is_unspecified:
+                    sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
             await sock.bind((host, port))
         except BaseException:
             sock.close()
@@ -167,7 +188,7 @@ class UdpListener:
         """Attach to ``engine``, receive until cancelled, then detach and close the socket."""
         address, port = self.local
         attach_path = Path(Transport.UDP, address, port, address, 0)
-        send, receive = trio.open_memory_channel[tuple[bytes, Path]](self.queue_size)
+        send, receive = trio.open_memory_channel[tuple[bytes, Path, int, bool | None]](self.queue_size)
         engine.attach(attach_path, UdpSink(send, self.stats, self._limiter, self.marker))
         try:
             async with trio.open_nursery() as nursery:
@@ -187,7 +208,7 @@ class UdpListener:
     # ------------------------------------------------------------------ receiving
 
     async def _receive_loop(self, engine: EngineInput, bound: IPAddress, port: int) -> None:
-        ancillary = _ANCILLARY_SIZE if bound.is_unspecified else 0
+        ancillary = _ANCILLARY_SIZE  # the outer ECN field, and the destination if bound to a wildcard
         while True:
             try:
                 data, ancdata, flags, sender = await self.socket.recvmsg(MAX_DATAGRAM, ancillary)
@@ -220,11 +241,13 @@ class UdpListener:
                 )
                 continue
             try:
-                self._dispatch(engine, data, path)
+                self._dispatch(engine, data, path, ancdata)
             except Exception:  # never let one datagram end the socket
                 logger.exception("%s datagram of %d octets could not be handled", where(path), len(data))
 
-    def _dispatch(self, engine: EngineInput, data: bytes, path: Path) -> None:
+    def _dispatch(
+        self, engine: EngineInput, data: bytes, path: Path, ancdata: list[tuple[int, int, bytes]]
+    ) -> None:
         if data == NAT_KEEPALIVE:
             self.stats.keepalives += 1  # RFC 3948 §2.3: dropped, never an error
             return
@@ -238,7 +261,7 @@ class UdpListener:
             return
         if len(data) >= 4 and data[:4] != NON_ESP_MARKER:
             self.stats.esp += 1
-            engine.receive_esp(data, path)  # RFC 3948 §2.1: the SPI is never zero
+            engine.receive_esp(data, path, _ecn(ancdata))  # RFC 3948 §2.1: the SPI is never zero
             return
         self.stats.garbage += 1
         self._log(
@@ -252,14 +275,19 @@ class UdpListener:
     # ------------------------------------------------------------------ sending
 
     async def _send_loop(
-        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path]], bound: IPAddress
+        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path, int, bool | None]], bound: IPAddress
     ) -> None:
         async with receive:
-            async for data, path in receive:  # framed by the sink already
+            async for data, path, tos, df in receive:  # framed by the sink already
                 destination = (str(path.remote_address), path.remote_port)
                 try:
+                    control = []
                     if bound.is_unspecified and not path.local_address.is_unspecified:
-                        control = [_source(path.local_address)]
+                        control.append(_source(path.local_address))
+                    if tos:  # RFC 4301 §5.1.2.1: this datagram's outer DSCP and ECN
+                        control.append(_traffic_class(bound.version, tos))
+                    self._set_df(df)
+                    if control:
                         await self.socket.sendmsg([data], control, 0, destination)
                     else:
                         await self.socket.sendto(data, destination)
@@ -277,6 +305,16 @@ class UdpListener:
                     continue
                 self.stats.sent += 1
 
+    def _set_df(self, df: bool | None) -> None:
+        """The outer IPv4 DF bit of the next datagram (RFC 4301 §8.1): a socket option, set only
+        when it changes; ``None`` is the socket's default (IPv6 has no DF bit to set)."""
+        if self._df is None:  # an IPv6 socket
+            return
+        wanted = self._df_default if df is None else IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT
+        if wanted != self._df:
+            self.socket.setsockopt(stdlib_socket.IPPROTO_IP, IP_MTU_DISCOVER, wanted)
+            self._df = wanted
+
     def _log(self, level: int, key: object, message: str, *args: object) -> None:
         self._limiter.log(logger, level, (key,), trio.current_time(), message, *args)
 
@@ -289,6 +327,24 @@ def _destination(ancdata: list[tuple[int, int, bytes]]) -> IPAddress | None:
         if level == stdlib_socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(data) >= 16:
             return IPv6Address(data[:16])  # struct in6_pktinfo: addr, ifindex
     return None
+
+
+def _ecn(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The ECN field of the datagram's outer header (RFC 3168 §5), from IP_TOS / IPV6_TCLASS; 0
+    (Not-ECT) when absent."""
+    for level, kind, data in ancdata:
+        if level == stdlib_socket.IPPROTO_IP and kind == stdlib_socket.IP_TOS and data:
+            return data[0] & 0b11  # one octet
+        if level == stdlib_socket.IPPROTO_IPV6 and kind == stdlib_socket.IPV6_TCLASS and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder) & 0b11  # an int
+    return 0
+
+
+def _traffic_class(version: int, tos: int) -> tuple[int, int, bytes]:
+    """Ancillary data that sends one datagram with this outer traffic class octet."""
+    if version == 4:
+        return stdlib_socket.IPPROTO_IP, stdlib_socket.IP_TOS, tos.to_bytes(4, sys.byteorder)
+    return stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_TCLASS, tos.to_bytes(4, sys.byteorder)
 
 
 def _source(address: IPAddress) -> tuple[int, int, bytes]:
