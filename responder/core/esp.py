@@ -57,6 +57,7 @@ from responder.core.transforms import (
     Integrity,
     KeyedEncryption,
     KeyedIntegrity,
+    NullCipher,
     encryption,
 )
 
@@ -134,18 +135,6 @@ class EspCounters:
     dummies: int = 0  #: Next Header 59
 
 
-class _NullCipher:
-    """ENCR_NULL (RFC 2410): no IV, the plaintext is the ciphertext."""
-
-    __slots__ = ()
-
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        return plaintext
-
-    def decrypt(self, iv: bytes, ciphertext: bytes, aad: bytes, *, offset: int = 0) -> bytes:
-        return ciphertext
-
-
 @attrs.frozen(slots=True)
 class EspSuite:
     """The transforms of an ESP SA.
@@ -212,7 +201,7 @@ class EspSuite:
         if self.encryption is None:
             if encryption_key:
                 raise LocalError("ENCR_NULL takes no key")
-            cipher: KeyedEncryption = _NullCipher()
+            cipher: KeyedEncryption = NullCipher()
         else:
             cipher = self.encryption.keyed(encryption_key)
         if self.integrity is None:

@@ -174,3 +174,19 @@ def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
     pair.drain()
     [changed] = pair.events(PathChanged)
     assert changed.path == reverse(reconnected) and changed.previous == first
+
+
+def test_encr_null_with_integrity_round_trips_when_configured() -> None:
+    """RFC 8221 §5: ENCR_NULL with HMAC-SHA2-256 (``null-sha256``), configured on both ends, makes
+    a Child SA whose ESP carries the inner packet in the clear and authenticated."""
+    pair, sa = tunnel("null-sha256")
+    [child] = sa.children.values()
+    assert child.params.proposal.encryption[1] is None and str(child.params.proposal).endswith(
+        "null-sha256-noesn"
+    )
+    request = echo_request(ME, THEM, identifier=3, sequence=1, data=b"in the clear")
+    [reply] = ping(pair, sa, request)
+    expected = answer(request, (_any4(),))
+    assert isinstance(expected, EchoReply) and reply == expected.packet
+    sent = [data for way, data in pair.wire if way == "i->r" and data[:4] == child.outbound_spi]
+    assert request in sent[-1]  # not encrypted: the inner packet is in the ESP payload as it is
