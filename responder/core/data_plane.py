@@ -196,6 +196,11 @@ class DataPlane:
         tos, df = marking(inner, installed.outer) if installed.params.mode is Mode.TUNNEL else (0, None)
         return Outgoing(path, packet, esp=True, tos=tos, df=df)
 
+    @property
+    def limits_reached(self) -> bool:
+        """Whether :meth:`take_limits` has anything."""
+        return bool(self._limits)
+
     def take_limits(self) -> list[LimitReached]:
         """The limits Child SA pairs reached since the last call (each once), oldest first."""
         out, self._limits = self._limits, []

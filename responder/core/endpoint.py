@@ -319,7 +319,8 @@ class Endpoint:
         if owner is not None:
             result, replies = self._data_plane.receive(owner, packet, path, ecn)
             self._outgoing += replies
-            self._limits_reached(now)
+            if self._data_plane.limits_reached:
+                self._limits_reached(now)
             if isinstance(result, Dropped):
                 self.last_esp = f"dropped: {result.reason.value}"
             else:

@@ -71,15 +71,17 @@ class EspLimits:
     soft_seq: int = attrs.field(init=False)
     soft_fired: bool = False  #: the rekey was asked for (never again for this pair)
     expired: bool = False  #: a hard limit fired: the pair carries no more packets
+    _counted: bool = attrs.field(init=False)  # any octet or packet limit at all (per packet: one test)
 
     def __attrs_post_init__(self) -> None:
         self.soft_seq = soft_sequence(self.max_seq)
+        self._counted = bool(self.volume)
 
     def after(
         self, inbound_spi: bytes, counters: EspCounters, seq: int, *, outbound: bool
     ) -> LimitReached | None:
         """What a packet just counted (``seq`` its sequence number) reached, if anything new."""
-        if self.expired:
+        if self.expired or (not self._counted and seq < self.soft_seq):
             return None
         volume = self.volume
         hard = None
