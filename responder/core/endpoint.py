@@ -342,8 +342,10 @@ class Endpoint:
         sa = self._sas.get(owner)
         if sa is None:
             return
-        if path == sa.path:  # the usual case, per packet: a later liveness deadline only; the SA's
-            sa.last_heard = now  # timer, waking at the earlier one, finds nothing due and looks again
+        # The usual case, per packet: a later liveness deadline only; the SA's timer, waking at the
+        # earlier one, finds nothing due and looks again.  (``is`` first: the shell reuses paths.)
+        if path is sa.path or path == sa.path:
+            sa.last_heard = now
             return
         when = Instant(now)
         dispatch.heard(sa, path, when)
