@@ -194,6 +194,8 @@ class ConnectionRules:
             )
 
     def _carry(self, connection: StreamConnection, local_spi: bytes) -> None:
+        if connection.orphan_since is None and local_spi in connection.carried:
+            return  # the usual case, per ESP packet: nothing changes
         connection.carried.add(local_spi)
         self._carriers.setdefault(local_spi, set()).add(connection.id)
         connection.orphan_since = None
