@@ -60,6 +60,7 @@ from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSasMoved,
+    EspSaRemoved,
     Event,
     IkeSaEstablished,
     IkeSaInitRefused,
@@ -705,7 +706,9 @@ class Endpoint:
                     self._data_plane.install(child.params, _backend(sa, child.params.name))
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
-                self._data_plane.remove(event.inbound_spi)
+                self._events.append(event)
+                self._remove_esp(local_spi, event.inbound_spi)
+                continue
             elif isinstance(event, ChildSasMoved):
                 for inbound_spi in event.inbound_spis:
                     self._esp[inbound_spi] = event.heir
@@ -752,6 +755,27 @@ class Endpoint:
                     self._collect(other, when)
         older.add(sa.local_spi)
 
+    def _remove_esp(self, local_spi: bytes, inbound_spi: bytes) -> None:
+        """Take a Child SA's ESP SAs out of the data plane and report what they carried."""
+        esp = self._data_plane.remove(inbound_spi)
+        if esp is None:
+            return
+        received, sent = esp.inbound.counters, esp.outbound.counters
+        self._events.append(
+            EspSaRemoved(
+                local_spi,
+                inbound_spi,
+                esp.outbound.spi,
+                received.packets,
+                received.octets,
+                sent.packets,
+                sent.octets,
+                received.replay_drops,
+                received.integrity_failures,
+                received.malformed,
+            )
+        )
+
     def _forget(self, sa: IkeSa, now: float) -> None:
         local_spi = sa.local_spi
         if self._sas.get(local_spi) is not sa:
@@ -769,7 +793,7 @@ class Endpoint:
             self._init_digests.pop(digest, None)
         for inbound_spi in sa.children:
             self._esp.pop(inbound_spi, None)
-            self._data_plane.remove(inbound_spi)
+            self._remove_esp(local_spi, inbound_spi)
         for pool in self._services.pools.values():
             pool.release(local_spi)
         self._connections.sa_ended(local_spi, now)

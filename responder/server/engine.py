@@ -77,6 +77,7 @@ from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint, Reconfigured
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
+from responder.core.esp import EspSa
 from responder.core.events import ConnectionClosing, Event, IkeSaClosed, MessageDropped
 from responder.core.exchanges.create_child_sa import RekeyChildSa
 from responder.core.exchanges.rekey_ike import RekeyIkeSa
@@ -336,6 +337,11 @@ class Engine:
                     self._inner_send.send_nowait(inner)
                 except trio.WouldBlock:
                     counts["inner_dropped"] += 1
+
+    def esp_sa(self, inbound_spi: bytes) -> EspSa | None:
+        """The ESP SAs of the Child SA with our inbound SPI ``inbound_spi``, for their counters
+        (``inbound.counters``, ``outbound.counters``: RFC 4303 packets, octets and drops)."""
+        return self._endpoint.data_plane.sa(inbound_spi)
 
     def _closing_now(self, connection: int) -> bool:
         state = self._endpoint.connection(connection)
