@@ -197,6 +197,11 @@ def cpu_times(pid: int) -> float:
     return load.cpu_seconds(pid)
 
 
+def system_time(pid: int) -> float:
+    """System CPU seconds of process ``pid`` (the kernel's work on its sockets, mostly)."""
+    return load.cpu_times(pid)[1]
+
+
 # ---------------------------------------------------------------------------
 # One round
 # ---------------------------------------------------------------------------
@@ -213,6 +218,7 @@ class Round:
     responder_cpu: float
     initiator_cpu: float
     wall: float
+    responder_system: float = 0.0  #: the part of ``responder_cpu`` spent in the kernel
 
     @property
     def cpu_per_sa(self) -> float:
@@ -303,16 +309,18 @@ def run_round(
     """One measured round: initiate ``sas`` IKE SAs at the responder, count them, delete them."""
     assert initiator.proc is not None
     before, before_i = cpu_times(responder_pid), cpu_times(initiator.proc.pid)
+    before_system = system_time(responder_pid)
     start = time.monotonic()
     failures = initiate_many(initiator.vici_path, target, sas, concurrency, timeout)
     wall = time.monotonic() - start
     time.sleep(SETTLE)
     after, after_i = cpu_times(responder_pid), cpu_times(initiator.proc.pid)
+    system = system_time(responder_pid) - before_system
     up = established(initiator, target)
     if up + sum(failures.values()) < sas:
         failures[f"initiate returned but the SA is not up with its Child SA ({sas - up} SAs)"] = sas - up
     clear(initiator, target, strongswan_responder)
-    return Round(target, sas, up, failures, after - before, after_i - before_i, wall)
+    return Round(target, sas, up, failures, after - before, after_i - before_i, wall, system)
 
 
 # ---------------------------------------------------------------------------
@@ -396,6 +404,7 @@ class SuiteResult:
             sum(r.responder_cpu for r in mine),
             sum(r.initiator_cpu for r in mine),
             sum(r.wall for r in mine),
+            sum(r.responder_system for r in mine),
         )
 
     def own_run(self, kind: Transport) -> load.Run | None:
@@ -405,7 +414,8 @@ class SuiteResult:
 def round_line(number: int | str, r: Round) -> str:
     return (
         f"  round {number} {r.target:<10}: {r.established:>5}/{r.asked} established in {r.wall:6.2f} s;"
-        f" responder {r.responder_cpu:6.2f} s CPU = {r.cpu_per_sa * 1e6:8.1f} us/SA;"
+        f" responder {r.responder_cpu:6.2f} s CPU (system {r.responder_system:5.2f} s)"
+        f" = {r.cpu_per_sa * 1e6:8.1f} us/SA;"
         f" initiator {r.initiator_cpu / max(r.established, 1) * 1e6:8.1f} us/SA"
     )
 
