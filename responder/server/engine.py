@@ -531,7 +531,7 @@ class Engine:
                 pass  # made by a rekey: its IkeSaEstablished event says so
             elif sa.is_original_initiator:
                 logger.info("%s %s IKE_SA_INIT #0 request sent", where(sa.path), spis(sa.spi_i))
-            else:
+            elif logger.isEnabledFor(logging.INFO):  # the proposal's text is not built at warning
                 line = (
                     f"{where(sa.path)} {spis(sa.spi_i, sa.spi_r)} IKE_SA_INIT #0 answered: "
                     f"proposal {sa.proposal}; half-open until IKE_AUTH"
