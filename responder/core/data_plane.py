@@ -107,8 +107,10 @@ class DataPlane:
         outer = OuterPolicy() if child is None else child.outer
         self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer)
 
-    def remove(self, inbound_spi: bytes) -> None:
-        self._installed.pop(inbound_spi, None)
+    def remove(self, inbound_spi: bytes) -> EspSa | None:
+        """Forget the ESP SA of the Child SA ``inbound_spi``; it is returned for its counters."""
+        installed = self._installed.pop(inbound_spi, None)
+        return None if installed is None else installed.esp
 
     def sa(self, inbound_spi: bytes) -> EspSa | None:
         """The ESP SA of the Child SA with our inbound SPI ``inbound_spi`` (for its counters)."""

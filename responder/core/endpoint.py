@@ -60,6 +60,7 @@ from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSasMoved,
+    EspSaRemoved,
     Event,
     IkeSaEstablished,
     IkeSaInitRefused,
@@ -83,6 +84,7 @@ from responder.core.messages import (
     decode_header,
     decode_message,
     encode_message,
+    is_new_sa_request,
 )
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Outgoing, Path
@@ -91,25 +93,6 @@ from responder.core.pool import PoolAllocator
 from responder.core.summary import payload_summary
 
 __all__ = ["Endpoint", "Reconfigured"]
-
-
-def _is_new_sa_request(data: bytes) -> bool:
-    """An IKE_SA_INIT request with SPIr zero, of any IKE version (RFC 7296 §3.1 header octets)."""
-    return (
-        len(data) >= HEADER_SIZE
-        and data[18] == ExchangeType.IKE_SA_INIT
-        and not data[19] & 0x20
-        and data[8:16] == bytes(8)
-    )
-
-
-def _same_principal(one: IkeSa, other: IkeSa) -> bool:
-    """Whether two SAs of one identity authenticated through the same peer and method."""
-    if one.peer_name != other.peer_name:
-        return False
-    if one.peer is None or other.peer is None:
-        return one.peer is other.peer
-    return type(one.peer.auth) is type(other.peer.auth)
 
 
 @attrs.frozen
@@ -340,8 +323,10 @@ class Endpoint:
         sa = self._sas.get(owner)
         if sa is None:
             return
-        if path == sa.path:  # the usual case, per packet: a later liveness deadline only; the SA's
-            sa.last_heard = now  # timer, waking at the earlier one, finds nothing due and looks again
+        # The usual case, per packet: a later liveness deadline only; the SA's timer, waking at the
+        # earlier one, finds nothing due and looks again.  (``is`` first: the shell reuses paths.)
+        if path is sa.path or path == sa.path:
+            sa.last_heard = now
             return
         when = Instant(now)
         dispatch.heard(sa, path, when)
@@ -390,11 +375,11 @@ class Endpoint:
             header, _, _ = decode_header(data)
         except InvalidMajorVersion as error:
             self._answer_major_version(data, path, error, when.now)
-            return ReceiveOutcome(Verdict.REFUSED if _is_new_sa_request(data) else Verdict.CORRUPT)
+            return ReceiveOutcome(Verdict.REFUSED if is_new_sa_request(data) else Verdict.CORRUPT)
         except DecodeError as error:
             self._events.append(MessageDropped(f"from {path.describe()}: {error}"))
             return ReceiveOutcome(Verdict.CORRUPT)
-        if _is_new_sa_request(data):
+        if is_new_sa_request(data):
             if header.spi_i == bytes(8):  # RFC 7296 §3.1: SPIi "MUST NOT be zero"
                 reason = f"IKE_SA_INIT from {path.describe()} with a zero initiator SPI (RFC 7296 §3.1)"
                 self._events.append(MessageDropped(reason))
@@ -713,7 +698,9 @@ class Endpoint:
                     self._data_plane.install(child.params, config)
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
-                self._data_plane.remove(event.inbound_spi)
+                self._events.append(event)
+                self._remove_esp(local_spi, event.inbound_spi)
+                continue
             elif isinstance(event, ChildSasMoved):
                 for inbound_spi in event.inbound_spis:
                     self._esp[inbound_spi] = event.heir
@@ -755,10 +742,31 @@ class Endpoint:
                 other = self._sas.get(spi)
                 # Only the same authenticated peer: the same configured peer and method, so that
                 # a shared key's holder cannot end a certificate peer's SA by naming its identity.
-                if other is not None and other is not sa and _same_principal(other, sa):
+                if other is not None and other is not sa and other.same_principal(sa):
                     other.close(f"INITIAL_CONTACT from {sa.remote_id} in the new IKE SA {sa.local_spi.hex()}")
                     self._collect(other, when)
         older.add(sa.local_spi)
+
+    def _remove_esp(self, local_spi: bytes, inbound_spi: bytes) -> None:
+        """Take a Child SA's ESP SAs out of the data plane and report what they carried."""
+        esp = self._data_plane.remove(inbound_spi)
+        if esp is None:
+            return
+        received, sent = esp.inbound.counters, esp.outbound.counters
+        self._events.append(
+            EspSaRemoved(
+                local_spi,
+                inbound_spi,
+                esp.outbound.spi,
+                received.packets,
+                received.octets,
+                sent.packets,
+                sent.octets,
+                received.replay_drops,
+                received.integrity_failures,
+                received.malformed,
+            )
+        )
 
     def _forget(self, sa: IkeSa, now: float) -> None:
         local_spi = sa.local_spi
@@ -777,7 +785,7 @@ class Endpoint:
             self._init_digests.pop(digest, None)
         for inbound_spi in sa.children:
             self._esp.pop(inbound_spi, None)
-            self._data_plane.remove(inbound_spi)
+            self._remove_esp(local_spi, inbound_spi)
         for pool in self._services.pools.values():
             pool.release(local_spi)
         self._connections.sa_ended(local_spi, now)

@@ -30,6 +30,7 @@ through the sink (:meth:`Sink.close`).  That never ends an IKE SA.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Protocol
 
 from responder.core.events import Event
@@ -110,8 +111,15 @@ class EngineInput(Protocol):
         ...
 
     def receive_esp(self, packet: bytes, path: Path, ecn: int = 0) -> None:
-        """One ESP packet for the data plane; ``ecn`` is the outer IP header's ECN field where the
-        transport sees it per packet (UDP), Not-ECT (0) on a stream (RFC 6040 §4.2, RFC 9329 §9.5)."""
+        """One ESP packet, as it arrived on ``path`` (RFC 4303; RFC 9329 §3.2, RFC 3948 §2.1);
+        ``ecn`` is the outer IP header's ECN field where the transport sees it per packet (UDP),
+        Not-ECT (0) on a stream (RFC 6040 §4.2, RFC 9329 §9.5)."""
+        ...
+
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
+        """ESP packets that arrived together on ``path``, in order: one read of a stream or one
+        wakeup of a UDP socket (what the engine sends back is then written once per batch); all
+        with the outer ECN field ``ecn``."""
         ...
 
 

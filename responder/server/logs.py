@@ -41,6 +41,7 @@ from responder.core.events import (
     ChildSaRefused,
     ChildSasMoved,
     ConnectionClosing,
+    EspSaRemoved,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
@@ -181,6 +182,14 @@ def describe_event(event: Event, path: Path | None) -> str:
             return (
                 f"{peer} {spis(event.spi_i, event.spi_r)} Child SA ESP in {event.inbound_spi.hex()} reached "
                 f"its {kind} limit {event.limit} ({direction}): {event.action}"
+            )
+        case EspSaRemoved():
+            return (
+                f"{peer} ESP SAs in {event.inbound_spi.hex()} out {event.outbound_spi.hex()} removed: "
+                f"in {event.packets_in} packets ({event.octets_in} octets), "
+                f"out {event.packets_out} packets ({event.octets_out} octets); dropped "
+                f"{event.replay_drops} replayed, {event.integrity_failures} failing integrity, "
+                f"{event.malformed} malformed"
             )
         case IkeSaClosed():
             return f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA closed: {event.reason}"

@@ -12,7 +12,8 @@ import pytest
 from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig, TrafficSelectorPolicy
 from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP
 from responder.core.echo import EchoReply, answer, echo_request, read_packet
-from responder.core.events import PathChanged
+from responder.core.events import EspSaRemoved, PathChanged
+from responder.core.exchanges.informational import DeleteChildSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest
 from responder.core.path import Transport
@@ -129,6 +130,37 @@ def test_a_deleted_child_sa_takes_its_esp_sa_with_it() -> None:
     assert pair.responder.data_plane.sa(child.outbound_spi) is not None
     pair.initiator.request_delete(sa.local_spi, pair.now)
     pair.pump()
+    assert pair.responder.data_plane.sa(child.outbound_spi) is None
+
+
+@pytest.mark.parametrize("how", ["child deleted", "ike sa deleted"])
+def test_removed_esp_sas_report_what_they_carried(how: str) -> None:
+    """Issue 12: when a Child SA's ESP SAs leave the data plane (the Child SA is deleted, or its IKE
+    SA ends) an ``EspSaRemoved`` event gives their lifetime counters for the log (RFC 4303 §3.4)."""
+    pair, sa = tunnel()
+    [child] = sa.children.values()
+    request = echo_request(ME, THEM, identifier=7, sequence=1, data=b"x" * 100)
+    assert len(ping(pair, sa, request)) == 1
+    assert len(ping(pair, sa, request)) == 1
+    [inbound] = sa.children
+    replayed = pair.initiator.data_plane.sa(inbound)
+    assert replayed is not None
+    last = replayed.outbound.seal(request, IPV4_IN_ESP)
+    pair.esp_to_responder(last)
+    pair.esp_to_responder(last)  # a replay (RFC 4303 §3.4.3)
+    forged = replayed.outbound.seal(request, IPV4_IN_ESP)  # a fresh number, so past the replay check
+    pair.esp_to_responder(forged[:-1] + bytes([forged[-1] ^ 1]))  # a failed ICV, then a runt
+    pair.esp_to_responder(last[:9])
+    if how == "child deleted":
+        pair.initiator.start(sa.local_spi, DeleteChildSa.of((inbound,), "test"), pair.now)
+    else:
+        pair.initiator.request_delete(sa.local_spi, pair.now)
+    pair.pump()
+    [removed] = pair.events(EspSaRemoved)
+    assert removed.inbound_spi == child.outbound_spi and removed.outbound_spi == child.inbound_spi
+    assert (removed.packets_in, removed.packets_out) == (3, 3)  # each request answered (echo)
+    assert removed.octets_in == removed.octets_out == 3 * len(request)
+    assert (removed.replay_drops, removed.integrity_failures, removed.malformed) == (1, 1, 1)
     assert pair.responder.data_plane.sa(child.outbound_spi) is None
 
 
