@@ -130,6 +130,7 @@ _CHILD_KEYS: Final = (
     "pool",
     "refuse",
     "backend",
+    "replay_window",
     *_LIFETIME_KEYS,
     *_VOLUME_KEYS,
     "dscp",
@@ -358,6 +359,9 @@ def _children(value: object, path: str, keys: str, aliases: dict[str, str], mode
             arguments["refuse"] = _expect(table["refuse"], bool, "a boolean", _join(child_path, "refuse"))
         if "backend" in table:
             arguments["backend"] = _expect(table["backend"], str, "a string", _join(child_path, "backend"))
+        if "replay_window" in table:
+            window = _join(child_path, "replay_window")
+            arguments["replay_window"] = _expect(table["replay_window"], int, "an integer", window)
         lifetime = _lifetime(table, child_path, CHILD_LIFETIME)
         if lifetime is not None:
             arguments["lifetime"] = lifetime

@@ -449,6 +449,8 @@ def test_traffic_lifetimes_and_outer_marking_are_read() -> None:
     default = load(CHILD).config.peers[0].children[0]
     assert default.volume == VolumeLifetime() and default.outer == OuterPolicy("copy", DfPolicy.COPY)
     assert load(CHILD + 'dscp = "CLEAR"').config.peers[0].children[0].outer.dscp == "clear"
+    assert default.replay_window == 64  # RFC 4303 §3.4.3
+    assert load(CHILD + "replay_window = 1024").config.peers[0].children[0].replay_window == 1024
 
 
 def test_lab_lifetimes_and_limits_are_read() -> None:
@@ -669,6 +671,8 @@ ERRORS = [
     (CHILD + 'rekey_packets = "many"', "peers.p.children.c.rekey_packets", "expected a whole number"),
     (CHILD + "life_packets = -1", "peers.p.children.c.life_packets", "whole number >= 0, got -1"),
     (CHILD + "dscp = 64", "peers.p.children.c.dscp", '"copy", "clear" or a DSCP 0-63, got 64'),
+    (CHILD + "replay_window = 0", "peers.p.children.c.replay_window", "from 1 to 65536, got 0"),
+    (CHILD + 'replay_window = "64"', "peers.p.children.c.replay_window", "expected an integer"),
     (CHILD + 'df_bit = "maybe"', "peers.p.children.c.df_bit", "expected one of 'copy', 'set', 'clear'"),
     ('[lab]\nany_id_psk = "x"\ndpd_delay = -2', "lab.dpd_delay", ">= 0, got -2.0"),
     ('[tls]\ncert = "c"', "tls.key", "missing: a TLS certificate needs its private key"),

@@ -101,7 +101,7 @@ class DataPlane:
     def install(self, params: ChildSaParams, child: ChildConfig | None) -> None:
         """The ESP SA of a new Child SA pair, with its child's backend, limits and outer marking
         (``None``: the initiator role's, the API backend and no limits but the sequence numbers)."""
-        esp = esp_sa(params)
+        esp = esp_sa(params) if child is None else esp_sa(params, replay_window=child.replay_window)
         limits = EspLimits(NO_VOLUME_LIFETIME if child is None else child.volume, esp.outbound.suite.max_seq)
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer

@@ -182,6 +182,27 @@ def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
     assert pair.responder.last_esp == "dropped: replay"
 
 
+@pytest.mark.parametrize("window", [4, 64])
+def test_the_replay_window_is_the_childs(window: int) -> None:
+    """``replay_window`` of the child sizes the inbound ESP SA's window (RFC 4303 §3.4.3): a packet
+    ``window`` numbers behind the highest one received is too old, one inside it is accepted."""
+    pair, sa = tunnel(replay_window=window)
+    [child] = sa.children
+    ours = pair.responder.data_plane.sa(sa.children[child].outbound_spi)
+    assert ours is not None and ours.inbound.window.size == window
+    packets = []
+    for sequence in range(1, window + 3):
+        request = echo_request(ME, THEM, identifier=1, sequence=sequence)
+        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP, pair.now)
+        [esp] = pair.initiator.messages_to_send()
+        packets.append(esp.data)
+    pair.esp_to_responder(packets[-1])  # the highest first: window + 2
+    pair.esp_to_responder(packets[1])  # number 2: exactly ``window`` behind, left of the window
+    assert pair.responder.last_esp == "dropped: too old"
+    pair.esp_to_responder(packets[2])  # number 3: the window's left edge
+    assert pair.responder.last_esp == "answered (echo)"
+
+
 def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
     """RFC 9329 §6.1 row A36: a decrypted, non-replayed ESP packet on another connection moves the
     SA's path there, as a valid IKE message does, and counts as hearing from the peer (RFC 7296

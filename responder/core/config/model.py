@@ -298,6 +298,9 @@ def _check_selectors(_instance: object, attribute: attrs.Attribute[Any], value: 
     tuple_of(TrafficSelectorPolicy, "TrafficSelectorPolicy", min_size=1)(_instance, attribute, value)
 
 
+MAX_REPLAY_WINDOW = 65536  #: the largest anti-replay window a child may configure
+
+
 @attrs.frozen
 class ChildConfig:
     """A Child SA the responder agrees to (RFC 7296 §1.3, §2.9).
@@ -332,11 +335,21 @@ class ChildConfig:
     lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
     #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses) or ``"api"``.
     backend: str = attrs.field(default="echo")
+    #: Its anti-replay window in packets (RFC 4303 §3.4.3: 64 the default, at least 32 to interoperate;
+    #: smaller ones are a lab knob), 1..65536.
+    replay_window: int = attrs.field(default=64)
 
     @backend.validator
     def _check_backend(self, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in ("echo", "api"):
             raise ConfigError(f"expected 'echo' or 'api', got {value!r}", attribute.name)
+
+    @replay_window.validator
+    def _check_replay_window(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLAY_WINDOW:
+            raise ConfigError(
+                f"expected a number of packets from 1 to {MAX_REPLAY_WINDOW}, got {value!r}", attribute.name
+            )
 
     @pool.validator
     def _check_pool(self, attribute: attrs.Attribute[Any], value: object) -> None:
