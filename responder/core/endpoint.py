@@ -51,7 +51,7 @@ from responder.core.admission import HalfOpenBudgets, ReplyRate
 from responder.core.config import Config, PubkeyAuth
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
-from responder.core.data_plane import Backend, DataPlane
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend, DataPlane
 from responder.core.deadlines import Deadlines
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
@@ -84,6 +84,7 @@ from responder.core.messages import (
     decode_message,
     encode_message,
 )
+from responder.core.outbound import Unrouted
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Outgoing, Path
 from responder.core.payloads import NotifyPayload
@@ -367,6 +368,18 @@ class Endpoint:
             return False
         self._outgoing.append(Outgoing(sa.path, sealed, esp=True))
         return True
+
+    def send_routed(self, packet: bytes) -> bytes | Unrouted:
+        """Send an IP packet of the TUN backend through the Child SA whose selectors hold it
+        (:meth:`DataPlane.route`, RFC 4301 §5.1): our inbound SPI of that Child SA, or why none."""
+        child = self._data_plane.route(packet)
+        if isinstance(child, Unrouted):
+            return child
+        owner = self._esp.get(child)
+        next_header = IPV4_IN_ESP if packet[0] >> 4 == 4 else IPV6_IN_ESP
+        if owner is None or not self.send_inner(owner, child, packet, next_header):
+            return Unrouted.NO_SA
+        return child
 
     def _last_reason(self, mark: int) -> str:
         """Why the message just handled was dropped or refused, for the connection judge's log line."""

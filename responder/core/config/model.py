@@ -238,13 +238,16 @@ class ChildConfig:
     pool: str | None = attrs.field(default=None)
     refuse: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
     lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
-    #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses) or ``"api"``.
+    #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses), ``"api"``
+    #: (a program embedding the responder), or ``"tun"`` (the shell's TUN device; tunnel mode only).
     backend: str = attrs.field(default="echo")
 
     @backend.validator
     def _check_backend(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in ("echo", "api"):
-            raise ConfigError(f"expected 'echo' or 'api', got {value!r}", attribute.name)
+        if value not in ("echo", "api", "tun"):
+            raise ConfigError(f"expected 'echo', 'api' or 'tun', got {value!r}", attribute.name)
+        if value == "tun" and self.mode is Mode.TRANSPORT:
+            raise ConfigError("'tun' carries IP packets: it needs mode = 'tunnel'", attribute.name)
 
     @pool.validator
     def _check_pool(self, attribute: attrs.Attribute[Any], value: object) -> None:
