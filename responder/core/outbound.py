@@ -31,14 +31,15 @@ specific one, that is the smallest remote address range, then the smallest
 local address range, then a named protocol over "any", then the smallest
 port range; among equally specific ones the Child SA installed last (the new
 pair of a rekey carries the traffic while the old one waits for its Delete).
-Every lookup scans the table once: O(Child SAs of the TUN backend).
+A lookup ranks only the entries that can hold the destination: those with a
+remote selector of exactly that address (indexed) and those with wider ones.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeAlias
 
 import attrs
@@ -172,10 +173,36 @@ def selects(selector: TrafficSelector, address: IPAddress, protocol: int, port: 
     return selector.start_port <= port <= selector.end_port
 
 
-def _specificity(selector: TrafficSelector) -> tuple[int, int, int]:
-    addresses = int(selector.end_address) - int(selector.start_address)
-    ports = max(selector.end_port - selector.start_port, 0) if selector.ip_protocol else 0xFFFF
-    return addresses, 0 if selector.ip_protocol else 1, ports
+@attrs.frozen(slots=True)
+class _Range:
+    """A selector as integers, read once when its Child SA is installed."""
+
+    version: int
+    first: int
+    last: int
+    protocol: int
+    ports: tuple[int, int]
+    rank: tuple[int, int, int]  #: its specificity: address span, any protocol (1) or not (0), port span
+
+    @classmethod
+    def of(cls, selector: TrafficSelector) -> _Range:
+        first, last = int(selector.start_address), int(selector.end_address)
+        protocol, ports = int(selector.ip_protocol), (selector.start_port, selector.end_port)
+        port_span = max(ports[1] - ports[0], 0) if protocol else 0xFFFF
+        rank = (last - first, 0 if protocol else 1, port_span)
+        return cls(selector.start_address.version, first, last, protocol, ports, rank)
+
+    def holds(self, version: int, address: int, protocol: int, port: int | None) -> bool:
+        """:func:`selects`, on integers."""
+        if version != self.version or not self.first <= address <= self.last:
+            return False
+        if self.protocol == 0:
+            return True
+        if self.protocol != protocol:
+            return False
+        if port is None:
+            return self.ports in (_ALL_PORTS, _OPAQUE)
+        return self.ports[0] <= port <= self.ports[1]
 
 
 @attrs.define(eq=False, slots=True)
@@ -184,24 +211,65 @@ class _Entry:
     local_ts: tuple[TrafficSelector, ...]
     remote_ts: tuple[TrafficSelector, ...]
     order: int  #: when it was installed (higher: later)
+    local: tuple[_Range, ...] = attrs.field(init=False)
+    remote: tuple[_Range, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.local = tuple(_Range.of(selector) for selector in self.local_ts)
+        self.remote = tuple(_Range.of(selector) for selector in self.remote_ts)
+
+
+def _holds(
+    ranges: tuple[_Range, ...], version: int, address: int, protocol: int, port: int | None
+) -> tuple[int, int, int] | None:
+    """The specificity of the most specific range that holds the address, protocol and port."""
+    best: tuple[int, int, int] | None = None
+    for selector in ranges:
+        if selector.holds(version, address, protocol, port) and (best is None or selector.rank < best):
+            best = selector.rank
+    return best
 
 
 @attrs.define(eq=False)
 class OutboundTable:
-    """The selectors of every installed Child SA of the TUN backend, by our inbound SPI (see the module)."""
+    """The selectors of every installed Child SA of the TUN backend, by our inbound SPI (see the module).
+
+    Remote selectors of one address (a client's inner or leased address, the
+    usual case) are indexed by that address, so a lookup only ranks the
+    entries with such a selector for the packet's destination and those with
+    a wider remote selector.
+    """
 
     _entries: dict[bytes, _Entry] = attrs.field(init=False, factory=dict)
+    _hosts: dict[tuple[int, int], set[bytes]] = attrs.field(init=False, factory=dict)
+    _wide: set[bytes] = attrs.field(init=False, factory=set)  #: entries with a wider remote selector
     _installed: int = attrs.field(init=False, default=0)
 
     def add(
         self, child: bytes, local_ts: Sequence[TrafficSelector], remote_ts: Sequence[TrafficSelector]
     ) -> None:
         """Add (or replace) the Child SA with our inbound SPI ``child``."""
+        self.remove(child)
         self._installed += 1
-        self._entries[child] = _Entry(child, tuple(local_ts), tuple(remote_ts), self._installed)
+        entry = self._entries[child] = _Entry(child, tuple(local_ts), tuple(remote_ts), self._installed)
+        for selector in entry.remote:
+            if selector.first == selector.last:
+                self._hosts.setdefault((selector.version, selector.first), set()).add(child)
+            else:
+                self._wide.add(child)
 
     def remove(self, child: bytes) -> None:
-        self._entries.pop(child, None)
+        entry = self._entries.pop(child, None)
+        if entry is None:
+            return
+        self._wide.discard(child)
+        for selector in entry.remote:
+            key = (selector.version, selector.first)
+            same = self._hosts.get(key)
+            if same is not None:
+                same.discard(child)
+                if not same:
+                    del self._hosts[key]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -219,40 +287,30 @@ class OutboundTable:
         flow = read_flow(packet)
         if flow is None:
             return Unrouted.NOT_IP
-        best: tuple[tuple[int, ...], _Entry] | None = None
-        for entry in self._entries.values():
-            rank = _match(entry, flow)
-            if rank is None:
+        version, destination, source = flow.source.version, int(flow.destination), int(flow.source)
+        candidates = self._hosts.get((version, destination), set()) | self._wide
+        best: tuple[tuple[int, ...], bytes] | None = None
+        for child in candidates:
+            entry = self._entries[child]
+            remote = _holds(entry.remote, version, destination, flow.protocol, flow.destination_port)
+            if remote is None:
                 continue
-            key = (*rank, -entry.order)
+            local = _holds(entry.local, version, source, flow.protocol, flow.source_port)
+            if local is None:
+                continue
+            key = (remote[0], local[0], remote[1], local[1], remote[2], local[2], -entry.order)
             if best is None or key < best[0]:
-                best = (key, entry)
-        return Unrouted.NO_SA if best is None else best[1].child
+                best = (key, child)
+        return Unrouted.NO_SA if best is None else best[1]
 
     def admits(self, child: bytes, flow: Flow) -> bool:
         """Whether the Child SA ``child`` may have carried the decrypted packet ``flow`` (RFC 4301 §5.2)."""
         entry = self._entries.get(child)
         if entry is None:
             return False
-        return _holds(entry.remote_ts, flow.source, flow.protocol, flow.source_port) is not None and (
-            _holds(entry.local_ts, flow.destination, flow.protocol, flow.destination_port) is not None
+        version = flow.source.version
+        return (
+            _holds(entry.remote, version, int(flow.source), flow.protocol, flow.source_port) is not None
+            and _holds(entry.local, version, int(flow.destination), flow.protocol, flow.destination_port)
+            is not None
         )
-
-
-def _holds(
-    selectors: Iterable[TrafficSelector], address: IPAddress, protocol: int, port: int | None
-) -> tuple[int, int, int] | None:
-    """The specificity of the most specific selector that holds the address, protocol and port."""
-    ranks = [_specificity(s) for s in selectors if selects(s, address, protocol, port)]
-    return min(ranks, default=None)
-
-
-def _match(entry: _Entry, flow: Flow) -> tuple[int, ...] | None:
-    """How specifically ``entry`` holds an outbound ``flow`` (smaller: more), or ``None``."""
-    remote = _holds(entry.remote_ts, flow.destination, flow.protocol, flow.destination_port)
-    if remote is None:
-        return None
-    local = _holds(entry.local_ts, flow.source, flow.protocol, flow.source_port)
-    if local is None:
-        return None
-    return remote[0], local[0], remote[1], local[1], remote[2], local[2]

@@ -350,7 +350,8 @@ class ServerSettings:
     drops, limit hits) is rate-limited: ``log_lines_per_source`` lines per 10
     seconds per source address and ``log_lines_max`` in all.  The RFC 9329
     §6.1 rules for connections that carry no live IKE SA or corrupt input are
-    the core's (:class:`~responder.core.config.Limits`).
+    the core's (:class:`~responder.core.config.Limits`).  ``tun`` is the TUN
+    device of children with ``backend = "tun"`` (:class:`TunSettings`).
     """
 
     config: Config = attrs.field(factory=Config, validator=attrs.validators.instance_of(Config))
