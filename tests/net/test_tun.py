@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.net.tun_netns import CLIENT_INNER
+from tests.net.tun_netns import CLIENT_INNER, CLIENT_INNER6
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,13 +64,15 @@ def test_the_host_answers_pings_through_the_tun_device() -> None:
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["established"] and result["routes_up"], result
     assert "mtu 1400" in result["link"] and ",UP," in result["link"]
-    assert CLIENT_INNER in result["routes"]  # the remote selector, routed into the device
-    assert (result["tun_replies"], result["host_replies"]) == (3, 2), result
+    assert CLIENT_INNER in result["routes"]  # the remote selectors, routed into the device
+    assert CLIENT_INNER6 in result["routes6"]
+    assert (result["tun_replies"], result["host_replies"], result["ipv6_replies"]) == (3, 2, 2), result
     assert result["echoed"] == 0  # the host answered, not the echo backend
     stats = result["stats"]
-    assert stats["to_device_packets"] == 5 and stats["out_sealed"] == 5, stats
-    assert stats["from_device_packets"] >= 6 and stats["out_dropped_no_sa"] >= 1, stats
-    assert stats["to_device_octets"] == 5 * (28 + len(b"ikev2-responder ping"))
+    assert stats["to_device_packets"] == 7 and stats["out_sealed"] == 7, stats
+    assert stats["from_device_packets"] >= 8 and stats["out_dropped_no_sa"] >= 1, stats
+    data = len(b"ikev2-responder ping")
+    assert stats["to_device_octets"] == 5 * (20 + 8 + data) + 2 * (40 + 8 + data)
     assert result["routes_after_delete"], result
     assert result["device_removed"], result
 

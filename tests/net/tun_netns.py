@@ -29,6 +29,7 @@ DEVICE = "ikev2r0"
 TUN_ADDRESS = "10.99.0.1"  #: the device's own address (prefix /24)
 HOST_ADDRESS = "10.99.1.1"  #: on lo: another address of the responder's host (no dummy module here)
 CLIENT_INNER = "10.250.1.1"  #: the client's inner address (its TSi)
+TUN_ADDRESS6, CLIENT_INNER6 = "fd99::1", "fd00:250::1"  #: the same for IPv6
 NOWHERE = "10.250.9.9"  #: routed into the device by hand, but no Child SA holds it
 
 
@@ -37,8 +38,10 @@ def ip(*arguments: str) -> str:
     return done.stdout
 
 
-def routes() -> list[str]:
-    done = subprocess.run(["ip", "-o", "route", "show", "dev", DEVICE], capture_output=True, text=True)
+def routes(family: str = "-4") -> list[str]:
+    done = subprocess.run(
+        ["ip", family, "-o", "route", "show", "dev", DEVICE], capture_output=True, text=True
+    )
     return [line.split()[0] for line in done.stdout.splitlines()] if done.returncode == 0 else []
 
 
@@ -58,27 +61,33 @@ async def ping_through_the_tunnel() -> dict[str, Any]:
     child = ChildConfig(
         "tun",
         backend="tun",
-        local_ts=(TrafficSelectorPolicy.parse("10.99.0.0/16"),),
-        remote_ts=(TrafficSelectorPolicy.parse("10.250.1.0/24"),),
+        local_ts=(TrafficSelectorPolicy.parse("10.99.0.0/16"), TrafficSelectorPolicy.parse("fd99::/64")),
+        remote_ts=(
+            TrafficSelectorPolicy.parse("10.250.1.0/24"),
+            TrafficSelectorPolicy.parse("fd00:250::/64"),
+        ),
     )
     config = Config(any_id_psk=Secret.parse(LAB_PSK), lab_children=(child,))
-    tun = TunSettings(addresses=(f"{TUN_ADDRESS}/24",))  # type: ignore[arg-type]
+    tun = TunSettings(addresses=(f"{TUN_ADDRESS}/24", f"{TUN_ADDRESS6}/64"))  # type: ignore[arg-type]
     result: dict[str, Any] = {}
     async with open_lab(config=config, transports=[Transport.UDP], tun=tun) as lab:
         result["link"] = ip("-o", "link", "show", DEVICE)
         request = ChildRequest(
             DEFAULT_ESP_PROPOSALS,
-            (to_selector(TrafficSelectorPolicy.parse(f"{CLIENT_INNER}/32")),),
-            (to_selector(TrafficSelectorPolicy.parse("10.99.0.0/16")),),
+            tuple(to_selector(TrafficSelectorPolicy.parse(t)) for t in (CLIENT_INNER, CLIENT_INNER6)),
+            tuple(to_selector(TrafficSelectorPolicy.parse(t)) for t in ("10.99.0.0/16", "fd99::/64")),
         )
         settings = attrs.evolve(lab.initiator_settings(), child=request)
         async with await lab.client(Transport.UDP, settings) as client:
             result["established"] = client.established
             result["routes_up"] = await wait_for(lambda: f"{CLIENT_INNER}" in routes())
             result["routes"] = routes()
+            result["routes6"] = routes("-6") if await wait_for(lambda: CLIENT_INNER6 in routes("-6")) else []
             source = ip_address(CLIENT_INNER)
             result["tun_replies"] = await client.ping(ip_address(TUN_ADDRESS), count=3, source=source)
             result["host_replies"] = await client.ping(ip_address(HOST_ADDRESS), count=2, source=source)
+            source6 = ip_address(CLIENT_INNER6)
+            result["ipv6_replies"] = await client.ping(ip_address(TUN_ADDRESS6), count=2, source=source6)
             result["reason"] = client.reason
             # the host sends into the device what no Child SA holds: dropped and counted
             ip("route", "add", f"{NOWHERE}/32", "dev", DEVICE)
