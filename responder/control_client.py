@@ -128,6 +128,14 @@ def _sa_lines(sa: dict[str, Any]) -> list[str]:
             f"    local {','.join(child['local_ts'])} remote {','.join(child['remote_ts'])}; "
             f"rekey in {_seconds(child['rekey_in'])}, expires in {_seconds(child['expires_in'])}"
         )
+        esp = child.get("esp")
+        if esp:
+            lines.append(
+                f"    ESP in {esp['packets_in']} packets ({esp['octets_in']} octets), "
+                f"out {esp['packets_out']} packets ({esp['octets_out']} octets); dropped "
+                f"{esp['replay_drops']} replayed, {esp['integrity_failures']} failing integrity, "
+                f"{esp['malformed']} malformed"
+            )
     if sa["esp_packets"]:
         lines.append(f"  ESP packets received: {sa['esp_packets']}")
     return lines

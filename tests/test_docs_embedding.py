@@ -24,6 +24,7 @@ EXPECTED_TESTS = (
     "test_tcp_and_udp",
     "test_tls",
     "test_observe_and_drive",
+    "test_the_program_answers_a_ping",
     "test_graceful_shutdown",
 )
 

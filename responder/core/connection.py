@@ -32,6 +32,8 @@ an SA looks at every connection.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from responder.core.config import Limits
@@ -43,6 +45,7 @@ from responder.core.path import Path
 __all__ = ["ConnectionRules", "StreamConnection"]
 
 #: Outcomes after which the connection carries the SA named (RFC 9329 §6.1 "valid" messages).
+_NONE: tuple[ConnectionClosing, ...] = ()
 _CARRYING = (Verdict.CREATED, Verdict.ACCEPTED, Verdict.RETRANSMISSION)
 
 
@@ -79,8 +82,10 @@ class ConnectionRules:
     def get(self, connection: int) -> StreamConnection | None:
         return self._connections.get(connection)
 
-    def closing(self) -> list[ConnectionClosing]:
+    def closing(self) -> Sequence[ConnectionClosing]:
         """Connections the rules decided to close since the last call."""
+        if not self._closing:  # the usual case, per packet: no list to make
+            return _NONE
         out, self._closing = self._closing, []
         return out
 
@@ -189,6 +194,8 @@ class ConnectionRules:
             )
 
     def _carry(self, connection: StreamConnection, local_spi: bytes) -> None:
+        if connection.orphan_since is None and local_spi in connection.carried:
+            return  # the usual case, per ESP packet: nothing changes
         connection.carried.add(local_spi)
         self._carriers.setdefault(local_spi, set()).add(connection.id)
         connection.orphan_since = None

@@ -100,9 +100,11 @@ class DataPlane:
         if backend is Backend.TUN and params.mode is Mode.TUNNEL:
             self.outbound.add(params.inbound_spi, params.local_ts, params.remote_ts)
 
-    def remove(self, inbound_spi: bytes) -> None:
-        self._installed.pop(inbound_spi, None)
+    def remove(self, inbound_spi: bytes) -> EspSa | None:
+        """Forget the ESP SA of the Child SA ``inbound_spi``; it is returned for its counters."""
+        installed = self._installed.pop(inbound_spi, None)
         self.outbound.remove(inbound_spi)
+        return None if installed is None else installed.esp
 
     def sa(self, inbound_spi: bytes) -> EspSa | None:
         """The ESP SA of the Child SA with our inbound SPI ``inbound_spi`` (for its counters)."""

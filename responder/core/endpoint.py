@@ -51,7 +51,7 @@ from responder.core.admission import HalfOpenBudgets, ReplyRate
 from responder.core.config import Config, PubkeyAuth
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
-from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend, DataPlane
+from responder.core.data_plane import Backend, DataPlane
 from responder.core.deadlines import Deadlines
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
@@ -60,6 +60,7 @@ from responder.core.events import (
     ChildSaDeleted,
     ChildSaEstablished,
     ChildSasMoved,
+    EspSaRemoved,
     Event,
     IkeSaEstablished,
     IkeSaInitRefused,
@@ -84,7 +85,6 @@ from responder.core.messages import (
     decode_message,
     encode_message,
 )
-from responder.core.outbound import Unrouted
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Outgoing, Path
 from responder.core.payloads import NotifyPayload
@@ -343,8 +343,10 @@ class Endpoint:
         sa = self._sas.get(owner)
         if sa is None:
             return
-        if path == sa.path:  # the usual case, per packet: a later liveness deadline only; the SA's
-            sa.last_heard = now  # timer, waking at the earlier one, finds nothing due and looks again
+        # The usual case, per packet: a later liveness deadline only; the SA's timer, waking at the
+        # earlier one, finds nothing due and looks again.  (``is`` first: the shell reuses paths.)
+        if path is sa.path or path == sa.path:
+            sa.last_heard = now
             return
         when = Instant(now)
         dispatch.heard(sa, path, when)
@@ -356,11 +358,11 @@ class Endpoint:
         """Every Child SA's ESP SA, and the inner packets queued for the API backend."""
         return self._data_plane
 
-    def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int) -> bool:
+    def send_inner(self, local_spi: bytes | None, child: bytes, packet: bytes, next_header: int) -> bool:
         """Send ``packet`` through the Child SA with our inbound SPI ``child`` of the IKE SA
-        ``local_spi``, as ESP on the SA's path (the API backend, and the initiator role's pings);
-        ``False`` when there is no such Child SA."""
-        sa = self._sas.get(local_spi)
+        ``local_spi`` (``None``: whichever holds it, for the TUN backend's :meth:`DataPlane.route`),
+        as ESP on the SA's path; ``False`` when there is no such Child SA."""
+        sa = self._sas.get(self._esp.get(child, b"") if local_spi is None else local_spi)
         if sa is None or child not in sa.children:
             return False
         sealed = self._data_plane.seal(child, packet, next_header)
@@ -368,18 +370,6 @@ class Endpoint:
             return False
         self._outgoing.append(Outgoing(sa.path, sealed, esp=True))
         return True
-
-    def send_routed(self, packet: bytes) -> bytes | Unrouted:
-        """Send an IP packet of the TUN backend through the Child SA whose selectors hold it
-        (:meth:`DataPlane.route`, RFC 4301 §5.1): our inbound SPI of that Child SA, or why none."""
-        child = self._data_plane.route(packet)
-        if isinstance(child, Unrouted):
-            return child
-        owner = self._esp.get(child)
-        next_header = IPV4_IN_ESP if packet[0] >> 4 == 4 else IPV6_IN_ESP
-        if owner is None or not self.send_inner(owner, child, packet, next_header):
-            return Unrouted.NO_SA
-        return child
 
     def _last_reason(self, mark: int) -> str:
         """Why the message just handled was dropped or refused, for the connection judge's log line."""
@@ -716,7 +706,9 @@ class Endpoint:
                     self._data_plane.install(child.params, _backend(sa, child.params.name))
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
-                self._data_plane.remove(event.inbound_spi)
+                self._events.append(event)
+                self._remove_esp(local_spi, event.inbound_spi)
+                continue
             elif isinstance(event, ChildSasMoved):
                 for inbound_spi in event.inbound_spis:
                     self._esp[inbound_spi] = event.heir
@@ -763,6 +755,27 @@ class Endpoint:
                     self._collect(other, when)
         older.add(sa.local_spi)
 
+    def _remove_esp(self, local_spi: bytes, inbound_spi: bytes) -> None:
+        """Take a Child SA's ESP SAs out of the data plane and report what they carried."""
+        esp = self._data_plane.remove(inbound_spi)
+        if esp is None:
+            return
+        received, sent = esp.inbound.counters, esp.outbound.counters
+        self._events.append(
+            EspSaRemoved(
+                local_spi,
+                inbound_spi,
+                esp.outbound.spi,
+                received.packets,
+                received.octets,
+                sent.packets,
+                sent.octets,
+                received.replay_drops,
+                received.integrity_failures,
+                received.malformed,
+            )
+        )
+
     def _forget(self, sa: IkeSa, now: float) -> None:
         local_spi = sa.local_spi
         if self._sas.get(local_spi) is not sa:
@@ -780,7 +793,7 @@ class Endpoint:
             self._init_digests.pop(digest, None)
         for inbound_spi in sa.children:
             self._esp.pop(inbound_spi, None)
-            self._data_plane.remove(inbound_spi)
+            self._remove_esp(local_spi, inbound_spi)
         for pool in self._services.pools.values():
             pool.release(local_spi)
         self._connections.sa_ended(local_spi, now)

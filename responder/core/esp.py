@@ -80,6 +80,7 @@ _HEADER: Final = 8  # SPI and Sequence Number (RFC 4303 §2.1, §2.2)
 _TRAILER: Final = 2  # Pad Length and Next Header (§2.5, §2.6)
 _ALIGN: Final = 4  # "the ciphertext ... terminates on a 4-byte boundary" (§2.4)
 _MAX_PAD: Final = 255
+_PADDING: Final = bytes(range(1, _MAX_PAD + 1))  #: the default padding 1, 2, 3, ... (§2.4)
 
 
 class SequenceExhausted(LocalError):
@@ -157,6 +158,12 @@ class EspSuite:
     encryption: Encryption | None
     integrity: Integrity | None
     esn: bool = False
+    # What every packet needs, worked out once (per-packet property chains cost about 1 us
+    # per packet in bench/esp.py): see the properties below for what each one is.
+    _iv_size: int = attrs.field(init=False, eq=False, repr=False)
+    _icv_size: int = attrs.field(init=False, eq=False, repr=False)
+    _alignment: int = attrs.field(init=False, eq=False, repr=False)
+    _is_aead: bool = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.encryption is None and self.integrity is None:
@@ -165,6 +172,15 @@ class EspSuite:
             raise LocalError(f"{self.encryption.name} is an AEAD: no integrity transform")
         if self.encryption is not None and not self.encryption.is_aead and self.integrity is None:
             raise LocalError(f"{self.encryption.name} needs an integrity transform")
+        encryption, integrity = self.encryption, self.integrity
+        icv = 0 if encryption is None else encryption.icv_size
+        if integrity is not None:
+            icv = integrity.icv_size
+        block = 1 if encryption is None else encryption.block_size
+        object.__setattr__(self, "_iv_size", 0 if encryption is None else encryption.iv_size)
+        object.__setattr__(self, "_icv_size", icv)
+        object.__setattr__(self, "_alignment", max(block, _ALIGN))
+        object.__setattr__(self, "_is_aead", encryption is not None and encryption.is_aead)
 
     @classmethod
     def of(cls, params: ChildSaParams) -> EspSuite:
@@ -176,23 +192,21 @@ class EspSuite:
 
     @property
     def is_aead(self) -> bool:
-        return self.encryption is not None and self.encryption.is_aead
+        return self._is_aead
 
     @property
     def iv_size(self) -> int:
-        return 0 if self.encryption is None else self.encryption.iv_size
+        return self._iv_size
 
     @property
     def icv_size(self) -> int:
-        if self.integrity is not None:
-            return self.integrity.icv_size
-        return 0 if self.encryption is None else self.encryption.icv_size
+        """The ICV's octets: the integrity transform's, or the AEAD tag's (RFC 4303 §2.8)."""
+        return self._icv_size
 
     @property
     def alignment(self) -> int:
         """What payload, padding and trailer are padded to: the cipher block, at least 4 (§2.4)."""
-        block = 1 if self.encryption is None else self.encryption.block_size
-        return max(block, _ALIGN)
+        return self._alignment
 
     @property
     def max_seq(self) -> int:
@@ -234,7 +248,7 @@ def _check_spi(instance: object, attribute: attrs.Attribute[bytes], value: bytes
         raise LocalError(f"an ESP SPI is 4 octets, not {len(value)}")
 
 
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, on_setattr=attrs.setters.NO_OP)  # checks at construction only
 class EspOutbound:
     """The sending half: SPI, keys, the sequence counter (RFC 4303 §3.3)."""
 
@@ -277,8 +291,8 @@ class EspOutbound:
             iv = seq.to_bytes(8, "big") if self.suite.iv_size else b""
         if len(iv) != self.suite.iv_size:
             raise LocalError(f"the IV is {self.suite.iv_size} octets, not {len(iv)}")
-        pad_length = -(len(inner) + _TRAILER) % self.suite.alignment
-        plaintext = inner + bytes(range(1, pad_length + 1)) + bytes((pad_length, next_header))
+        pad_length = -(len(inner) + _TRAILER) % self.suite._alignment
+        plaintext = inner + _PADDING[:pad_length] + bytes((pad_length, next_header))
         header = self.spi + (seq & MAX_SEQ_32).to_bytes(4, "big")
         if self._integrity is None:
             packet = header + iv + self._cipher.encrypt(iv, plaintext, self.suite.aad(self.spi, seq))
@@ -291,7 +305,7 @@ class EspOutbound:
         return packet
 
 
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, on_setattr=attrs.setters.NO_OP)  # checks at construction only
 class EspInbound:
     """The receiving half: SPI, keys, the anti-replay window (RFC 4303 §3.4)."""
 
@@ -320,10 +334,10 @@ class EspInbound:
             return self._drop(DropReason.SHORT)
         if packet[:4] != self.spi:
             return self._drop(DropReason.WRONG_SPI)
-        iv_end = _HEADER + suite.iv_size
-        icv_start = len(packet) - suite.icv_size
+        iv_end = _HEADER + suite._iv_size
+        icv_start = len(packet) - suite._icv_size
         ciphertext_size = icv_start - iv_end
-        if ciphertext_size < _TRAILER or ciphertext_size % (1 if suite.is_aead else suite.alignment):
+        if ciphertext_size < _TRAILER or ciphertext_size % (1 if suite._is_aead else suite._alignment):
             return self._drop(DropReason.TRUNCATED)
         seq = self.window.check(int.from_bytes(packet[4:8], "big"))
         if isinstance(seq, ReplayRejection):
@@ -342,7 +356,7 @@ class EspInbound:
         self.window.update(seq)
         pad_length, next_header = plaintext[-2], plaintext[-1]
         end = len(plaintext) - _TRAILER - pad_length
-        if end < 0 or plaintext[end:-_TRAILER] != bytes(range(1, pad_length + 1)):
+        if end < 0 or plaintext[end:-_TRAILER] != _PADDING[:pad_length]:
             return self._drop(DropReason.BAD_PADDING, seq)
         if next_header == NEXT_HEADER_DUMMY:
             return self._drop(DropReason.DUMMY, seq)

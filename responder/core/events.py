@@ -26,6 +26,7 @@ __all__ = [
     "ChildSaRefused",
     "ChildSasMoved",
     "ConnectionClosing",
+    "EspSaRemoved",
     "Event",
     "IkeSaClosed",
     "IkeSaEstablished",
@@ -264,6 +265,25 @@ class ChildSaDeleted:
 
 
 @attrs.frozen
+class EspSaRemoved:
+    """The ESP SAs of a Child SA pair were removed from the data plane (the pair was deleted or
+    its IKE SA closed), with what they carried in their lifetime: accepted packets and payload
+    octets each way, and what was dropped inbound (RFC 4303 §3.4: replays and packets left of
+    the window, failed integrity checks, malformed packets)."""
+
+    local_spi: bytes
+    inbound_spi: bytes
+    outbound_spi: bytes
+    packets_in: int
+    octets_in: int
+    packets_out: int
+    octets_out: int
+    replay_drops: int
+    integrity_failures: int
+    malformed: int
+
+
+@attrs.frozen
 class ChildSasMoved:
     """The Child SAs of this IKE SA now belong to another, its heir (RFC 7296 §1.3.2, §2.8.2).
 
@@ -321,6 +341,7 @@ Event = (
     | ChildSaRefused
     | ChildSaDeleted
     | ChildSasMoved
+    | EspSaRemoved
     | IkeSaClosed
     | ConnectionClosing
 )

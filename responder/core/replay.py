@@ -59,7 +59,7 @@ def _check_size(instance: object, attribute: object, value: int) -> None:
         raise LocalError(f"a replay window holds at least one packet, not {value}")
 
 
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, on_setattr=attrs.setters.NO_OP)  # ``size`` is checked at construction
 class ReplayWindow:
     """A sliding receive window of ``size`` sequence numbers (RFC 4303 §3.4.3, Appendix A).
 

@@ -32,7 +32,7 @@ through the sink (:meth:`Sink.close`).  That never ends an IKE SA.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from responder.core.data_plane import InnerPacket
@@ -110,7 +110,12 @@ class EngineInput(Protocol):
         ...
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
-        """One ESP packet (its SPI is looked up and counted; the data plane is a later issue)."""
+        """One ESP packet, as it arrived on ``path`` (RFC 4303; RFC 9329 §3.2, RFC 3948 §2.1)."""
+        ...
+
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+        """ESP packets that arrived together on ``path``, in order: one read of a stream or one
+        wakeup of a UDP socket (what the engine sends back is then written once per batch)."""
         ...
 
 

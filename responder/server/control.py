@@ -46,6 +46,7 @@ import trio
 
 from responder import __version__
 from responder.core.errors import ConfigError, LocalError
+from responder.core.esp import EspSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.selectors import describe_selector
 from responder.server.connections import ConnectionTable
@@ -83,8 +84,29 @@ def _in(when: float | None, now: float) -> float | None:
     return None if when is None else round(when - now, 1)
 
 
-def sa_view(sa: IkeSa, now: float, esp_packets: int = 0) -> JSON:
-    """One IKE SA and its Child SAs as JSON types; times in seconds from ``now``."""
+def esp_view(esp: EspSa | None) -> JSON | None:
+    """A Child SA's ESP counters (RFC 4303) as JSON types; ``None`` without an ESP SA."""
+    if esp is None:
+        return None
+    received, sent = esp.inbound.counters, esp.outbound.counters
+    return {
+        "packets_in": received.packets,
+        "octets_in": received.octets,
+        "packets_out": sent.packets,
+        "octets_out": sent.octets,
+        "replay_drops": received.replay_drops,
+        "integrity_failures": received.integrity_failures,
+        "malformed": received.malformed,
+        "last_seq_out": esp.outbound.last_seq,
+        "highest_seq_in": esp.inbound.window.top,
+    }
+
+
+def sa_view(
+    sa: IkeSa, now: float, esp_packets: int = 0, esp_sa: Callable[[bytes], EspSa | None] | None = None
+) -> JSON:
+    """One IKE SA and its Child SAs as JSON types; times in seconds from ``now``; ``esp_sa`` finds a
+    Child SA's ESP SAs by our inbound SPI (``Engine.esp_sa``) for their counters."""
     path = sa.path
     children = []
     for child in sa.children.values():
@@ -102,6 +124,7 @@ def sa_view(sa: IkeSa, now: float, esp_packets: int = 0) -> JSON:
                 "age": round(now - child.installed_at, 1),
                 "rekey_in": _in(child.rekey_at, now),
                 "expires_in": _in(child.expires_at, now),
+                "esp": esp_view(esp_sa(params.inbound_spi)) if esp_sa is not None else None,
             }
         )
     return {
@@ -185,7 +208,7 @@ class Control:
         now = self.clock()
         esp = self.engine.stats.esp_per_sa
         sas = itertools.islice(self.engine.sas(), limit)
-        return [sa_view(sa, now, esp.get(sa.local_spi, 0)) for sa in sas]
+        return [sa_view(sa, now, esp.get(sa.local_spi, 0), self.engine.esp_sa) for sa in sas]
 
     def stats(self) -> JSON:
         stats = attrs.asdict(self.engine.stats)

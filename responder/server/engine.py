@@ -76,11 +76,12 @@ import attrs
 import trio
 
 from responder.core.config import Config
-from responder.core.data_plane import Backend, DataPlane, InnerPacket
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend, DataPlane, InnerPacket
 from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint, Reconfigured
 from responder.core.enums import ExchangeType
 from responder.core.errors import LocalError
+from responder.core.esp import EspSa
 from responder.core.events import ConnectionClosing, Event, IkeSaClosed, MessageDropped
 from responder.core.exchanges.create_child_sa import RekeyChildSa
 from responder.core.exchanges.rekey_ike import RekeyIkeSa
@@ -290,35 +291,73 @@ class Engine:
             )
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
-        self._counts["esp_packets"] += 1
-        self._esp_per_connection[sink_key(path)] += 1
+        """One ESP packet: :meth:`receive_esp_batch` of one."""
+        self.receive_esp_batch((packet,), path)
+
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+        """ESP packets that arrived together on ``path`` (one read of a stream, one wakeup of a
+        UDP socket), in order.
+
+        Each packet goes to the core on its own (its SPI, replay window and ICV are its own,
+        RFC 4303 §3.4); what the core then queued (echo replies, events, deadlines) is taken
+        once for the batch: issue 12's batching, which leaves one write per batch to the
+        transport instead of one per packet (``bench/esp_wire.py`` measures it).
+        """
+        endpoint, counts = self._endpoint, self._counts
+        debug = logger.isEnabledFor(logging.DEBUG)  # a debug line is not even formatted at info
+        key = sink_key(path)
+        counts["esp_packets"] += len(packets)
+        self._esp_per_connection[key] += len(packets)
         now = trio.current_time()
-        owner = self._call(lambda: self._endpoint.receive_esp(packet, path, now), path)
-        if owner is None:
-            self._counts["esp_unknown_spi"] += 1
-        else:
-            self._esp_per_sa[owner] += 1
-        self._limiter.log(
-            logger,
-            logging.DEBUG,
-            ("esp", sink_key(path)),
-            now,
-            "%s ESP packet of %d octets, SPI %s%s: %s",
-            where(path),
-            len(packet),
-            packet[:4].hex(),
-            "" if owner is None else f" of IKE SA {owner.hex()}",
-            self._endpoint.last_esp,
-        )
-        for inner in self._endpoint.data_plane.take_inner():  # API and TUN backends (RFC 4303 §3.4 done)
-            sink = self._sinks.get(inner.backend)
-            if sink is not None:
-                sink.deliver(inner)
-                continue
-            try:
-                self._inner_send.send_nowait(inner)
-            except trio.WouldBlock:
-                self._counts["inner_dropped"] += 1
+        unknown = 0
+        try:
+            for packet in packets:
+                try:
+                    owner = endpoint.receive_esp(packet, path, now)
+                except Exception:
+                    counts["internal_errors"] += 1
+                    logger.exception("internal error handling %s", where(path))
+                    continue
+                if owner is None:
+                    unknown += 1
+                    if path.connection is not None and self._closing_now(path.connection):
+                        break  # rows A32, A33: nothing more is read from a connection the core closes
+                else:
+                    self._esp_per_sa[owner] += 1
+                if debug:
+                    self._limiter.log(
+                        logger,
+                        logging.DEBUG,
+                        ("esp", key),
+                        now,
+                        "%s ESP packet of %d octets, SPI %s%s: %s",
+                        where(path),
+                        len(packet),
+                        packet[:4].hex(),
+                        "" if owner is None else f" of IKE SA {owner.hex()}",
+                        endpoint.last_esp,
+                    )
+        finally:
+            counts["esp_unknown_spi"] += unknown
+            self._after_core(path, None)
+            for inner in endpoint.data_plane.take_inner():  # API and TUN backends (RFC 4303 §3.4 done)
+                sink = self._sinks.get(inner.backend)
+                if sink is not None:
+                    sink.deliver(inner)
+                    continue
+                try:
+                    self._inner_send.send_nowait(inner)
+                except trio.WouldBlock:
+                    counts["inner_dropped"] += 1
+
+    def esp_sa(self, inbound_spi: bytes) -> EspSa | None:
+        """The ESP SAs of the Child SA with our inbound SPI ``inbound_spi``, for their counters
+        (``inbound.counters``, ``outbound.counters``: RFC 4303 packets, octets and drops)."""
+        return self._endpoint.data_plane.sa(inbound_spi)
+
+    def _closing_now(self, connection: int) -> bool:
+        state = self._endpoint.connection(connection)
+        return state is None or state.closing
 
     @property
     def inner_packets(self) -> trio.MemoryReceiveChannel[InnerPacket]:
@@ -353,16 +392,22 @@ class Engine:
         try:
             for packet in packets:
                 try:
-                    routed = self._endpoint.send_routed(packet)
+                    results.append(self._send_routed(packet))
                 except Exception:
                     self._counts["internal_errors"] += 1
                     logger.exception("internal error routing a packet from the TUN device")
                     results.append("internal_error")
-                    continue
-                results.append(routed.value if isinstance(routed, Unrouted) else None)
         finally:
             self._after_core(None, None)
         return results
+
+    def _send_routed(self, packet: bytes) -> str | None:
+        child = self._endpoint.data_plane.route(packet)  # the core's RFC 4301 §5.1 lookup
+        if isinstance(child, Unrouted):
+            return child.value
+        next_header = IPV4_IN_ESP if packet[0] >> 4 == 4 else IPV6_IN_ESP
+        sent = self._endpoint.send_inner(None, child, packet, next_header)
+        return None if sent else Unrouted.NO_SA.value
 
     @property
     def data_plane(self) -> DataPlane:

@@ -40,6 +40,7 @@ from responder.core.events import (
     ChildSaRefused,
     ChildSasMoved,
     ConnectionClosing,
+    EspSaRemoved,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
@@ -173,6 +174,14 @@ def describe_event(event: Event, path: Path | None) -> str:
             return (
                 f"{peer} {spis(event.spi_i, event.spi_r)} Child SA deleted: ESP in {event.inbound_spi.hex()} "
                 f"out {event.outbound_spi.hex()}{reason}"
+            )
+        case EspSaRemoved():
+            return (
+                f"{peer} ESP SAs in {event.inbound_spi.hex()} out {event.outbound_spi.hex()} removed: "
+                f"in {event.packets_in} packets ({event.octets_in} octets), "
+                f"out {event.packets_out} packets ({event.octets_out} octets); dropped "
+                f"{event.replay_drops} replayed, {event.integrity_failures} failing integrity, "
+                f"{event.malformed} malformed"
             )
         case IkeSaClosed():
             return f"{peer} {spis(event.spi_i, event.spi_r)} IKE SA closed: {event.reason}"

@@ -135,7 +135,10 @@ async def serve(
                     )
                 else:
                     udp = await UdpListener.open(
-                        listener.host, listener.port, log_lines_max=settings.log_lines_max
+                        listener.host,
+                        listener.port,
+                        log_lines_max=settings.log_lines_max,
+                        receive_buffer=settings.udp_receive_buffer,
                     )
                     port = udp.local[1]
                     note = " (non-ESP marker, RFC 3948)" if udp.marker else " (plain IKE)"

@@ -367,6 +367,8 @@ class ServerSettings:
     connections_max: int = attrs.field(default=1000, validator=_count(1))
     connections_per_source: int = attrs.field(default=20, validator=_count(1))
     buffer_per_connection: int = attrs.field(default=131072, validator=_count(MAX_LENGTH))
+    #: SO_RCVBUF of each UDP socket, in octets (``SO_RCVBUFFORCE`` when root); 0: the system's default.
+    udp_receive_buffer: int = attrs.field(default=4 << 20, validator=_count(0))
     prefix_timeout: float = attrs.field(default=5.0, validator=_seconds)
     first_frame_timeout: float = attrs.field(default=10.0, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds)

@@ -21,9 +21,11 @@ Per connection, in stream order:
   without the prefix); the first IKE or ESP frame must follow within
   ``first_frame_timeout``;
 * IKE frames go to ``engine.receive_ike``, ESP frames to
-  ``engine.receive_esp`` (rows A16, A17, A22), with this connection's
-  :class:`~responder.core.path.Path`; empty messages and NAT-keepalives are
-  dropped by the deframer (rows A19, A45);
+  ``engine.receive_esp_batch`` (rows A16, A17, A22), with this connection's
+  :class:`~responder.core.path.Path`: the ESP frames of one read in a row are
+  one batch (issue 12), so the engine runs once per batch and its answers
+  leave in one write; empty messages and NAT-keepalives are dropped by the
+  deframer (rows A19, A45);
 * the engine may end the connection through its sink
   (:meth:`~responder.server.connections.Connection.close`): too much corrupt
   input (rows A32, A33) or no live IKE SA any more (row A25).  Reading stops
@@ -35,8 +37,8 @@ Per connection, in stream order:
 * at most ``buffer_per_connection`` octets are ever held unparsed: each read
   asks for no more than the room left;
 * one writer task writes what the engine queued through the connection's
-  sink, so writes never interleave; the responder never writes a prefix
-  (RFC 9329 §6.1, row A10);
+  sink, so writes never interleave, joining whatever is queued into one
+  ``send_all``; the responder never writes a prefix (RFC 9329 §6.1, row A10);
 * back-pressure: a frame goes to the engine only when the send queue has
   room for its answer; meanwhile nothing is read, and TCP's flow control
   slows the peer down.  A queue that stays full for ``slow_reader_timeout``
@@ -67,6 +69,7 @@ __all__ = [
     "ACCEPT_RETRY_DELAY",
     "CLOSE_GRACE",
     "RECEIVE_SIZE",
+    "WRITE_BATCH",
     "AddressFinder",
     "ConnectionTable",
     "serve_stream_listener",
@@ -82,6 +85,7 @@ AddressFinder = Callable[[trio.abc.Stream], tuple[IPAddress, int, IPAddress, int
 RECEIVE_SIZE = 65536  #: most octets asked of the stream at once (TLS gives at most 16 KiB anyway)
 CLOSE_GRACE = 1.0  #: seconds to flush and close gracefully (TLS close_notify) before cutting
 ACCEPT_RETRY_DELAY = 0.1  #: seconds to wait after a failed accept (EMFILE, ENOBUFS, ...)
+WRITE_BATCH = 65536  #: most octets of queued frames the writer joins into one send
 
 #: Accept errors that mean "out of resources": worth a warning and a retry, not a crash.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -355,10 +359,14 @@ async def _deliver(
 ) -> tuple[str, str] | None:
     """Hand every whole frame to the engine; attach once the prefix is complete (row A13).
 
-    Each frame waits for room for its answer in the send queue (back-pressure,
-    issue 15 item 7); ``(reason, outcome)`` if the room does not come within
-    ``slow_reader_timeout``.
+    ESP frames in a row go to the engine as one batch (issue 12: one pass of the engine
+    and one write of what it answers per batch, not per packet); an IKE frame first
+    delivers the ESP before it, so order is kept.  A batch is at most half the send queue,
+    and waits for room for an answer to each of its frames (back-pressure, issue 15 item
+    7); ``(reason, outcome)`` if the room does not come within ``slow_reader_timeout``.
     """
+    esp: list[bytes] = []
+    batch_max = max(1, connection.queue_size // 2)
     while connection.reason is None:  # once closing (the engine may close it, rows A25, A32), stop
         frame = deframer.next_frame()
         if connection.phase is Phase.PREFIX and not deframer.awaiting_prefix:
@@ -367,29 +375,74 @@ async def _deliver(
             engine.attach(connection.path, connection)
             connection.attached = True
         if frame is None:
-            return None
-        if not await connection.wait_for_room(ROOM_PER_FRAME, settings.slow_reader_timeout):
-            waited = f"{settings.slow_reader_timeout:g}s"
-            return f"slow reader: no room in the send queue for {waited}{_partial(deframer)}", "slow_reader"
-        if connection.reason is not None:  # closed while we waited
-            return None
-        if connection.phase is Phase.FIRST_FRAME:
-            connection.phase = Phase.OPEN
+            break
+        if not isinstance(frame, IkeFrame):
+            esp.append(frame.packet)
+            if len(esp) < batch_max:
+                continue
+        ended = await _deliver_esp(connection, deframer, engine, table, settings, esp)
+        if ended is not None or connection.reason is not None:
+            return ended
+        esp = []
         if isinstance(frame, IkeFrame):
+            ended = await _wait_for_room(connection, deframer, settings, ROOM_PER_FRAME)
+            if ended is not None or connection.reason is not None:  # closed while we waited
+                return ended
             table.stats["ike_frames"] += 1
             engine.receive_ike(frame.message, connection.path)
-        else:
-            table.stats["esp_frames"] += 1
-            engine.receive_esp(frame.packet, connection.path)
+    if esp and connection.reason is None:
+        return await _deliver_esp(connection, deframer, engine, table, settings, esp)
+    return None
+
+
+async def _deliver_esp(
+    connection: Connection,
+    deframer: StreamDeframer,
+    engine: EngineInput,
+    table: ConnectionTable,
+    settings: ServerSettings,
+    packets: list[bytes],
+) -> tuple[str, str] | None:
+    if not packets:
+        return None
+    ended = await _wait_for_room(connection, deframer, settings, len(packets) + 1)
+    if ended is not None or connection.reason is not None:
+        return ended
+    table.stats["esp_frames"] += len(packets)
+    engine.receive_esp_batch(packets, connection.path)
+    return None
+
+
+async def _wait_for_room(
+    connection: Connection, deframer: StreamDeframer, settings: ServerSettings, needed: int
+) -> tuple[str, str] | None:
+    if not await connection.wait_for_room(needed, settings.slow_reader_timeout):
+        waited = f"{settings.slow_reader_timeout:g}s"
+        return f"slow reader: no room in the send queue for {waited}{_partial(deframer)}", "slow_reader"
+    if connection.phase is Phase.FIRST_FRAME:
+        connection.phase = Phase.OPEN
     return None
 
 
 async def _write_loop(connection: Connection, stream: trio.abc.Stream) -> None:
-    """The connection's only writer: frames leave in the order the engine queued them."""
-    async for frame in connection.outgoing():
+    """The connection's only writer: frames leave in the order the engine queued them.
+
+    Whatever is queued when the writer wakes leaves in one ``send_all`` (up to
+    ``WRITE_BATCH`` octets): one system call for a batch of ESP replies, not one each.
+    """
+    outgoing = connection.outgoing()
+    async for frame in outgoing:
+        frames = [frame]
+        size = len(frame)
+        while size < WRITE_BATCH:
+            try:
+                frames.append(outgoing.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            size += len(frames[-1])
         connection.taken()
         try:
-            await stream.send_all(frame)
+            await stream.send_all(frame if len(frames) == 1 else b"".join(frames))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             connection.abort(f"write failed: {error.__cause__ or error}", "broken")
             return

@@ -12,7 +12,8 @@ With ``marker`` (RFC 3948 §2.2, RFC 7296 §2.23; row B3):
 
 * four zero octets, then an IKE message: handed to the engine;
 * a single 0xFF octet is a NAT-keepalive (RFC 3948 §2.3): silently dropped;
-* a non-zero first word is ESP-in-UDP (RFC 3948 §2.1): the engine counts it;
+* a non-zero first word is ESP-in-UDP (RFC 3948 §2.1): the engine's data plane
+  opens it;
 * anything else (one to four octets) is garbage: logged (rate-limited), dropped.
 
 Without it (port 500) every datagram is an IKE message for the core, which
@@ -22,6 +23,12 @@ The local address of each datagram is the bound address or, when bound to a
 wildcard address, the packet's destination from ``IP_PKTINFO`` /
 ``IPV6_PKTINFO`` (RFC 7296 §2.11: answer from the address the request was
 sent to); replies then name that source with the same ancillary data.
+Batching (issue 12): each wakeup of the socket task reads every datagram
+waiting (up to :data:`RECEIVE_BATCH`) with non-blocking calls, and ESP from one
+peer in a row reaches the engine as one batch; the sender task sends
+everything queued per wakeup the same way.  ``udp_receive_buffer`` sizes the
+kernel's receive buffer, so that a burst waits there instead of being dropped.
+
 Nothing a peer sends ends the socket task: oversize (truncated) datagrams,
 garbage and errors from the socket (ICMP unreachable surfacing as
 ECONNREFUSED on Linux) are logged and the loop goes on.  The sink's queue is
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket as stdlib_socket
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -56,7 +64,11 @@ IP_PKTINFO = getattr(stdlib_socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(stdlib_socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(stdlib_socket, "IPV6_PKTINFO", 50)
 _ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64)
+SO_RCVBUFFORCE = getattr(stdlib_socket, "SO_RCVBUFFORCE", 33)  # Linux; not named on every platform
 _FATAL_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+RECEIVE_BATCH = 64  #: most datagrams read per wakeup before other tasks get a turn
+SEND_BATCH = 64  #: most queued datagrams sent per wakeup of the sender
+PATH_CACHE = 4096  #: remembered (local, sender) -> Path entries (cleared when full)
 
 
 @attrs.define
@@ -136,9 +148,20 @@ class UdpListener:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, marker: bool | None = None, log_lines_max: int = 200
+        cls,
+        host: str,
+        port: int,
+        *,
+        marker: bool | None = None,
+        log_lines_max: int = 200,
+        receive_buffer: int = 0,
     ) -> UdpListener:
-        """Bind ``host:port`` (port 0: any free port); ``marker`` defaults to ``port != 500``."""
+        """Bind ``host:port`` (port 0: any free port); ``marker`` defaults to ``port != 500``.
+
+        ``receive_buffer`` (octets, 0: the system's default) sizes the socket's receive
+        buffer, so that a burst of ESP waits in the kernel instead of being dropped there;
+        as root past ``net.core.rmem_max`` (``SO_RCVBUFFORCE``), else up to it.
+        """
         address = ip_address(host)
         family = stdlib_socket.AF_INET6 if address.version == 6 else stdlib_socket.AF_INET
         sock = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
@@ -149,6 +172,8 @@ class UdpListener:
                     sock.setsockopt(stdlib_socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
             elif address.is_unspecified:
                 sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if receive_buffer:
+                _set_receive_buffer(sock, receive_buffer)
             await sock.bind((host, port))
         except BaseException:
             sock.close()
@@ -188,41 +213,90 @@ class UdpListener:
 
     async def _receive_loop(self, engine: EngineInput, bound: IPAddress, port: int) -> None:
         ancillary = _ANCILLARY_SIZE if bound.is_unspecified else 0
-        while True:
-            try:
-                data, ancdata, flags, sender = await self.socket.recvmsg(MAX_DATAGRAM, ancillary)
-            except OSError as error:
-                if error.errno in _FATAL_ERRNOS:
-                    raise
-                self.stats.receive_errors += 1
-                self._log(
-                    logging.INFO, "recv-error", "udp socket %s:%d: receive error %s", bound, port, error
-                )
-                await trio.lowlevel.checkpoint()
-                continue
-            self.stats.datagrams += 1
-            try:
-                local = _destination(ancdata) or bound
-                if not isinstance(sender, tuple):
-                    raise TypeError(f"sender address {sender!r}")
-                path = Path(Transport.UDP, local, port, ip_address(sender[0]), int(sender[1]))
-            except (ValueError, IndexError, TypeError) as error:
-                self.stats.garbage += 1
-                self._log(logging.INFO, "sender", "datagram from an unusable address dropped: %s", error)
-                continue
-            if flags & stdlib_socket.MSG_TRUNC:
-                self.stats.truncated += 1
-                self._log(
-                    logging.INFO,
-                    ("trunc", path.remote_address),
-                    "%s datagram truncated: dropped",
-                    where(path),
-                )
-                continue
-            try:
-                self._dispatch(engine, data, path)
-            except Exception:  # never let one datagram end the socket
-                logger.exception("%s datagram of %d octets could not be handled", where(path), len(data))
+        # Batching (issue 12): each wakeup reads every datagram waiting, up to RECEIVE_BATCH,
+        # with plain non-blocking calls on a duplicate of the socket's descriptor (trio's
+        # recvmsg costs a scheduler pass per datagram); ESP datagrams in a row from one peer
+        # reach the engine as one batch.
+        raw = stdlib_socket.socket(fileno=os.dup(self.socket.fileno()))
+        raw.setblocking(False)
+        paths: dict[tuple[IPAddress, object], Path] = {}
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(raw)
+                esp: list[bytes] = []
+                esp_path: Path | None = None
+                for _ in range(RECEIVE_BATCH):
+                    try:
+                        data, ancdata, flags, sender = raw.recvmsg(MAX_DATAGRAM, ancillary)
+                    except BlockingIOError:
+                        break
+                    except OSError as error:
+                        if error.errno in _FATAL_ERRNOS:
+                            raise
+                        self.stats.receive_errors += 1
+                        self._log(
+                            logging.INFO,
+                            "recv-error",
+                            "udp socket %s:%d: receive error %s",
+                            bound,
+                            port,
+                            error,
+                        )
+                        continue
+                    self.stats.datagrams += 1
+                    local = _destination(ancdata) if ancdata else None
+                    path = paths.get((local or bound, sender))
+                    if path is None:
+                        try:
+                            if not isinstance(sender, tuple):
+                                raise TypeError(f"sender address {sender!r}")
+                            path = Path(
+                                Transport.UDP, local or bound, port, ip_address(sender[0]), int(sender[1])
+                            )
+                        except (ValueError, IndexError, TypeError) as error:
+                            self.stats.garbage += 1
+                            self._log(
+                                logging.INFO, "sender", "datagram from an unusable address dropped: %s", error
+                            )
+                            continue
+                        if len(paths) >= PATH_CACHE:
+                            paths.clear()
+                        paths[(local or bound, sender)] = path
+                    if flags & stdlib_socket.MSG_TRUNC:
+                        self.stats.truncated += 1
+                        self._log(
+                            logging.INFO,
+                            ("trunc", path.remote_address),
+                            "%s datagram truncated: dropped",
+                            where(path),
+                        )
+                        continue
+                    if self.marker and len(data) > 4 and data[:4] != NON_ESP_MARKER:
+                        self.stats.esp += 1  # RFC 3948 §2.1: ESP in UDP; the SPI is never zero
+                        if path is not esp_path:
+                            self._deliver_esp(engine, esp, esp_path)
+                            esp, esp_path = [], path
+                        esp.append(data)
+                        continue
+                    self._deliver_esp(engine, esp, esp_path)
+                    esp, esp_path = [], None
+                    try:
+                        self._dispatch(engine, data, path)
+                    except Exception:  # never let one datagram end the socket
+                        logger.exception(
+                            "%s datagram of %d octets could not be handled", where(path), len(data)
+                        )
+                self._deliver_esp(engine, esp, esp_path)
+        finally:
+            raw.close()
+
+    def _deliver_esp(self, engine: EngineInput, packets: list[bytes], path: Path | None) -> None:
+        if not packets or path is None:
+            return
+        try:
+            engine.receive_esp_batch(packets, path)
+        except Exception:  # never let one batch end the socket
+            logger.exception("%s %d ESP datagrams could not be handled", where(path), len(packets))
 
     def _dispatch(self, engine: EngineInput, data: bytes, path: Path) -> None:
         if data == NAT_KEEPALIVE:
@@ -254,31 +328,60 @@ class UdpListener:
     async def _send_loop(
         self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path]], bound: IPAddress
     ) -> None:
-        async with receive:
-            async for data, path in receive:  # framed by the sink already
-                destination = (str(path.remote_address), path.remote_port)
-                try:
-                    if bound.is_unspecified and not path.local_address.is_unspecified:
-                        control = [_source(path.local_address)]
-                        await self.socket.sendmsg([data], control, 0, destination)
-                    else:
-                        await self.socket.sendto(data, destination)
-                except OSError as error:
-                    if error.errno in _FATAL_ERRNOS:
-                        raise
-                    self.stats.send_errors += 1
-                    self._log(
-                        logging.INFO,
-                        ("send-error", path.remote_address),
-                        "%s send failed: %s",
-                        where(path),
-                        error,
-                    )
-                    continue
-                self.stats.sent += 1
+        """Send what the sink queued; each wakeup sends everything queued with non-blocking calls,
+        waiting only when the socket's buffer is full (batching, issue 12)."""
+        raw = stdlib_socket.socket(fileno=os.dup(self.socket.fileno()))
+        raw.setblocking(False)
+        pinned = bound.is_unspecified
+        try:
+            async with receive:
+                async for item in receive:  # framed by the sink already
+                    batch = [item]
+                    while len(batch) < SEND_BATCH:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    for data, path in batch:
+                        await self._send_one(raw, data, path, pinned)
+        finally:
+            raw.close()
+
+    async def _send_one(self, raw: stdlib_socket.socket, data: bytes, path: Path, pinned: bool) -> None:
+        destination = (str(path.remote_address), path.remote_port)
+        while True:
+            try:
+                if pinned and not path.local_address.is_unspecified:
+                    raw.sendmsg([data], [_source(path.local_address)], 0, destination)
+                else:
+                    raw.sendto(data, destination)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(raw)
+                continue
+            except OSError as error:
+                if error.errno in _FATAL_ERRNOS:
+                    raise
+                self.stats.send_errors += 1
+                self._log(
+                    logging.INFO,
+                    ("send-error", path.remote_address),
+                    "%s send failed: %s",
+                    where(path),
+                    error,
+                )
+                return
+            self.stats.sent += 1
+            return
 
     def _log(self, level: int, key: object, message: str, *args: object) -> None:
         self._limiter.log(logger, level, (key,), trio.current_time(), message, *args)
+
+
+def _set_receive_buffer(sock: trio.socket.SocketType, size: int) -> None:
+    try:
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:  # not root (EPERM): the kernel caps SO_RCVBUF at net.core.rmem_max
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVBUF, size)
 
 
 def _destination(ancdata: list[tuple[int, int, bytes]]) -> IPAddress | None:

@@ -120,7 +120,7 @@ def console_app(
         if sa is None and record is None:
             return JSONResponse({"error": f"no IKE SA {text!r}"}, 404, headers=_HEADERS)
         esp = control.engine.stats.esp_per_sa.get(local_spi, 0)
-        view = sa_view(sa, control.clock(), esp) if sa is not None else None
+        view = sa_view(sa, control.clock(), esp, control.engine.esp_sa) if sa is not None else None
         return JSONResponse(
             {"now": wall_clock(), "sa": view, "ladder": record.ladder() if record is not None else None},
             headers=_HEADERS,

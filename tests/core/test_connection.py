@@ -47,7 +47,7 @@ def test_corrupt_input_in_a_row_closes_and_anything_authenticated_resets_the_cou
             judge.on_esp(path(1), True, b"\x00\x00\x10\x00", 0.0)
         else:
             ike(judge, 1, reset, SA if reset is not Verdict.REFUSED else b"")
-        assert judge.closing() == []
+        assert list(judge.closing()) == []
     ike(judge, 1, Verdict.CORRUPT)
     judge.on_esp(path(1), False, b"\xde\xad\xbe\xef", 0.0)
     ike(judge, 1, Verdict.CORRUPT)
@@ -58,7 +58,7 @@ def test_corrupt_input_in_a_row_closes_and_anything_authenticated_resets_the_cou
     ike(judge, 1, Verdict.CORRUPT)
     ike(judge, 1, Verdict.CORRUPT)
     ike(judge, 1, Verdict.CORRUPT)
-    assert judge.closing() == []  # closed once
+    assert list(judge.closing()) == []  # closed once
 
 
 def test_a_new_ike_sa_init_dropped_for_our_limits_is_neither_corrupt_nor_a_reset() -> None:
@@ -76,7 +76,7 @@ def test_an_orphan_is_closed_after_the_grace_period_from_its_first_frame() -> No
     judge.on_esp(path(1), False, b"\x00\x00\x10\x00", 3.0)
     assert judge.get_timer() == 13.0
     judge.handle_timer(12.9)
-    assert judge.closing() == []
+    assert list(judge.closing()) == []
     judge.handle_timer(13.0)
     [closing] = judge.closing()
     assert (closing.connection, closing.kind) == (1, "orphan")
@@ -106,7 +106,7 @@ def test_a_refused_ike_sa_init_restarts_the_grace_so_the_retry_finds_the_connect
     ike(judge, 1, Verdict.REFUSED, now=0.0)
     ike(judge, 1, Verdict.REFUSED, now=9.0)
     judge.handle_timer(12.0)
-    assert judge.closing() == [] and judge.get_timer() == 19.0
+    assert list(judge.closing()) == [] and judge.get_timer() == 19.0
     ike(judge, 1, Verdict.LIMITED, now=18.0)
     assert judge.get_timer() == 28.0
 
@@ -127,4 +127,4 @@ def test_detached_connections_are_forgotten_with_their_deadlines() -> None:
     judge.sa_ended(SA, 1.0)
     ike(judge, 1, Verdict.CORRUPT)  # no longer attached: ignored
     judge.handle_timer(100.0)
-    assert judge.closing() == []
+    assert list(judge.closing()) == []

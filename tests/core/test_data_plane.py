@@ -20,7 +20,8 @@ from responder.core.config import (
 )
 from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend
 from responder.core.echo import EchoReply, answer, echo_request, read_packet
-from responder.core.events import PathChanged
+from responder.core.events import EspSaRemoved, PathChanged
+from responder.core.exchanges.informational import DeleteChildSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest
 from responder.core.outbound import Unrouted
@@ -141,6 +142,37 @@ def test_a_deleted_child_sa_takes_its_esp_sa_with_it() -> None:
     assert pair.responder.data_plane.sa(child.outbound_spi) is None
 
 
+@pytest.mark.parametrize("how", ["child deleted", "ike sa deleted"])
+def test_removed_esp_sas_report_what_they_carried(how: str) -> None:
+    """Issue 12: when a Child SA's ESP SAs leave the data plane (the Child SA is deleted, or its IKE
+    SA ends) an ``EspSaRemoved`` event gives their lifetime counters for the log (RFC 4303 §3.4)."""
+    pair, sa = tunnel()
+    [child] = sa.children.values()
+    request = echo_request(ME, THEM, identifier=7, sequence=1, data=b"x" * 100)
+    assert len(ping(pair, sa, request)) == 1
+    assert len(ping(pair, sa, request)) == 1
+    [inbound] = sa.children
+    replayed = pair.initiator.data_plane.sa(inbound)
+    assert replayed is not None
+    last = replayed.outbound.seal(request, IPV4_IN_ESP)
+    pair.esp_to_responder(last)
+    pair.esp_to_responder(last)  # a replay (RFC 4303 §3.4.3)
+    forged = replayed.outbound.seal(request, IPV4_IN_ESP)  # a fresh number, so past the replay check
+    pair.esp_to_responder(forged[:-1] + bytes([forged[-1] ^ 1]))  # a failed ICV, then a runt
+    pair.esp_to_responder(last[:9])
+    if how == "child deleted":
+        pair.initiator.start(sa.local_spi, DeleteChildSa.of((inbound,), "test"), pair.now)
+    else:
+        pair.initiator.request_delete(sa.local_spi, pair.now)
+    pair.pump()
+    [removed] = pair.events(EspSaRemoved)
+    assert removed.inbound_spi == child.outbound_spi and removed.outbound_spi == child.inbound_spi
+    assert (removed.packets_in, removed.packets_out) == (3, 3)  # each request answered (echo)
+    assert removed.octets_in == removed.octets_out == 3 * len(request)
+    assert (removed.replay_drops, removed.integrity_failures, removed.malformed) == (1, 1, 1)
+    assert pair.responder.data_plane.sa(child.outbound_spi) is None
+
+
 def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
     """RFC 9329 row A48: over TCP packets from an old and a new connection can interleave, so the
     anti-replay window is a real one (RFC 4303 §3.4.3), not a window of 1: out-of-order packets
@@ -197,12 +229,15 @@ def test_the_tun_backend_queues_selected_packets_and_routes_the_answers_back() -
     assert pair.responder.data_plane.inner_drops["not_selected"] == 1
     reply = answer(request, (_any4(),))
     assert isinstance(reply, EchoReply)
-    assert pair.responder.send_routed(reply.packet) == inner.child
+    assert pair.responder.data_plane.route(reply.packet) == inner.child
+    assert pair.responder.send_inner(
+        None, inner.child, reply.packet, IPV4_IN_ESP
+    )  # whichever IKE SA holds it
     pair.pump()
     assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
     stray = echo_request(ipaddress.ip_address("203.0.113.1"), ME, identifier=1, sequence=1, reply=True)
-    assert pair.responder.send_routed(stray) is Unrouted.NO_SA  # its source is not in local_ts
-    assert pair.responder.send_routed(b"\xff") is Unrouted.NOT_IP
+    assert pair.responder.data_plane.route(stray) is Unrouted.NO_SA  # its source is not in local_ts
+    assert pair.responder.data_plane.route(b"\xff") is Unrouted.NOT_IP
 
 
 def test_a_deleted_tun_child_sa_leaves_the_lookup() -> None:
@@ -213,7 +248,8 @@ def test_a_deleted_tun_child_sa_leaves_the_lookup() -> None:
     pair.pump()
     assert len(pair.responder.data_plane.outbound) == 0
     reply = echo_request(THEM, ME, identifier=1, sequence=1, reply=True)
-    assert pair.responder.send_routed(reply) is Unrouted.NO_SA
+    assert pair.responder.data_plane.route(reply) is Unrouted.NO_SA
+    assert not pair.responder.send_inner(None, child.outbound_spi, reply, IPV4_IN_ESP)
 
 
 def test_tun_needs_tunnel_mode() -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from responder.core import echo as echo_module
 from responder.core.echo import (
     DropReason,
     EchoDropped,
@@ -599,3 +600,65 @@ def test_every_valid_request_gets_a_valid_reply(generated: tuple[bytes, V4 | V6,
         assert read.transport == IcmpMessage(kind, 0, request.transport.body)
     # the reply is not itself answered: no echo loops
     assert isinstance(answer(reply.packet, (ts(str(source)),)), EchoDropped)
+
+
+# --- the IPv4 ICMP fast path ---------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    st.binary(max_size=1500),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 255),
+    st.integers(1, 255),
+    st.sampled_from(["10.0.0.2", "192.0.2.99", "224.0.0.1", "0.0.0.0", "255.255.255.255"]),  # noqa: S104
+    st.sampled_from(["192.0.2.10", "198.51.100.7", "239.1.1.1", "255.255.255.255"]),
+    st.sampled_from([0, 1, 0x2000, 0x0004]),
+    st.sampled_from(
+        [
+            (ts("192.0.2.0", "192.0.2.255"),),
+            (ts("0.0.0.0", "255.255.255.255", 1, (0, 0x08FF)),),  # noqa: S104
+            (ts("192.0.2.0", "192.0.2.255", 1, (0x0800, 0x08FF)),),  # the reply is not selected
+        ]
+    ),
+)
+def test_the_icmpv4_fast_path_gives_the_general_paths_answer(
+    data: bytes,
+    identifier: int,
+    sequence: int,
+    tos: int,
+    ttl: int,
+    source: str,
+    destination: str,
+    fragment: int,
+    owned: tuple[TrafficSelector, ...],
+) -> None:
+    """``answer`` answers the common IPv4 ping in place (RFC 1624's incremental checksum): its octets
+    must be the general path's (read, check, build: RFC 792, RFC 1122 §3.2.2.6), and whatever it
+    declines the general path answers or refuses."""
+    request = echo_request(ip(source), ip(destination), identifier, sequence, data)
+    header = bytearray(request[:20])
+    header[1], header[8] = tos, ttl
+    header[6:8] = (int.from_bytes(header[6:8], "big") | fragment).to_bytes(2, "big")
+    header[10:12] = b"\0\0"
+    header[10:12] = internet_checksum(bytes(header)).to_bytes(2, "big")
+    packet = bytes(header) + request[20:]
+    general = _general_answer(packet, owned)
+    fast = echo_module._answer_icmpv4(packet, owned)
+    if fast is not None:
+        assert fast == general
+        assert internet_checksum(fast.packet[:20]) == 0 and internet_checksum(fast.packet[20:]) == 0
+    elif isinstance(general, EchoReply):  # declined only for the two zeros of one's complement
+        assert general.packet[22:24] in (b"\0\0", b"\xff\xff")
+    assert answer(packet, owned) == general
+
+
+def _general_answer(packet: bytes, owned: tuple[TrafficSelector, ...]) -> EchoReply | EchoDropped:
+    """``answer`` with the fast path off."""
+    original = echo_module._answer_icmpv4
+    echo_module._answer_icmpv4 = lambda packet, owned: None
+    try:
+        return answer(packet, owned)
+    finally:
+        echo_module._answer_icmpv4 = original

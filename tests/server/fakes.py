@@ -17,7 +17,7 @@ isolation.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -93,6 +93,7 @@ class RecordingEngine:
     fail_on: bytes | None = None  #: raise RuntimeError when this IKE message arrives
     calls: list[tuple[str, Path, bytes]] = attrs.Factory(list)
     sinks: dict[int | None, Sink] = attrs.Factory(dict)
+    batches: list[int] = attrs.Factory(list)  #: sizes of the ESP batches, in order
 
     def attach(self, path: Path, sink: Sink) -> None:
         self.calls.append(("attach", path, b""))
@@ -111,6 +112,11 @@ class RecordingEngine:
 
     def receive_esp(self, packet: bytes, path: Path) -> None:
         self.calls.append(("esp", path, packet))
+
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+        self.batches.append(len(packets))
+        for packet in packets:
+            self.receive_esp(packet, path)
 
     # ------------------------------------------------------------------ queries
 

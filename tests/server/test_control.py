@@ -13,6 +13,7 @@ import io
 import json
 import socket
 import stat
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ async def test_list_sas_shows_each_sa_with_its_transport_spis_and_child(tmp_path
     async with running_server(trustme.CA(), tmp_path, server_settings={"control_path": control}) as info:
         assert stat.S_IMODE(control.stat().st_mode) == 0o600  # only its owner may connect
         clients = await three_sas(info)
+        for client in clients:  # ESP through each Child SA, to the echo backend (issue 12)
+            assert await client.ping(ip_address("192.0.2.10"), count=2) == 2, client.reason
         sas = await ask(control, "list-sas")
         assert [sa["transport"] for sa in sas] == ["tcp", "tls", "udp"]
         for sa, client in zip(sas, clients, strict=True):
@@ -92,12 +95,22 @@ async def test_list_sas_shows_each_sa_with_its_transport_spis_and_child(tmp_path
             [established] = client.child_sas
             assert child["inbound_spi"] == established.outbound_spi.hex()  # ours is its outbound
             assert child["state"] == "installed" and child["local_ts"] == ["0.0.0.0/0"]
+            esp = child["esp"]
+            assert (esp["packets_in"], esp["packets_out"], esp["last_seq_out"], esp["highest_seq_in"]) == (
+                2,
+                2,
+                2,
+                2,
+            )
+            assert esp["octets_in"] == esp["octets_out"] > 0
+            assert (esp["replay_drops"], esp["integrity_failures"], esp["malformed"]) == (0, 0, 0)
         assert sas[0]["connection"] is not None and sas[2]["connection"] is None
         code, text = await run_main("list-sas", "--control", str(control))
         assert code == 0
         for client in clients:
             assert f"IKE SA {client.spi_i.hex()}/{client.spi_r.hex()} established" in text
         assert "peer alice@example.org" in text and "Child SA default installed: ESP in" in text
+        assert text.count("    ESP in 2 packets") == 3
         code, text = await run_main("list-sas", "--control", str(control), "--json")
         assert code == 0 and timeless(json.loads(text)) == timeless(await ask(control, "list-sas"))
         for client in clients:
