@@ -103,7 +103,7 @@ def sealed_batch(initiator: Endpoint, local_spi: bytes, child: bytes, size: int,
     out = []
     for sequence in range(count):
         packet = echo_request(ME, THEM, identifier=1, sequence=sequence & 0xFFFF, data=data)
-        assert initiator.send_inner(local_spi, child, packet, IPV4_IN_ESP)
+        assert initiator.send_inner(local_spi, child, packet, IPV4_IN_ESP, 0.0)
         [esp] = initiator.messages_to_send()
         out.append(esp.data)
     return out

@@ -90,9 +90,11 @@ from responder.core.config import (
     EspProposal,
     Identity,
     IkeProposal,
+    TrustStore,
 )
 from responder.core.initiator import InitiatorSettings
 from responder.core.path import Transport
+from responder.pem_files import load_certificates, load_credential
 
 PSK_TEXT = "benchmark shared key"  #: the text of bench/handshake.py's PSK, as the CLI's --psk takes it
 RESPONDER_ID_TEXT = "@responder.example"  #: bench/handshake.py's responder ID, as the CLI's --id takes it
@@ -306,8 +308,23 @@ def suite_config(ike: str, esp: str, directory: Path) -> list[str]:
 
 
 @attrs.frozen
+class Certificates:
+    """A worker's certificate authentication: PEM files and the two IDs as the CLI writes them."""
+
+    cert: str  #: our chain, leaf first
+    key: str  #: its private key
+    ca: str  #: the CA the responder's certificate must lead to
+    local_id: str  #: our IDi, bound to our certificate
+    remote_id: str  #: the responder's IDr
+
+
+@attrs.frozen
 class Job:
-    """What one worker does: cycles against one listener for ``seconds``, or ``count`` cycles."""
+    """What one worker does: cycles against one listener for ``seconds``, or ``count`` cycles.
+
+    With ``certificates`` the worker signs its AUTH with a certificate and checks the
+    responder's signature instead of using the PSK (bench/vs_strongswan.py's ECDSA suite).
+    """
 
     transport: Transport
     host: str
@@ -319,6 +336,7 @@ class Job:
     seconds: float
     count: int | None
     timeout: float
+    certificates: Certificates | None = None
 
 
 @attrs.frozen
@@ -366,6 +384,16 @@ async def run_job(job: Job) -> WorkerResult:
     settings = Bench(job.ike, job.esp, seed=1).settings  # bench/handshake.py's initiator: IDs, PSK, Child SA
     if not job.child:
         settings = attrs.evolve(settings, child=None)
+    if job.certificates is not None:
+        files = job.certificates
+        settings = attrs.evolve(
+            settings,
+            local_id=Identity.parse(files.local_id),
+            psk=None,
+            remote_id=Identity.parse(files.remote_id),
+            credential=load_credential(Path(files.cert), Path(files.key)),
+            trust=TrustStore(anchors=load_certificates(Path(files.ca))),
+        )
     config = Config()
     failures: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []

@@ -361,7 +361,7 @@ class Client:
             request = echo_request(source, destination, identifier=identifier, sequence=sequence, data=data)
             expected.add((destination, identifier, sequence, data))
             next_header = IPV4_IN_ESP if destination.version == 4 else IPV6_IN_ESP
-            self.endpoint.send_inner(self.sa.local_spi, child, request, next_header)
+            self.endpoint.send_inner(self.sa.local_spi, child, request, next_header, trio.current_time())
         mark = len(self.inner)
 
         def answered() -> int:

@@ -47,6 +47,7 @@ from responder.core.config import (
     ChildlessPolicy,
     Config,
     ConfigError,
+    DfPolicy,
     Dpd,
     EspProposal,
     Identity,
@@ -56,6 +57,7 @@ from responder.core.config import (
     Lifetime,
     Limits,
     Mode,
+    OuterPolicy,
     PeerConfig,
     PskAuth,
     PubkeyAuth,
@@ -63,6 +65,7 @@ from responder.core.config import (
     SendCert,
     TrafficSelectorPolicy,
     TrustStore,
+    VolumeLifetime,
     config_path,
 )
 from responder.pem_files import load_certificates, load_credential, load_crls
@@ -125,6 +128,7 @@ FileConfig = ServerSettings
 
 _LIFETIME_KEYS: Final = ("rekey_time", "life_time", "rand_time")
 _PEER_LIFE_KEYS: Final = (*_LIFETIME_KEYS, "dpd_delay", "dpd_timeout")
+_VOLUME_KEYS: Final = ("rekey_bytes", "life_bytes", "rekey_packets", "life_packets")
 _CHILD_KEYS: Final = (
     "local_ts",
     "remote_ts",
@@ -134,6 +138,9 @@ _CHILD_KEYS: Final = (
     "refuse",
     "backend",
     *_LIFETIME_KEYS,
+    *_VOLUME_KEYS,
+    "dscp",
+    "df_bit",
 )
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -259,6 +266,28 @@ def _lifetime(table: Mapping[str, Any], path: str, default: Lifetime) -> Lifetim
         )
 
 
+def _volume(table: Mapping[str, Any], path: str) -> VolumeLifetime | None:
+    """A :class:`VolumeLifetime` from the keys given, a missing hard limit derived; ``None`` if none."""
+    keys = [key for key in _VOLUME_KEYS if key in table]
+    given = {key: _expect(table[key], int, "a whole number", _join(path, key)) for key in keys}
+    if not given:
+        return None
+    with config_path(path):
+        return VolumeLifetime.derive(**given)
+
+
+def _outer(table: Mapping[str, Any], path: str) -> OuterPolicy | None:
+    """The outer marking of ESP over UDP: ``dscp`` ("copy", "clear" or 0-63), ``df_bit``."""
+    if "dscp" not in table and "df_bit" not in table:
+        return None
+    dscp = table.get("dscp", "copy")
+    if isinstance(dscp, str):
+        dscp = dscp.lower()
+    df = _choice(table.get("df_bit", "copy"), DfPolicy, _join(path, "df_bit"))
+    with _in_table(path, {"df": "df_bit"}):
+        return OuterPolicy(dscp, df)
+
+
 def _dpd(table: Mapping[str, Any], path: str) -> Dpd | None:
     if "dpd_delay" not in table and "dpd_timeout" not in table:
         return None
@@ -268,7 +297,9 @@ def _dpd(table: Mapping[str, Any], path: str) -> Dpd | None:
         return Dpd(delay, timeout)
 
 
-def _choice(value: object, kind: type[Mode] | type[ChildlessPolicy] | type[SendCert], path: str) -> Any:
+def _choice(
+    value: object, kind: type[Mode] | type[ChildlessPolicy] | type[SendCert] | type[DfPolicy], path: str
+) -> Any:
     text = _expect(value, str, "a string", path)
     names = ", ".join(repr(member.value) for member in kind)
     try:
@@ -338,6 +369,12 @@ def _children(value: object, path: str, keys: str, aliases: dict[str, str], mode
         lifetime = _lifetime(table, child_path, CHILD_LIFETIME)
         if lifetime is not None:
             arguments["lifetime"] = lifetime
+        volume = _volume(table, child_path)
+        if volume is not None:
+            arguments["volume"] = volume
+        outer = _outer(table, child_path)
+        if outer is not None:
+            arguments["outer"] = outer
         with _in_table(child_path):
             children.append(ChildConfig(name, **arguments))
     return children

@@ -36,6 +36,7 @@ from responder.core.config import (
     ChildlessPolicy,
     Config,
     ConfigError,
+    DfPolicy,
     Dpd,
     EspProposal,
     Identity,
@@ -45,6 +46,7 @@ from responder.core.config import (
     Lifetime,
     Limits,
     Mode,
+    OuterPolicy,
     PeerConfig,
     PskAuth,
     PubkeyAuth,
@@ -52,6 +54,7 @@ from responder.core.config import (
     Secret,
     SendCert,
     TrafficSelectorPolicy,
+    VolumeLifetime,
 )
 from responder.core.enums import KeyExchangeId
 from responder.core.path import Transport
@@ -136,6 +139,8 @@ EXPECTED_EXAMPLE = ServerSettings(
                         ),
                         lifetime=Lifetime(3600.0, 3960.0, 360.0),
                         backend="tun",
+                        volume=VolumeLifetime(500_000_000, 600_000_000, 1_000_000, 1_500_000),
+                        outer=OuterPolicy("clear", DfPolicy.COPY),
                     ),
                     ChildConfig(
                         "web",
@@ -436,6 +441,18 @@ def test_lifetimes_are_derived_as_strongswan_does() -> None:
     assert (never.rekey_at(5.0, 0.5), never.expires_at(5.0)) == (None, None)
 
 
+def test_traffic_lifetimes_and_outer_marking_are_read() -> None:
+    """rekey_bytes ... life_packets as swanctl.conf (a hard limit 10% past a soft one given alone);
+    dscp and df_bit for the outer header of ESP over UDP (RFC 4301 §8.1)."""
+    child = load(CHILD + "rekey_bytes = 1000000\nlife_packets = 500\ndscp = 46\ndf_bit = 'Clear'\n")
+    [config] = child.config.peers[0].children
+    assert config.volume == VolumeLifetime(1_000_000, 1_100_000, 0, 500)
+    assert config.outer == OuterPolicy(46, DfPolicy.CLEAR)
+    default = load(CHILD).config.peers[0].children[0]
+    assert default.volume == VolumeLifetime() and default.outer == OuterPolicy("copy", DfPolicy.COPY)
+    assert load(CHILD + 'dscp = "CLEAR"').config.peers[0].children[0].outer.dscp == "clear"
+
+
 def test_lab_lifetimes_and_limits_are_read() -> None:
     loaded = load(
         "[responder.limits]\nchild_sa_max = 3\nshutdown_grace = 0\n"
@@ -650,6 +667,11 @@ ERRORS = [
     (PEER + "dpd_delay = true", "peers.p.dpd_delay", "expected a number"),
     (PEER + 'dpd_timeout = "-1s"', "peers.p.dpd_timeout", "is not a duration"),
     (CHILD + 'life_time = "1m"', "peers.p.children.c.life_time", "must be longer than rekey_time (3600s)"),
+    (CHILD + "rekey_bytes = 9\nlife_bytes = 5", "peers.p.children.c.life_bytes", "more than rekey_bytes (9)"),
+    (CHILD + 'rekey_packets = "many"', "peers.p.children.c.rekey_packets", "expected a whole number"),
+    (CHILD + "life_packets = -1", "peers.p.children.c.life_packets", "whole number >= 0, got -1"),
+    (CHILD + "dscp = 64", "peers.p.children.c.dscp", '"copy", "clear" or a DSCP 0-63, got 64'),
+    (CHILD + 'df_bit = "maybe"', "peers.p.children.c.df_bit", "expected one of 'copy', 'set', 'clear'"),
     ('[lab]\nany_id_psk = "x"\ndpd_delay = -2', "lab.dpd_delay", ">= 0, got -2.0"),
     ('[tls]\ncert = "c"', "tls.key", "missing: a TLS certificate needs its private key"),
     ('[tls]\nkey = "k"', "tls.cert", "missing: a TLS private key needs its certificate"),

@@ -46,8 +46,10 @@ from types import MappingProxyType
 from responder.core.child_sa import ChildSaState
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, IntegrityCheckFailed, ProtocolError, TemporaryFailure
+from responder.core.esp_limits import LimitReached
 from responder.core.events import (
     AnswerDeferred,
+    ChildSaLimitReached,
     MessageAccepted,
     MessageDropped,
     RequestAnswered,
@@ -509,6 +511,28 @@ def _lifecycle(sa: IkeSa, when: Instant) -> None:
         sa.layer.enqueue(RekeyIkeSa())
     if _due(sa.liveness_due(), now):
         sa.layer.enqueue(LivenessCheck())
+
+
+def child_limit(sa: IkeSa, reached: LimitReached, when: Instant) -> None:
+    """A Child SA pair's traffic reached a limit (RFC 4301 §4.4.2.1, RFC 4303 §3.3.3): a soft one
+    starts the rekey the timer would (RFC 7296 §2.8; not while one of either end runs), a hard one
+    the Delete of the pair (not when ours is already out).  Each is reported once by the data plane."""
+    child = sa.children.get(reached.inbound_spi)
+    if child is None or sa.state is not IkeSaState.ESTABLISHED:
+        return
+    action = "none: the pair is " + child.state.value
+    if reached.hard and child.state is not ChildSaState.DELETING:
+        child.rekey_at = child.expires_at = child.doomed_at = None
+        sa.layer.enqueue(DeleteChildSa.of((child.inbound_spi,), f"Child SA {reached.describe()}"))
+        action = "delete"
+    elif not reached.hard and child.state is ChildSaState.INSTALLED:
+        child.rekey_at = None
+        sa.layer.enqueue(RekeyChildSa.of(child.inbound_spi))
+        action = "rekey"
+    sa.emit(
+        ChildSaLimitReached(*sa.ids, child.inbound_spi, reached.limit, reached.outbound, reached.hard, action)
+    )
+    flush(sa, when)
 
 
 def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:

@@ -51,7 +51,7 @@ from responder.core.admission import HalfOpenBudgets, ReplyRate
 from responder.core.config import Config, PubkeyAuth
 from responder.core.connection import ConnectionRules, StreamConnection
 from responder.core.cookies import CookieJar
-from responder.core.data_plane import Backend, DataPlane
+from responder.core.data_plane import DataPlane
 from responder.core.deadlines import Deadlines
 from responder.core.enums import ExchangeType, NotifyType
 from responder.core.errors import DecodeError, InvalidMajorVersion, LocalError
@@ -84,6 +84,7 @@ from responder.core.messages import (
     decode_header,
     decode_message,
     encode_message,
+    is_new_sa_request,
 )
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Outgoing, Path
@@ -92,31 +93,6 @@ from responder.core.pool import PoolAllocator
 from responder.core.summary import payload_summary
 
 __all__ = ["Endpoint", "Reconfigured"]
-
-
-def _is_new_sa_request(data: bytes) -> bool:
-    """An IKE_SA_INIT request with SPIr zero, of any IKE version (RFC 7296 §3.1 header octets)."""
-    return (
-        len(data) >= HEADER_SIZE
-        and data[18] == ExchangeType.IKE_SA_INIT
-        and not data[19] & 0x20
-        and data[8:16] == bytes(8)
-    )
-
-
-def _backend(sa: IkeSa, child_name: str) -> Backend:
-    """The backend of a Child SA: its child's configuration as responder, the API as initiator."""
-    config = sa.peer.child(child_name) if sa.peer is not None else None
-    return Backend(config.backend) if config is not None else Backend.API
-
-
-def _same_principal(one: IkeSa, other: IkeSa) -> bool:
-    """Whether two SAs of one identity authenticated through the same peer and method."""
-    if one.peer_name != other.peer_name:
-        return False
-    if one.peer is None or other.peer is None:
-        return one.peer is other.peer
-    return type(one.peer.auth) is type(other.peer.auth)
 
 
 @attrs.frozen
@@ -309,21 +285,25 @@ class Endpoint:
             self._events.extend(self._connections.closing())
         return outcome
 
-    def receive_esp(self, packet: bytes, path: Path, now: float) -> bytes | None:
+    def receive_esp(self, packet: bytes, path: Path, now: float, ecn: int = 0) -> bytes | None:
         """One ESP packet (RFC 4303): our SPI of the IKE SA whose Child SA it is for, or ``None``.
 
         The packet is opened by its Child SA's ESP SA (replay window, integrity,
         padding: :mod:`responder.core.esp`) and its inner packet goes to the
         child's backend (:mod:`responder.core.data_plane`); an echo answer is
-        queued like any message.  :attr:`last_esp` says what became of it.  On a
-        stream, the RFC 9329 §6.1 rules count ESP to unknown SPIs as corrupt.
+        queued like any message.  ``ecn`` is the outer header's ECN field (over
+        UDP; RFC 6040 §4.2).  A byte, packet or sequence number limit the pair
+        reaches starts its rekey or Delete.  :attr:`last_esp` says what became
+        of it.  On a stream, the RFC 9329 §6.1 rules count ESP to unknown SPIs as corrupt.
         """
         spi = packet[:4]
         owner = self._esp.get(spi)
         result: Opened | Dropped | None = None
         if owner is not None:
-            result, replies = self._data_plane.receive(owner, packet, path)
+            result, replies = self._data_plane.receive(owner, packet, path, ecn)
             self._outgoing += replies
+            if self._data_plane.limits_reached:
+                self._limits_reached(now)
             if isinstance(result, Dropped):
                 self.last_esp = f"dropped: {result.reason.value}"
             else:
@@ -358,18 +338,31 @@ class Endpoint:
         """Every Child SA's ESP SA, and the inner packets queued for the API backend."""
         return self._data_plane
 
-    def send_inner(self, local_spi: bytes | None, child: bytes, packet: bytes, next_header: int) -> bool:
+    def send_inner(
+        self, local_spi: bytes | None, child: bytes, packet: bytes, next_header: int, now: float
+    ) -> bool:
         """Send ``packet`` through the Child SA with our inbound SPI ``child`` of the IKE SA
         ``local_spi`` (``None``: whichever holds it, for the TUN backend's :meth:`DataPlane.route`),
-        as ESP on the SA's path; ``False`` when there is no such Child SA."""
+        as ESP on the SA's path; ``False`` when there is no such Child SA or it is past a hard
+        limit.  ``now`` times the rekey or Delete a limit starts."""
         sa = self._sas.get(self._esp.get(child, b"") if local_spi is None else local_spi)
         if sa is None or child not in sa.children:
             return False
-        sealed = self._data_plane.seal(child, packet, next_header)
+        sealed = self._data_plane.seal(child, packet, next_header, sa.path)
+        self._limits_reached(now)
         if sealed is None:
             return False
-        self._outgoing.append(Outgoing(sa.path, sealed, esp=True))
+        self._outgoing.append(sealed)
         return True
+
+    def _limits_reached(self, now: float) -> None:
+        """Rekey or delete the Child SAs whose traffic reached a soft or hard limit (RFC 4301 §4.4.2.1)."""
+        for reached in self._data_plane.take_limits():
+            sa = self._sas.get(self._esp.get(reached.inbound_spi, b""))
+            if sa is not None:
+                when = Instant(now)
+                dispatch.child_limit(sa, reached, when)
+                self._collect(sa, when)
 
     def _last_reason(self, mark: int) -> str:
         """Why the message just handled was dropped or refused, for the connection judge's log line."""
@@ -384,11 +377,11 @@ class Endpoint:
             header, _, _ = decode_header(data)
         except InvalidMajorVersion as error:
             self._answer_major_version(data, path, error, when.now)
-            return ReceiveOutcome(Verdict.REFUSED if _is_new_sa_request(data) else Verdict.CORRUPT)
+            return ReceiveOutcome(Verdict.REFUSED if is_new_sa_request(data) else Verdict.CORRUPT)
         except DecodeError as error:
             self._events.append(MessageDropped(f"from {path.describe()}: {error}"))
             return ReceiveOutcome(Verdict.CORRUPT)
-        if _is_new_sa_request(data):
+        if is_new_sa_request(data):
             if header.spi_i == bytes(8):  # RFC 7296 §3.1: SPIi "MUST NOT be zero"
                 reason = f"IKE_SA_INIT from {path.describe()} with a zero initiator SPI (RFC 7296 §3.1)"
                 self._events.append(MessageDropped(reason))
@@ -702,8 +695,9 @@ class Endpoint:
             if isinstance(event, ChildSaEstablished):
                 self._esp[event.inbound_spi] = local_spi
                 child = sa.children.get(event.inbound_spi)
-                if child is not None:
-                    self._data_plane.install(child.params, _backend(sa, child.params.name))
+                if child is not None:  # as initiator no child config: the API backend
+                    config = sa.peer.child(child.name) if sa.peer is not None else None
+                    self._data_plane.install(child.params, config)
             elif isinstance(event, ChildSaDeleted):
                 self._esp.pop(event.inbound_spi, None)
                 self._events.append(event)
@@ -750,7 +744,7 @@ class Endpoint:
                 other = self._sas.get(spi)
                 # Only the same authenticated peer: the same configured peer and method, so that
                 # a shared key's holder cannot end a certificate peer's SA by naming its identity.
-                if other is not None and other is not sa and _same_principal(other, sa):
+                if other is not None and other is not sa and other.same_principal(sa):
                     other.close(f"INITIAL_CONTACT from {sa.remote_id} in the new IKE SA {sa.local_spi.hex()}")
                     self._collect(other, when)
         older.add(sa.local_spi)

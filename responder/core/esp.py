@@ -57,6 +57,7 @@ from responder.core.transforms import (
     Integrity,
     KeyedEncryption,
     KeyedIntegrity,
+    NullCipher,
     encryption,
 )
 
@@ -98,6 +99,7 @@ class DropReason(enum.Enum):
     INTEGRITY = "integrity"  #: the ICV or AEAD tag did not verify (§3.4.4)
     BAD_PADDING = "bad padding"  #: Pad Length too long, or padding not 1, 2, 3, ... (§2.4)
     DUMMY = "dummy"  #: Next Header 59, discarded silently (§2.6)
+    EXPIRED = "expired"  #: the pair is past a hard lifetime (the data plane's, RFC 4301 §4.4.2.1)
 
 
 @attrs.frozen(slots=True)
@@ -132,18 +134,6 @@ class EspCounters:
     integrity_failures: int = 0
     malformed: int = 0  #: short, truncated, bad padding, wrong SPI
     dummies: int = 0  #: Next Header 59
-
-
-class _NullCipher:
-    """ENCR_NULL (RFC 2410): no IV, the plaintext is the ciphertext."""
-
-    __slots__ = ()
-
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        return plaintext
-
-    def decrypt(self, iv: bytes, ciphertext: bytes, aad: bytes, *, offset: int = 0) -> bytes:
-        return ciphertext
 
 
 @attrs.frozen(slots=True)
@@ -225,7 +215,7 @@ class EspSuite:
         if self.encryption is None:
             if encryption_key:
                 raise LocalError("ENCR_NULL takes no key")
-            cipher: KeyedEncryption = _NullCipher()
+            cipher: KeyedEncryption = NullCipher()
         else:
             cipher = self.encryption.keyed(encryption_key)
         if self.integrity is None:

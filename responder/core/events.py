@@ -23,6 +23,7 @@ __all__ = [
     "AuthenticationFailed",
     "ChildSaDeleted",
     "ChildSaEstablished",
+    "ChildSaLimitReached",
     "ChildSaRefused",
     "ChildSasMoved",
     "ConnectionClosing",
@@ -265,6 +266,23 @@ class ChildSaDeleted:
 
 
 @attrs.frozen
+class ChildSaLimitReached:
+    """A Child SA pair's traffic reached a limit (RFC 4301 §4.4.2.1): ``limit`` names it
+    (``rekey_bytes``, ``life_packets``, ``sequence numbers``, ...) and ``outbound`` the direction
+    that counted it; a soft limit (``hard`` false) starts its rekey, a hard one its Delete.
+    ``action`` says what the core did (``"rekey"``, ``"delete"``, or why nothing)."""
+
+    local_spi: bytes
+    spi_i: bytes
+    spi_r: bytes
+    inbound_spi: bytes
+    limit: str
+    outbound: bool
+    hard: bool
+    action: str
+
+
+@attrs.frozen
 class EspSaRemoved:
     """The ESP SAs of a Child SA pair were removed from the data plane (the pair was deleted or
     its IKE SA closed), with what they carried in their lifetime: accepted packets and payload
@@ -340,6 +358,7 @@ Event = (
     | ChildSaEstablished
     | ChildSaRefused
     | ChildSaDeleted
+    | ChildSaLimitReached
     | ChildSasMoved
     | EspSaRemoved
     | IkeSaClosed

@@ -278,6 +278,14 @@ class IkeSa:
         child.rekey_at = lifetime.rekey_at(now, self.jitter() if lifetime.rand_time else 0.0)
         child.expires_at = lifetime.expires_at(now)
 
+    def same_principal(self, other: IkeSa) -> bool:
+        """Whether ``other``, of the same identity, authenticated through the same peer and method."""
+        if self.peer_name != other.peer_name:
+            return False
+        if self.peer is None or other.peer is None:
+            return self.peer is other.peer
+        return type(self.peer.auth) is type(other.peer.auth)
+
     def live_children(self) -> int:
         """Child SAs that count towards ``limits.child_sa_max``."""
         return sum(1 for child in self.children.values() if child.counts_towards_limit)

@@ -116,11 +116,24 @@ __all__ = [
     "encode_message",
     "encode_payload",
     "encode_payloads",
+    "is_new_sa_request",
     "typed_transform_id",
 ]
 
 HEADER_SIZE = 28  # RFC 7296 §3.1
 PAYLOAD_HEADER_SIZE = 4  # RFC 7296 §3.2
+
+
+def is_new_sa_request(data: bytes) -> bool:
+    """An IKE_SA_INIT request with SPIr zero, of any IKE version (RFC 7296 §3.1 header octets)."""
+    return (
+        len(data) >= HEADER_SIZE
+        and data[18] == ExchangeType.IKE_SA_INIT
+        and not data[19] & 0x20
+        and data[8:16] == bytes(8)
+    )
+
+
 #: Most payloads accepted in one chain (outer or inner).  Real messages carry a
 #: few dozen at most; the limit bounds the work a hostile message can cause.
 MAX_PAYLOADS = 512

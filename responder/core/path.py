@@ -63,3 +63,9 @@ class Outgoing:
     path: Path
     data: bytes
     esp: bool = False
+    #: ESP over UDP: the outer header's traffic class octet (IPv4 TOS, IPv6 Traffic Class: DSCP
+    #: and ECN) to send with; 0 leaves the socket's default (RFC 4301 §5.1.2.1, RFC 6040 §4.1).
+    tos: int = 0
+    #: ESP over UDP with an IPv4 outer header: the DF bit to send with; ``None``: the socket's
+    #: default (RFC 4301 §8.1).
+    df: bool | None = None

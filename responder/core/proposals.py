@@ -36,6 +36,7 @@ carries the number of the accepted proposal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -229,6 +230,13 @@ class _Local:
     key_exchange_required: bool
 
 
+# Cached: a configured proposal is a frozen value, and its text (every algorithm's name) took
+# about 12 us to build for an IKE proposal and 5 us for an ESP one, for each proposal of the
+# configuration at each negotiation (0.5 us from the cache): with the CLI's default proposals
+# (two of each) some 35 us per IKE SA with a Child SA, 2% of the responder's CPU per PSK SA
+# in bench/vs_strongswan.py (2026-12-02).  The bound keeps the values of old reloads from
+# piling up.
+@functools.lru_cache(maxsize=256)
 def _local(policy: IkeProposal | EspProposal, *, require_key_exchange: bool) -> _Local:
     if isinstance(policy, IkeProposal):
         return _Local(

@@ -13,6 +13,8 @@ Sizes of keying material (RFC 7296 §2.13, §2.14, §2.17):
 * AES-GCM takes ``key_bits/8`` octets of key followed by a 4-octet salt
   (RFC 5282 §7.1, RFC 4106 §8.1).
 * ChaCha20-Poly1305 takes 32 octets of key and a 4-octet salt (RFC 7634 §2, §4).
+* ENCR_NULL (RFC 2410) takes none; ESP only, and only with an integrity
+  transform (RFC 4303 §5, RFC 8221 §5); configuration refuses it for IKE.
 * HMAC PRFs use keys of their output size as "preferred key length"
   (RFC 7296 §2.13, RFC 4868 §2.1.2); HMAC integrity keys are the hash's output
   size (RFC 4868 §2.1.1, RFC 2404).
@@ -40,6 +42,7 @@ __all__ = [
     "Integrity",
     "KeyedEncryption",
     "KeyedIntegrity",
+    "NullCipher",
     "Prf",
     "encryption",
     "integrity",
@@ -89,8 +92,8 @@ class Encryption:
     @property
     def name(self) -> str:
         """A human-readable name, e.g. ``AES_GCM_16-256``."""
-        if self.transform_id is EncrId.CHACHA20_POLY1305:
-            return "CHACHA20_POLY1305"
+        if self.transform_id is EncrId.CHACHA20_POLY1305 or self.transform_id is EncrId.NULL:
+            return self.transform_id.name
         return f"{self.transform_id.name}-{self.key_bits}"
 
     def keyed(self, key: bytes) -> KeyedEncryption:
@@ -99,6 +102,8 @@ class Encryption:
             raise LocalError(f"{self.name} needs {self.key_size} octets of key, got {len(key)}")
         if self.transform_id is EncrId.AES_CBC:
             return CbcCipher(key)
+        if self.transform_id is EncrId.NULL:
+            return NullCipher()
         salt, cipher_key = key[-4:], key[:-4]
         if self.transform_id is EncrId.AES_GCM_16:
             return AeadCipher(AESGCM(cipher_key), salt)
@@ -124,6 +129,18 @@ class CbcCipher:
     def decrypt(self, iv: bytes, ciphertext: bytes, aad: bytes, *, offset: int = 0) -> bytes:
         decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
         return decryptor.update(ciphertext) + decryptor.finalize()
+
+
+class NullCipher:
+    """ENCR_NULL (RFC 2410): no key, no IV, the plaintext is the ciphertext."""
+
+    __slots__ = ()
+
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return plaintext
+
+    def decrypt(self, iv: bytes, ciphertext: bytes, aad: bytes, *, offset: int = 0) -> bytes:
+        return ciphertext
 
 
 class AeadCipher:
@@ -170,6 +187,8 @@ def encryption(transform_id: EncrId, key_bits: int | None) -> Encryption:
         return Encryption(transform_id, key_bits, key_bits // 8 + 4, 8, 1, 16, True)
     if transform_id is EncrId.CHACHA20_POLY1305 and key_bits is None:
         return Encryption(transform_id, 256, 36, 8, 1, 16, True)
+    if transform_id is EncrId.NULL and key_bits is None:  # RFC 2410 §2: no key, no IV, no block
+        return Encryption(transform_id, 0, 0, 0, 1, 0, False)
     raise LocalError(f"unsupported encryption transform {transform_id.name} key length {key_bits}")
 
 

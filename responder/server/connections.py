@@ -204,8 +204,11 @@ class Connection:
             return False
         return True
 
-    def send_esp(self, packet: bytes, path: Path) -> bool:
-        """Frame an ESP packet (RFC 9329 §3.2: Length, no marker) and queue it, like :meth:`send_ike`."""
+    def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
+        """Frame an ESP packet (RFC 9329 §3.2: Length, no marker) and queue it, like :meth:`send_ike`.
+
+        ``tos`` and ``df`` are ignored: a TCP connection has one DSCP and its own DF handling,
+        never a marking per packet (RFC 9329 §6.8, §9.3, rows A47, A60)."""
         if path.connection != self.id:
             log.error("%s: ESP packet for conn %s sent here; dropped", self.describe(), path.connection)
             return False

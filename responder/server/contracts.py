@@ -68,13 +68,17 @@ class Sink(Protocol):
         """
         ...
 
-    def send_esp(self, packet: bytes, path: Path) -> bool:
+    def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
         """Queue an ESP packet (RFC 4303) towards ``path``, framed as the transport needs.
 
         On a stream it becomes an RFC 9329 §3.2 ESP frame (Length, no
         marker); on UDP it is sent as it is, which only a socket with the
-        non-ESP marker may do (RFC 3948 §2.1: port 4500, never 500).  Returns
-        ``False`` when it cannot be queued; never raises, never blocks.
+        non-ESP marker may do (RFC 3948 §2.1: port 4500, never 500).  ``tos``
+        and ``df`` are the outer marking the core asks for
+        (:class:`~responder.core.path.Outgoing`): a UDP socket applies them
+        to this datagram, a stream ignores them (one marking per connection,
+        RFC 9329 §6.8, §9.3).  Returns ``False`` when it cannot be queued;
+        never raises, never blocks.
         """
         ...
 
@@ -109,13 +113,16 @@ class EngineInput(Protocol):
         """One IKE message, unframed, as it arrived on ``path``."""
         ...
 
-    def receive_esp(self, packet: bytes, path: Path) -> None:
-        """One ESP packet, as it arrived on ``path`` (RFC 4303; RFC 9329 §3.2, RFC 3948 §2.1)."""
+    def receive_esp(self, packet: bytes, path: Path, ecn: int = 0) -> None:
+        """One ESP packet, as it arrived on ``path`` (RFC 4303; RFC 9329 §3.2, RFC 3948 §2.1);
+        ``ecn`` is the outer IP header's ECN field where the transport sees it per packet (UDP),
+        Not-ECT (0) on a stream (RFC 6040 §4.2, RFC 9329 §9.5)."""
         ...
 
-    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
         """ESP packets that arrived together on ``path``, in order: one read of a stream or one
-        wakeup of a UDP socket (what the engine sends back is then written once per batch)."""
+        wakeup of a UDP socket (what the engine sends back is then written once per batch); all
+        with the outer ECN field ``ecn``."""
         ...
 
 

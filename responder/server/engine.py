@@ -290,11 +290,11 @@ class Engine:
                 f" (suppressed {suppressed} similar)" if suppressed else "",
             )
 
-    def receive_esp(self, packet: bytes, path: Path) -> None:
+    def receive_esp(self, packet: bytes, path: Path, ecn: int = 0) -> None:
         """One ESP packet: :meth:`receive_esp_batch` of one."""
-        self.receive_esp_batch((packet,), path)
+        self.receive_esp_batch((packet,), path, ecn)
 
-    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
         """ESP packets that arrived together on ``path`` (one read of a stream, one wakeup of a
         UDP socket), in order.
 
@@ -313,7 +313,7 @@ class Engine:
         try:
             for packet in packets:
                 try:
-                    owner = endpoint.receive_esp(packet, path, now)
+                    owner = endpoint.receive_esp(packet, path, now, ecn)
                 except Exception:
                     counts["internal_errors"] += 1
                     logger.exception("internal error handling %s", where(path))
@@ -368,10 +368,13 @@ class Engine:
 
     def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int) -> bool:
         """Send ``packet`` as ESP through the Child SA whose inbound SPI is ``child`` (RFC 4303 §3.3);
-        ``False`` when that Child SA is gone."""
+        ``False`` when that Child SA is gone or past a hard limit."""
+        now = trio.current_time()
         try:
             return bool(
-                self._call(lambda: self._endpoint.send_inner(local_spi, child, packet, next_header), None)
+                self._call(
+                    lambda: self._endpoint.send_inner(local_spi, child, packet, next_header, now), None
+                )
             )
         finally:
             self._after_core(None, local_spi)
@@ -389,10 +392,11 @@ class Engine:
         selectors hold it (RFC 4301 §5.1); for each, ``None`` if sent, else why not (``no_sa``,
         ``not_ip``, ``internal_error``).  One batch, one pass over what the core queued."""
         results: list[str | None] = []
+        now = trio.current_time()
         try:
             for packet in packets:
                 try:
-                    results.append(self._send_routed(packet))
+                    results.append(self._send_routed(packet, now))
                 except Exception:
                     self._counts["internal_errors"] += 1
                     logger.exception("internal error routing a packet from the TUN device")
@@ -401,12 +405,12 @@ class Engine:
             self._after_core(None, None)
         return results
 
-    def _send_routed(self, packet: bytes) -> str | None:
+    def _send_routed(self, packet: bytes, now: float) -> str | None:
         child = self._endpoint.data_plane.route(packet)  # the core's RFC 4301 §5.1 lookup
         if isinstance(child, Unrouted):
             return child.value
         next_header = IPV4_IN_ESP if packet[0] >> 4 == 4 else IPV6_IN_ESP
-        sent = self._endpoint.send_inner(None, child, packet, next_header)
+        sent = self._endpoint.send_inner(None, child, packet, next_header, now)
         return None if sent else Unrouted.NO_SA.value
 
     @property
@@ -582,7 +586,7 @@ class Engine:
                 pass  # made by a rekey: its IkeSaEstablished event says so
             elif sa.is_original_initiator:
                 logger.info("%s %s IKE_SA_INIT #0 request sent", where(sa.path), spis(sa.spi_i))
-            else:
+            elif logger.isEnabledFor(logging.INFO):  # the proposal's text is not built at warning
                 line = (
                     f"{where(sa.path)} {spis(sa.spi_i, sa.spi_r)} IKE_SA_INIT #0 answered: "
                     f"proposal {sa.proposal}; half-open until IKE_AUTH"

@@ -37,6 +37,7 @@ from responder.core.events import (
     AuthenticationFailed,
     ChildSaDeleted,
     ChildSaEstablished,
+    ChildSaLimitReached,
     ChildSaRefused,
     ChildSasMoved,
     ConnectionClosing,
@@ -174,6 +175,13 @@ def describe_event(event: Event, path: Path | None) -> str:
             return (
                 f"{peer} {spis(event.spi_i, event.spi_r)} Child SA deleted: ESP in {event.inbound_spi.hex()} "
                 f"out {event.outbound_spi.hex()}{reason}"
+            )
+        case ChildSaLimitReached():
+            kind = "hard" if event.hard else "soft"
+            direction = "outbound" if event.outbound else "inbound"
+            return (
+                f"{peer} {spis(event.spi_i, event.spi_r)} Child SA ESP in {event.inbound_spi.hex()} reached "
+                f"its {kind} limit {event.limit} ({direction}): {event.action}"
             )
         case EspSaRemoved():
             return (

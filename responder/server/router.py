@@ -80,7 +80,7 @@ class Router:
         if sink is not None:
             try:
                 if outgoing.esp:
-                    sent = sink.send_esp(outgoing.data, path)
+                    sent = sink.send_esp(outgoing.data, path, outgoing.tos, outgoing.df)
                 else:
                     sent = sink.send_ike(outgoing.data, path)
             except Exception:  # a sink must not raise; one that does loses this message only

@@ -23,6 +23,16 @@ The local address of each datagram is the bound address or, when bound to a
 wildcard address, the packet's destination from ``IP_PKTINFO`` /
 ``IPV6_PKTINFO`` (RFC 7296 §2.11: answer from the address the request was
 sent to); replies then name that source with the same ancillary data.
+
+The outer header of ESP-in-UDP is the tunnel's: each datagram's ECN field
+(``IP_RECVTOS`` / ``IPV6_RECVTCLASS``) goes to the core with the packet
+(RFC 6040 §4.2 at egress), and an ESP packet we send carries the traffic
+class and DF bit the core chose for it (RFC 4301 §5.1.2.1, §8.1, RFC 6040
+§4.1): the traffic class as ``IP_TOS`` / ``IPV6_TCLASS`` ancillary data on
+that datagram alone (none when it is 0, the socket's own), DF on an IPv4
+socket by ``IP_MTU_DISCOVER``, changed only when it differs from the last
+datagram's (IKE messages go with the socket's default).
+
 Batching (issue 12): each wakeup of the socket task reads every datagram
 waiting (up to :data:`RECEIVE_BATCH`) with non-blocking calls, and ESP from one
 peer in a row reaches the engine as one batch; the sender task sends
@@ -41,6 +51,7 @@ import errno
 import logging
 import os
 import socket as stdlib_socket
+import sys
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import attrs
@@ -63,7 +74,9 @@ MAX_DATAGRAM = 65535
 IP_PKTINFO = getattr(stdlib_socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(stdlib_socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(stdlib_socket, "IPV6_PKTINFO", 50)
-_ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64)
+IP_MTU_DISCOVER = getattr(stdlib_socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 0, 2  # linux/in.h: DF clear, DF set
+_ANCILLARY_SIZE = stdlib_socket.CMSG_SPACE(64) + stdlib_socket.CMSG_SPACE(4)
 SO_RCVBUFFORCE = getattr(stdlib_socket, "SO_RCVBUFFORCE", 33)  # Linux; not named on every platform
 _FATAL_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 RECEIVE_BATCH = 64  #: most datagrams read per wakeup before other tasks get a turn
@@ -91,7 +104,7 @@ class UdpStats:
 class UdpSink:
     """Queues IKE messages for the sender task of one UDP socket (never blocks)."""
 
-    channel: trio.MemorySendChannel[tuple[bytes, Path]]
+    channel: trio.MemorySendChannel[tuple[bytes, Path, int, bool | None]]
     stats: UdpStats
     limiter: RateLimiter
     marker: bool  #: the socket's IKE messages carry the non-ESP marker (RFC 3948 §2.2)
@@ -99,18 +112,19 @@ class UdpSink:
     def send_ike(self, message: bytes, path: Path) -> bool:
         return self._queue(NON_ESP_MARKER + message if self.marker else message, path)
 
-    def send_esp(self, packet: bytes, path: Path) -> bool:
-        """ESP-in-UDP as it is (RFC 3948 §2.1), only on a socket with the non-ESP marker."""
+    def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
+        """ESP-in-UDP as it is (RFC 3948 §2.1), only on a socket with the non-ESP marker; ``tos``
+        and ``df`` mark this datagram's outer header."""
         if not self.marker:
             self.limiter.log(
                 logger, logging.WARNING, "esp-500", trio.current_time(), "%s no ESP on port 500", where(path)
             )
             return False
-        return self._queue(packet, path)
+        return self._queue(packet, path, tos, df)
 
-    def _queue(self, data: bytes, path: Path) -> bool:
+    def _queue(self, data: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
         try:
-            self.channel.send_nowait((data, path))
+            self.channel.send_nowait((data, path, tos, df))
         except trio.WouldBlock:
             self.stats.queue_full += 1
             self.limiter.log(
@@ -142,9 +156,14 @@ class UdpListener:
     log_lines_max: int = 200  #: rate-limited lines per ``log_interval`` in all (peers vary their address)
     stats: UdpStats = attrs.Factory(UdpStats)
     _limiter: RateLimiter = attrs.field(init=False)
+    _df: int | None = attrs.field(init=False, default=None)  # IP_MTU_DISCOVER we set last (None: default)
+    _df_default: int = attrs.field(init=False, default=1)  # IP_PMTUDISC_WANT unless the socket says
 
     def __attrs_post_init__(self) -> None:
         self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
+        if self.socket.family == stdlib_socket.AF_INET:
+            self._df_default = self.socket.getsockopt(stdlib_socket.IPPROTO_IP, IP_MTU_DISCOVER)
+            self._df = self._df_default
 
     @classmethod
     async def open(
@@ -168,10 +187,13 @@ class UdpListener:
         try:
             if address.version == 6:
                 sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+                sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_RECVTCLASS, 1)
                 if address.is_unspecified:
                     sock.setsockopt(stdlib_socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
-            elif address.is_unspecified:
-                sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
+            else:
+                sock.setsockopt(stdlib_socket.IPPROTO_IP, stdlib_socket.IP_RECVTOS, 1)
+                if address.is_unspecified:
+                    sock.setsockopt(stdlib_socket.IPPROTO_IP, IP_PKTINFO, 1)
             if receive_buffer:
                 _set_receive_buffer(sock, receive_buffer)
             await sock.bind((host, port))
@@ -192,7 +214,7 @@ class UdpListener:
         """Attach to ``engine``, receive until cancelled, then detach and close the socket."""
         address, port = self.local
         attach_path = Path(Transport.UDP, address, port, address, 0)
-        send, receive = trio.open_memory_channel[tuple[bytes, Path]](self.queue_size)
+        send, receive = trio.open_memory_channel[tuple[bytes, Path, int, bool | None]](self.queue_size)
         engine.attach(attach_path, UdpSink(send, self.stats, self._limiter, self.marker))
         try:
             async with trio.open_nursery() as nursery:
@@ -212,7 +234,7 @@ class UdpListener:
     # ------------------------------------------------------------------ receiving
 
     async def _receive_loop(self, engine: EngineInput, bound: IPAddress, port: int) -> None:
-        ancillary = _ANCILLARY_SIZE if bound.is_unspecified else 0
+        ancillary = _ANCILLARY_SIZE  # the outer ECN field, and the destination if bound to a wildcard
         # Batching (issue 12): each wakeup reads every datagram waiting, up to RECEIVE_BATCH,
         # with plain non-blocking calls on a duplicate of the socket's descriptor (trio's
         # recvmsg costs a scheduler pass per datagram); ESP datagrams in a row from one peer
@@ -225,6 +247,7 @@ class UdpListener:
                 await trio.lowlevel.wait_readable(raw)
                 esp: list[bytes] = []
                 esp_path: Path | None = None
+                esp_ecn = 0
                 for _ in range(RECEIVE_BATCH):
                     try:
                         data, ancdata, flags, sender = raw.recvmsg(MAX_DATAGRAM, ancillary)
@@ -273,32 +296,35 @@ class UdpListener:
                         continue
                     if self.marker and len(data) > 4 and data[:4] != NON_ESP_MARKER:
                         self.stats.esp += 1  # RFC 3948 §2.1: ESP in UDP; the SPI is never zero
-                        if path is not esp_path:
-                            self._deliver_esp(engine, esp, esp_path)
-                            esp, esp_path = [], path
+                        ecn = _ecn(ancdata)  # RFC 6040 §4.2: the outer field goes with the packet
+                        if path is not esp_path or ecn != esp_ecn:
+                            self._deliver_esp(engine, esp, esp_path, esp_ecn)
+                            esp, esp_path, esp_ecn = [], path, ecn
                         esp.append(data)
                         continue
-                    self._deliver_esp(engine, esp, esp_path)
+                    self._deliver_esp(engine, esp, esp_path, esp_ecn)
                     esp, esp_path = [], None
                     try:
-                        self._dispatch(engine, data, path)
+                        self._dispatch(engine, data, path, ancdata)
                     except Exception:  # never let one datagram end the socket
                         logger.exception(
                             "%s datagram of %d octets could not be handled", where(path), len(data)
                         )
-                self._deliver_esp(engine, esp, esp_path)
+                self._deliver_esp(engine, esp, esp_path, esp_ecn)
         finally:
             raw.close()
 
-    def _deliver_esp(self, engine: EngineInput, packets: list[bytes], path: Path | None) -> None:
+    def _deliver_esp(self, engine: EngineInput, packets: list[bytes], path: Path | None, ecn: int) -> None:
         if not packets or path is None:
             return
         try:
-            engine.receive_esp_batch(packets, path)
+            engine.receive_esp_batch(packets, path, ecn)
         except Exception:  # never let one batch end the socket
             logger.exception("%s %d ESP datagrams could not be handled", where(path), len(packets))
 
-    def _dispatch(self, engine: EngineInput, data: bytes, path: Path) -> None:
+    def _dispatch(
+        self, engine: EngineInput, data: bytes, path: Path, ancdata: list[tuple[int, int, bytes]]
+    ) -> None:
         if data == NAT_KEEPALIVE:
             self.stats.keepalives += 1  # RFC 3948 §2.3: dropped, never an error
             return
@@ -312,7 +338,7 @@ class UdpListener:
             return
         if len(data) >= 4 and data[:4] != NON_ESP_MARKER:
             self.stats.esp += 1
-            engine.receive_esp(data, path)  # RFC 3948 §2.1: the SPI is never zero
+            engine.receive_esp(data, path, _ecn(ancdata))  # RFC 3948 §2.1: the SPI is never zero
             return
         self.stats.garbage += 1
         self._log(
@@ -326,7 +352,7 @@ class UdpListener:
     # ------------------------------------------------------------------ sending
 
     async def _send_loop(
-        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path]], bound: IPAddress
+        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path, int, bool | None]], bound: IPAddress
     ) -> None:
         """Send what the sink queued; each wakeup sends everything queued with non-blocking calls,
         waiting only when the socket's buffer is full (batching, issue 12)."""
@@ -342,17 +368,25 @@ class UdpListener:
                             batch.append(receive.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
-                    for data, path in batch:
-                        await self._send_one(raw, data, path, pinned)
+                    for data, path, tos, df in batch:
+                        await self._send_one(raw, data, path, pinned, tos, df)
         finally:
             raw.close()
 
-    async def _send_one(self, raw: stdlib_socket.socket, data: bytes, path: Path, pinned: bool) -> None:
+    async def _send_one(
+        self, raw: stdlib_socket.socket, data: bytes, path: Path, pinned: bool, tos: int, df: bool | None
+    ) -> None:
         destination = (str(path.remote_address), path.remote_port)
+        control = []
+        if pinned and not path.local_address.is_unspecified:
+            control.append(_source(path.local_address))
+        if tos:  # RFC 4301 §5.1.2.1: this datagram's outer DSCP and ECN
+            control.append(_traffic_class(path.local_address.version, tos))
         while True:
             try:
-                if pinned and not path.local_address.is_unspecified:
-                    raw.sendmsg([data], [_source(path.local_address)], 0, destination)
+                self._set_df(df)
+                if control:
+                    raw.sendmsg([data], control, 0, destination)
                 else:
                     raw.sendto(data, destination)
             except BlockingIOError:
@@ -373,6 +407,16 @@ class UdpListener:
             self.stats.sent += 1
             return
 
+    def _set_df(self, df: bool | None) -> None:
+        """The outer IPv4 DF bit of the next datagram (RFC 4301 §8.1): a socket option, set only
+        when it changes; ``None`` is the socket's default (IPv6 has no DF bit to set)."""
+        if self._df is None:  # an IPv6 socket
+            return
+        wanted = self._df_default if df is None else IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT
+        if wanted != self._df:
+            self.socket.setsockopt(stdlib_socket.IPPROTO_IP, IP_MTU_DISCOVER, wanted)
+            self._df = wanted
+
     def _log(self, level: int, key: object, message: str, *args: object) -> None:
         self._limiter.log(logger, level, (key,), trio.current_time(), message, *args)
 
@@ -392,6 +436,24 @@ def _destination(ancdata: list[tuple[int, int, bytes]]) -> IPAddress | None:
         if level == stdlib_socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(data) >= 16:
             return IPv6Address(data[:16])  # struct in6_pktinfo: addr, ifindex
     return None
+
+
+def _ecn(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The ECN field of the datagram's outer header (RFC 3168 §5), from IP_TOS / IPV6_TCLASS; 0
+    (Not-ECT) when absent."""
+    for level, kind, data in ancdata:
+        if level == stdlib_socket.IPPROTO_IP and kind == stdlib_socket.IP_TOS and data:
+            return data[0] & 0b11  # one octet
+        if level == stdlib_socket.IPPROTO_IPV6 and kind == stdlib_socket.IPV6_TCLASS and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder) & 0b11  # an int
+    return 0
+
+
+def _traffic_class(version: int, tos: int) -> tuple[int, int, bytes]:
+    """Ancillary data that sends one datagram with this outer traffic class octet."""
+    if version == 4:
+        return stdlib_socket.IPPROTO_IP, stdlib_socket.IP_TOS, tos.to_bytes(4, sys.byteorder)
+    return stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_TCLASS, tos.to_bytes(4, sys.byteorder)
 
 
 def _source(address: IPAddress) -> tuple[int, int, bytes]:

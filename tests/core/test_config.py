@@ -529,7 +529,8 @@ def test_algorithm_names() -> None:
     assert algorithm_name(CBC128) == "aes128"
     assert algorithm_name(CHACHA) == "chacha20poly1305"
     assert algorithm_name((EncrId.AES_GCM_8, 128)) == "AES_GCM_8-128"
-    assert algorithm_name((EncrId.NULL, None)) == "NULL"
+    assert algorithm_name((EncrId.NULL, None)) == "null"  # strongSwan's keyword (ESP only)
+    assert algorithm_name((EncrId.NULL_AUTH_AES_GMAC, None)) == "NULL_AUTH_AES_GMAC"
     assert algorithm_name(PrfId.HMAC_SHA2_256) == "prfsha256"
     assert algorithm_name(IntegId.HMAC_SHA1_96) == "sha1"
     assert algorithm_name(IntegId.NONE) == "NONE"

@@ -54,7 +54,7 @@ def tunnel(
 
 def ping(pair: Pair, sa: IkeSa, packet: bytes, next_header: int = IPV4_IN_ESP) -> list[bytes]:
     [child] = sa.children
-    assert pair.initiator.send_inner(sa.local_spi, child, packet, next_header)
+    assert pair.initiator.send_inner(sa.local_spi, child, packet, next_header, pair.now)
     pair.pump()
     return [inner.payload for inner in pair.initiator.data_plane.take_inner()]
 
@@ -108,7 +108,7 @@ def test_a_replayed_packet_is_dropped_with_its_reason() -> None:
     pair, sa = tunnel()
     [child] = sa.children
     pair.initiator.send_inner(
-        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), IPV4_IN_ESP
+        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), IPV4_IN_ESP, pair.now
     )
     [esp] = pair.initiator.messages_to_send()
     for _ in range(2):
@@ -128,7 +128,7 @@ def test_the_api_backend_queues_inner_packets_for_the_program() -> None:
     # and the program answers through the same Child SA
     reply = answer(request, (_any4(),))
     assert isinstance(reply, EchoReply)
-    assert pair.responder.send_inner(inner.local_spi, inner.child, reply.packet, IPV4_IN_ESP)
+    assert pair.responder.send_inner(inner.local_spi, inner.child, reply.packet, IPV4_IN_ESP, pair.now)
     pair.pump()
     assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
 
@@ -182,7 +182,7 @@ def test_a48_esp_over_tcp_keeps_a_real_replay_window() -> None:
     packets = []
     for sequence in (1, 2, 3):
         request = echo_request(ME, THEM, identifier=1, sequence=sequence)
-        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP)
+        assert pair.initiator.send_inner(sa.local_spi, child, request, IPV4_IN_ESP, pair.now)
         [esp] = pair.initiator.messages_to_send()
         packets.append(esp.data)
     for data in (packets[2], packets[0], packets[1], packets[0]):  # 3, 1, 2, then 1 again
@@ -201,7 +201,9 @@ def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
     first = responder_sa.path
     reconnected = attrs.evolve(pair.path, local_port=40002, connection=2)  # as the initiator sees it
     pair.now = 50.0
-    assert pair.initiator.send_inner(sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), 4)
+    assert pair.initiator.send_inner(
+        sa.local_spi, child, echo_request(ME, THEM, identifier=1, sequence=1), 4, pair.now
+    )
     [esp] = pair.initiator.messages_to_send()
     forged = esp.data[:-1] + bytes([esp.data[-1] ^ 1])
     pair.responder.receive_esp(forged, reverse(attrs.evolve(reconnected, connection=3)), pair.now)
@@ -230,9 +232,7 @@ def test_the_tun_backend_queues_selected_packets_and_routes_the_answers_back() -
     reply = answer(request, (_any4(),))
     assert isinstance(reply, EchoReply)
     assert pair.responder.data_plane.route(reply.packet) == inner.child
-    assert pair.responder.send_inner(
-        None, inner.child, reply.packet, IPV4_IN_ESP
-    )  # whichever IKE SA holds it
+    assert pair.responder.send_inner(None, inner.child, reply.packet, IPV4_IN_ESP, pair.now)  # its IKE SA
     pair.pump()
     assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
     stray = echo_request(ipaddress.ip_address("203.0.113.1"), ME, identifier=1, sequence=1, reply=True)
@@ -249,9 +249,25 @@ def test_a_deleted_tun_child_sa_leaves_the_lookup() -> None:
     assert len(pair.responder.data_plane.outbound) == 0
     reply = echo_request(THEM, ME, identifier=1, sequence=1, reply=True)
     assert pair.responder.data_plane.route(reply) is Unrouted.NO_SA
-    assert not pair.responder.send_inner(None, child.outbound_spi, reply, IPV4_IN_ESP)
+    assert not pair.responder.send_inner(None, child.outbound_spi, reply, IPV4_IN_ESP, pair.now)
 
 
 def test_tun_needs_tunnel_mode() -> None:
     with pytest.raises(ConfigError, match="needs mode = 'tunnel'"):
         ChildConfig("net", mode=Mode.TRANSPORT, backend="tun")
+
+
+def test_encr_null_with_integrity_round_trips_when_configured() -> None:
+    """RFC 8221 §5: ENCR_NULL with HMAC-SHA2-256 (``null-sha256``), configured on both ends, makes
+    a Child SA whose ESP carries the inner packet in the clear and authenticated."""
+    pair, sa = tunnel("null-sha256")
+    [child] = sa.children.values()
+    assert child.params.proposal.encryption[1] is None and str(child.params.proposal).endswith(
+        "null-sha256-noesn"
+    )
+    request = echo_request(ME, THEM, identifier=3, sequence=1, data=b"in the clear")
+    [reply] = ping(pair, sa, request)
+    expected = answer(request, (_any4(),))
+    assert isinstance(expected, EchoReply) and reply == expected.packet
+    sent = [data for way, data in pair.wire if way == "i->r" and data[:4] == child.outbound_spi]
+    assert request in sent[-1]  # not encrypted: the inner packet is in the ESP payload as it is

@@ -18,7 +18,7 @@ from responder.core.enums import (
     TransformAttributeType,
     TransformType,
 )
-from responder.core.errors import LocalError
+from responder.core.errors import ConfigError, LocalError
 from responder.core.payloads import Proposal, SaPayload, Transform, TransformAttribute
 from responder.core.proposals import (
     ChosenProposal,
@@ -544,3 +544,30 @@ def test_esp_selection_properties(
     assert not require  # the default ESP proposals have no PFS group
     assert result.key_exchange in (None, KeyExchangeId.NONE)
     assert result.encryption_transform().is_aead == (result.integrity_transform() is None)
+
+
+# --- ENCR_NULL (RFC 8221 §5: ESP only, with integrity, never by default) -----------------------
+
+NULL = encr(EncrId.NULL)
+
+
+def test_encr_null_is_chosen_only_when_configured() -> None:
+    offered = esp_sa((NULL, HMAC256, esn(EsnId.NO_ESN)))
+    refused = reject_esp(offered, DEFAULT_ESP_PROPOSALS)  # the defaults never accept it
+    assert "ENCR" in str(refused)
+    chosen = choose_esp(offered, (EspProposal.parse("null-sha256"),))
+    assert chosen.encryption == (EncrId.NULL, None) and chosen.integrity is IntegId.HMAC_SHA2_256_128
+    assert not chosen.is_aead and chosen.encryption_transform().key_size == 0
+    assert str(chosen) == "ESP proposal #1: null-sha256-noesn"
+    assert all(EncrId.NULL not in [e for e, _ in p.encryption] for p in DEFAULT_ESP_PROPOSALS)
+
+
+def test_encr_null_needs_integrity_and_is_never_for_ike() -> None:
+    """RFC 4303 §5 / RFC 8221 §5: NULL without integrity is refused; IKE never takes it, as a
+    policy (configuration error) nor from a peer's offer (no proposal chosen)."""
+    with pytest.raises(ConfigError, match="needs an integrity algorithm"):
+        EspProposal.parse("null")
+    with pytest.raises(ConfigError, match="ENCR_NULL is for ESP only"):
+        IkeProposal.parse("null-sha256-x25519")
+    reject_ike(ike_sa((NULL, SHA256, HMAC256, X25519)))
+    assert reject_esp(esp_sa((NULL,)), (EspProposal.parse("null-sha256"),))  # NULL offered alone

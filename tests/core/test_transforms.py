@@ -192,7 +192,7 @@ def test_cbc_uses_the_given_iv() -> None:
         (EncrId.AES_GCM_16, None),
         (EncrId.CHACHA20_POLY1305, 256),
         (EncrId.DES3, None),
-        (EncrId.NULL, None),
+        (EncrId.NULL, 128),
         (EncrId(999), 128),
     ],
 )
@@ -200,6 +200,14 @@ def test_unsupported_encryption_is_refused(transform_id: EncrId, key_bits: int |
     assert not supported_encryption(transform_id, key_bits)
     with pytest.raises(LocalError):
         encryption(transform_id, key_bits)
+
+
+def test_encr_null_has_no_key_no_iv_and_passes_the_plaintext() -> None:
+    """RFC 2410: ENCR_NULL takes no Key Length, no key, no IV; what it encrypts is what it was given."""
+    null = encryption(EncrId.NULL, None)
+    assert (null.name, null.key_size, null.iv_size, null.icv_size, null.is_aead) == ("NULL", 0, 0, 0, False)
+    keyed = null.keyed(b"")
+    assert keyed.encrypt(b"", b"payload", b"") == b"payload" == keyed.decrypt(b"", b"payload", b"")
 
 
 def test_unsupported_prf_and_integrity_are_refused() -> None:

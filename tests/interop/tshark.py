@@ -162,6 +162,30 @@ def dissect(
     return [p["_source"]["layers"] for p in packets]
 
 
+def field_values(
+    pcap: Path,
+    field: str,
+    *,
+    config_dir: Path | None = None,
+    prefs: Sequence[str] = (),
+    timeout: float = 120.0,
+) -> list[str]:
+    """Every value of ``field`` in ``pcap``, in order, every occurrence (``-T fields``).
+
+    Unlike the JSON of :func:`dissect`, this sees each of several PDUs of one frame (two RFC 9329
+    frames in one TCP segment each give their ICMP layer).  ``config_dir`` as for :func:`dissect`.
+    """
+    argv = ["tshark", "-n", "-r", str(pcap), "-2", "-X", f"lua_script:{LUA_DISSECTOR}"]
+    argv += ["-T", "fields", "-e", field, "-E", "occurrence=a", "-E", "aggregator=,"]
+    if config_dir is not None and (config_dir / "esp_sa").exists():
+        argv += ["-o", "esp.enable_encryption_decode:TRUE"]
+    for pref in prefs:
+        argv += ["-o", pref]
+    env = {**os.environ, "WIRESHARK_CONFIG_DIR": str(config_dir or tempfile.mkdtemp(prefix="ikr-wireshark-"))}
+    proc = run_command(argv, env=env, timeout=timeout)
+    return [[value for value in line.split(",") if value] for line in proc.stdout.splitlines()]
+
+
 def find_all(tree: Any, key: str) -> Iterator[Any]:
     """Every value stored under ``key`` anywhere in a dissection (lists flattened)."""
     if isinstance(tree, dict):

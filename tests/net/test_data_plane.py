@@ -7,6 +7,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
+import trio
 
 from responder.core.config import ChildConfig, Config, Secret
 from responder.core.data_plane import IPV4_IN_ESP
@@ -35,7 +36,9 @@ async def test_the_api_backend_hands_packets_to_the_program() -> None:
         assert client.established
         request = echo_request(CLIENT, SERVICE, identifier=5, sequence=1)
         [child] = client.sa.children
-        assert client.endpoint.send_inner(client.sa.local_spi, child, request, IPV4_IN_ESP)
+        assert client.endpoint.send_inner(
+            client.sa.local_spi, child, request, IPV4_IN_ESP, trio.current_time()
+        )
         await client.process(0.2)  # sends it
         inner = await lab.engine.inner_packets.receive()
         assert inner.payload == request and lab.engine.stats.echoed == 0  # nobody else answered

@@ -92,6 +92,7 @@ class RecordingEngine:
     echo: bool = False  #: answer every IKE message with ``b"re:" + message`` through the sink
     fail_on: bytes | None = None  #: raise RuntimeError when this IKE message arrives
     calls: list[tuple[str, Path, bytes]] = attrs.Factory(list)
+    ecn: list[int] = attrs.Factory(list)  #: the outer ECN field of each ESP packet, in order
     sinks: dict[int | None, Sink] = attrs.Factory(dict)
     batches: list[int] = attrs.Factory(list)  #: sizes of the ESP batches, in order
 
@@ -110,13 +111,14 @@ class RecordingEngine:
         if self.echo:
             self.sinks[path.connection].send_ike(b"re:" + message, path)
 
-    def receive_esp(self, packet: bytes, path: Path) -> None:
+    def receive_esp(self, packet: bytes, path: Path, ecn: int = 0) -> None:
         self.calls.append(("esp", path, packet))
+        self.ecn.append(ecn)
 
-    def receive_esp_batch(self, packets: Sequence[bytes], path: Path) -> None:
+    def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
         self.batches.append(len(packets))
         for packet in packets:
-            self.receive_esp(packet, path)
+            self.receive_esp(packet, path, ecn)
 
     # ------------------------------------------------------------------ queries
 

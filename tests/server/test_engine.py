@@ -75,7 +75,7 @@ class RecordingSink:
         self.sent.append((trio.current_time(), message, path))
         return True
 
-    def send_esp(self, packet: bytes, path: Path) -> bool:
+    def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
         self.esp.append((packet, path))
         return self.alive
 

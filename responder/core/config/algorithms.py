@@ -48,6 +48,8 @@ _ENCRYPTION_KEYWORDS: Final[dict[str, EncryptionAlgorithm]] = {
         for icv in ("16", "128", "")
     },
     "chacha20poly1305": (EncrId.CHACHA20_POLY1305, None),
+    # ESP only, with integrity, and never by default (RFC 8221 §5; IKE proposals refuse it).
+    "null": (EncrId.NULL, None),
     # Known to strongSwan, refused by validation here (not implemented):
     **{f"aes{bits}ctr": (EncrId.AES_CTR, bits) for bits in (128, 192, 256)},
     **{f"aes{bits}ccm16": (EncrId.AES_CCM_16, bits) for bits in (128, 192, 256)},
@@ -253,6 +255,11 @@ class IkeProposal:
 
     def __attrs_post_init__(self) -> None:
         _check_integrity_needed(self.encryption, self.integrity)
+        for index, algorithm in enumerate(self.encryption):
+            if algorithm[0] == EncrId.NULL:  # RFC 8221 §5 allows it for ESP only; RFC 8247 §2.1 lists none
+                raise ConfigError(
+                    "ENCR_NULL is for ESP only, never for IKE (RFC 8221 §5)", f"encryption[{index}]"
+                )
 
     @property
     def is_aead(self) -> bool:

@@ -64,15 +64,19 @@ __all__ = [
     "LAB_PUBKEY_PEER_NAME",
     "MIN_FRAGMENT_SIZE",
     "NO_LIFETIME",
+    "NO_VOLUME_LIFETIME",
     "AddressPool",
     "ChildConfig",
     "ChildlessPolicy",
     "Config",
+    "DfPolicy",
     "Dpd",
     "Lifetime",
     "Limits",
     "Mode",
+    "OuterPolicy",
     "PeerConfig",
+    "VolumeLifetime",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -195,6 +199,86 @@ IKE_LIFETIME: Final = Lifetime.derive(4 * 3600.0)
 CHILD_LIFETIME: Final = Lifetime.derive(3600.0)
 
 
+def _count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64):
+        raise ConfigError(f"must be a whole number >= 0, got {value!r}", attribute.name)
+
+
+@attrs.frozen
+class VolumeLifetime:
+    """When a Child SA is rekeyed and deleted by the traffic it carried (RFC 4301 §4.4.2.1).
+
+    swanctl.conf's ``rekey_bytes``, ``life_bytes``, ``rekey_packets`` and
+    ``life_packets``: each direction of the pair (each ESP SA, RFC 4301 §4.4.2.1
+    "byte count" and the packets of RFC 7296 §2.8) counts the octets of the
+    inner packets and the packets it sealed or opened; when either direction
+    reaches a ``rekey_*`` limit (the soft lifetime) the pair is rekeyed, at a
+    ``life_*`` limit (the hard lifetime) it is deleted and carries no more.  0
+    means no limit.  :meth:`derive` fills in a hard limit 10% past a soft one
+    given alone, as strongSwan does; unlike strongSwan there is no random
+    share (``rand_bytes``/``rand_packets``): the soft limit is exact.
+    """
+
+    rekey_bytes: int = attrs.field(default=0, validator=_count)
+    life_bytes: int = attrs.field(default=0, validator=_count)
+    rekey_packets: int = attrs.field(default=0, validator=_count)
+    life_packets: int = attrs.field(default=0, validator=_count)
+
+    def __attrs_post_init__(self) -> None:
+        for unit in ("bytes", "packets"):
+            rekey, life = getattr(self, f"rekey_{unit}"), getattr(self, f"life_{unit}")
+            if rekey and life and life <= rekey:
+                raise ConfigError(f"must be more than rekey_{unit} ({rekey}), got {life}", f"life_{unit}")
+
+    @classmethod
+    def derive(
+        cls,
+        rekey_bytes: int = 0,
+        life_bytes: int | None = None,
+        rekey_packets: int = 0,
+        life_packets: int | None = None,
+    ) -> VolumeLifetime:
+        """strongSwan's defaults for what is not given: a hard limit 10% past its soft one (at
+        least one more; none without a soft one); a hard limit given alone keeps no soft limit."""
+        if life_bytes is None:
+            life_bytes = rekey_bytes + max(rekey_bytes // 10, 1) if rekey_bytes else 0
+        if life_packets is None:
+            life_packets = rekey_packets + max(rekey_packets // 10, 1) if rekey_packets else 0
+        return cls(rekey_bytes, life_bytes, rekey_packets, life_packets)
+
+    def __bool__(self) -> bool:
+        return bool(self.rekey_bytes or self.life_bytes or self.rekey_packets or self.life_packets)
+
+
+#: No limit on octets or packets (the default, as in strongSwan).
+NO_VOLUME_LIFETIME: Final = VolumeLifetime()
+
+
+class DfPolicy(enum.Enum):
+    """The outer IPv4 header's DF bit (RFC 4301 §8.1)."""
+
+    COPY = "copy"  #: from an IPv4 inner packet; set for IPv6 (RFC 8200 §4.5)
+    SET = "set"
+    CLEAR = "clear"
+
+
+def _check_dscp(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value in ("copy", "clear"):
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 63:
+        return
+    raise ConfigError(f'expected "copy", "clear" or a DSCP 0-63, got {value!r}', attribute.name)
+
+
+@attrs.frozen
+class OuterPolicy:
+    """What the outer header of our ESP-in-UDP carries: ``dscp`` is ``"copy"`` (the inner
+    packet's), ``"clear"`` (0) or a fixed DSCP 0-63; ``df`` a :class:`DfPolicy`."""
+
+    dscp: str | int = attrs.field(default="copy", validator=_check_dscp)
+    df: DfPolicy = attrs.field(default=DfPolicy.COPY, validator=instance_of(DfPolicy, "a DfPolicy"))
+
+
 @attrs.frozen
 class Dpd:
     """Liveness checks of our own (RFC 7296 §2.4), as swanctl.conf's ``dpd_delay`` and ``dpd_timeout``.
@@ -237,6 +321,14 @@ class ChildConfig:
     )
     pool: str | None = attrs.field(default=None)
     refuse: bool = attrs.field(default=False, validator=instance_of(bool, "a bool"))
+    #: Its soft and hard lifetimes in octets and packets (none by default).
+    volume: VolumeLifetime = attrs.field(
+        default=NO_VOLUME_LIFETIME, validator=instance_of(VolumeLifetime, "a VolumeLifetime")
+    )
+    #: The outer header of its ESP over UDP: DSCP and DF bit (RFC 4301 §8.1; not over TCP, row A47).
+    outer: OuterPolicy = attrs.field(
+        default=OuterPolicy(), validator=instance_of(OuterPolicy, "an OuterPolicy")
+    )
     lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
     #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses), ``"api"``
     #: (a program embedding the responder), or ``"tun"`` (the shell's TUN device; tunnel mode only).
