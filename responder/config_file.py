@@ -20,7 +20,7 @@ returns.  docs/configuration.md documents every key;
 
 Layout (``NAME`` is any table name the user picks)::
 
-    [responder]  [responder.limits]  [certificates]  [tls]  [keylog]  [web]
+    [responder]  [responder.limits]  [certificates]  [tls]  [keylog]  [web]  [tun]
     [pools.NAME]  [peers.NAME]  [peers.NAME.children.NAME]  [lab]  [lab.children.NAME]
     [impair]  (lab impairments: Config.impair, every key off unless set)
 """
@@ -69,7 +69,14 @@ from responder.core.config import (
     config_path,
 )
 from responder.pem_files import load_certificates, load_credential, load_crls
-from responder.server.settings import DEFAULT_LISTENERS, LOG_LEVELS, Listener, ServerSettings, WebSettings
+from responder.server.settings import (
+    DEFAULT_LISTENERS,
+    LOG_LEVELS,
+    Listener,
+    ServerSettings,
+    TunSettings,
+    WebSettings,
+)
 from responder.toml_values import (
     expect as _expect,
 )
@@ -142,7 +149,7 @@ _UNIT_SECONDS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: The keys each table accepts; ``NAME`` stands for a table name chosen by the user.
 KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
     {
-        "": ("responder", "certificates", "tls", "keylog", "web", "pools", "peers", "lab", "impair"),
+        "": ("responder", "certificates", "tls", "keylog", "web", "tun", "pools", "peers", "lab", "impair"),
         "responder": (
             "id",
             "listen",
@@ -198,6 +205,7 @@ KEYS: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
         "tls": ("cert", "key"),
         "keylog": ("dir",),
         "web": ("listen", "allow_remote", "history_messages", "history_closed"),
+        "tun": ("name", "addresses", "mtu"),
         "pools.NAME": ("addrs", "dns"),
         "peers.NAME": (
             "remote_id",
@@ -607,6 +615,22 @@ def _web(value: object) -> WebSettings:
         raise ConfigError(exc.message, _join("web", field)) from None
 
 
+def _tun(value: object) -> TunSettings:
+    """``[tun]``: the TUN device of children with ``backend = "tun"`` (name, addresses, MTU)."""
+    table = _table(value, "tun", "tun")
+    more: dict[str, Any] = {}
+    if "name" in table:
+        more["name"] = _expect(table["name"], str, "a string", "tun.name")
+    if "addresses" in table:
+        more["addresses"] = _strings(table["addresses"], "tun.addresses")
+    if "mtu" in table:
+        more["mtu"] = _expect(table["mtu"], int, "an integer", "tun.mtu")
+    try:
+        return TunSettings(**more)
+    except ConfigError as exc:  # its fields are the table's keys, ``name`` included
+        raise ConfigError(exc.message, f"tun.{exc.field}" if exc.field else "tun") from None
+
+
 def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
     _table(document, "", "")
     config: dict[str, Any] = {}
@@ -671,6 +695,8 @@ def _build(document: dict[str, Any], base_dir: Path | None) -> ServerSettings:
             settings["keylog_dir"] = _path(keylog["dir"], "keylog.dir", base_dir)
     if "web" in document:
         settings["web"] = _web(document["web"])
+    if "tun" in document:
+        settings["tun"] = _tun(document["tun"])
 
     if "pools" in document:
         config["pools"] = tuple(_pools(document["pools"], aliases))

@@ -58,7 +58,7 @@ from responder.core.config import (
 )
 from responder.core.enums import KeyExchangeId
 from responder.core.path import Transport
-from responder.server.settings import WebSettings
+from responder.server.settings import TunSettings, WebSettings
 from tests.fakes.pki import Authority
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -138,6 +138,7 @@ EXPECTED_EXAMPLE = ServerSettings(
                             EspProposal.parse("aes256-sha256-ecp256"),
                         ),
                         lifetime=Lifetime(3600.0, 3960.0, 360.0),
+                        backend="tun",
                         volume=VolumeLifetime(500_000_000, 600_000_000, 1_000_000, 1_500_000),
                         outer=OuterPolicy("clear", DfPolicy.COPY),
                     ),
@@ -176,6 +177,7 @@ EXPECTED_EXAMPLE = ServerSettings(
     tls_key=Path("/etc/ikev2-responder/responder.key"),
     keylog_dir=Path("/var/tmp/ikev2-keys"),
     web=WebSettings("127.0.0.1", 8080, allow_remote=False, history_messages=100, history_closed=50),
+    tun=TunSettings("ikev2r0", ("10.1.255.1/16", "fd00:1::1/48"), 1400),  # type: ignore[arg-type]
     log_level="info",
     connections_max=1000,
     connections_per_source=20,
@@ -761,7 +763,7 @@ ERRORS = [
     (
         "wndow = 1",
         "wndow",
-        "unknown key; the top level takes responder, certificates, tls, keylog, web, pools, peers, lab",
+        "unknown key; the top level takes responder, certificates, tls, keylog, web, tun, pools, peers, lab",
     ),
     ("[peer.alice]", "peer", "unknown key; did you mean 'peers'?"),
     ("responder = 1", "responder", "expected a table, got an integer"),
@@ -995,6 +997,7 @@ BASES = {
     "tls": "[tls]\n",
     "keylog": "[keylog]\n",
     "web": "[web]\n",
+    "tun": "[tun]\n",
     "pools.NAME": '[pools.p]\naddrs = ["10.0.0.0/24"]\n',
     "peers.NAME": PEER,
     "peers.NAME.children.NAME": CHILD,
@@ -1201,3 +1204,55 @@ def test_web_refuses_a_non_loopback_address_unless_allow_remote(listen: str) -> 
 def test_web_errors_name_the_key(text: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         load(f"[web]\n{text}\n")
+
+
+# ---------------------------------------------------------------------------
+# [tun] and backend = "tun": the TUN device (issue 12)
+# ---------------------------------------------------------------------------
+
+
+def test_tun_defaults_and_its_table() -> None:
+    assert load("").tun == TunSettings("ikev2r0", (), 1400)
+    loaded = load('[tun]\nname = "vpn0"\naddresses = ["10.99.0.1/24", "fd99::1/64"]\nmtu = 1300\n').tun
+    assert loaded.name == "vpn0" and loaded.mtu == 1300
+    assert [str(address) for address in loaded.addresses] == ["10.99.0.1/24", "fd99::1/64"]
+    child = load('[lab]\nany_id_psk = "x"\n[lab.children.net]\nbackend = "tun"\n').config.lab_children[0]
+    assert child.backend == "tun"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('[tun]\nname = ""', r"^tun\.name: an interface name has 1 to 15 octets"),
+        ('[tun]\nname = "a-name-of-16-oct"', r"^tun\.name: an interface name has 1 to 15 octets"),
+        ('[tun]\nname = "a/b"', r"^tun\.name: 'a/b' is not an interface name"),
+        ('[tun]\nname = "a b"', r"^tun\.name: 'a b' is not an interface name"),
+        ("[tun]\nname = 1", r"^tun\.name: expected a string, got an integer"),
+        ('[tun]\naddresses = "10.0.0.1/24"', r"^tun\.addresses: expected an array of strings"),
+        ('[tun]\naddresses = ["10.0.0.1/33"]', r"^tun\.addresses\[0\]: .*does not appear to be"),
+        (
+            '[tun]\naddresses = ["10.0.0.1/24", "10.0.0.1/24"]',
+            r"^tun\.addresses\[1\]: 10\.0\.0\.1/24 repeats",
+        ),
+        ('[tun]\naddresses = ["224.0.0.1/4"]', r"^tun\.addresses\[0\]: .*cannot be a device's address"),
+        ("[tun]\nmtu = 67", r"^tun\.mtu: must be at least 68"),
+        ("[tun]\nmtu = 65536", r"^tun\.mtu: must be at most 65535"),
+        (
+            '[tun]\nmtu = 1200\naddresses = ["fd99::1/64"]',
+            r"^tun\.mtu: an IPv6 address needs an MTU of at least 1280",
+        ),
+        ('[tun]\nmtu = "1400"', r"^tun\.mtu: expected an integer, got a string"),
+        ('[tun]\nnam = "x"', r"^tun\.nam: unknown key; did you mean 'name'\?"),
+        (
+            '[lab]\nany_id_psk = "x"\n[lab.children.net]\nbackend = "tun"\nmode = "transport"',
+            r"^lab\.children\.net\.backend: 'tun' carries IP packets: it needs mode = 'tunnel'",
+        ),
+        (
+            '[lab]\nany_id_psk = "x"\n[lab.children.net]\nbackend = "kernel"',
+            r"^lab\.children\.net\.backend: expected 'echo', 'api' or 'tun', got 'kernel'",
+        ),
+    ],
+)
+def test_tun_errors_name_the_key(text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load(text)

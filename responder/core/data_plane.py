@@ -13,6 +13,12 @@ backend (:class:`Backend`, chosen per child in the configuration):
 * **api**: the packet is queued for the program that embeds the core
   (:meth:`DataPlane.take_inner`), which sends its own with :meth:`DataPlane.seal`.
   The initiator role's Child SAs always use it.
+* **tun**: like **api** at this boundary (queued, marked with its backend, for
+  the shell to write into its TUN device), once the packet's addresses, protocol
+  and ports are found inside the Child SA's selectors (RFC 4301 §5.2; else
+  ``not_selected`` in :attr:`DataPlane.inner_drops`).  What the host sends back
+  comes in through :meth:`DataPlane.route`, which finds the Child SA whose
+  selectors hold it (:class:`~responder.core.outbound.OutboundTable`, RFC 4301 §5.1).
 
 In tunnel mode an inner packet is an IP packet (Next Header 4 or 41); in
 transport mode it is the upper-layer payload alone, which the echo backend
@@ -43,6 +49,7 @@ from responder.core.config import NO_VOLUME_LIFETIME, ChildConfig, Mode, OuterPo
 from responder.core.echo import EchoReply, answer
 from responder.core.esp import Dropped, DropReason, EspSa, Opened, SequenceExhausted, esp_sa
 from responder.core.esp_limits import EspLimits, LimitReached
+from responder.core.outbound import OutboundTable, Unrouted, read_flow
 from responder.core.outer_header import Egress, decapsulate, marking
 from responder.core.path import Outgoing, Path
 
@@ -50,6 +57,7 @@ __all__ = ["IPV4_IN_ESP", "IPV6_IN_ESP", "Backend", "DataPlane", "InnerPacket"]
 
 IPV4_IN_ESP = 4  #: Next Header of an IPv4 packet in tunnel mode (RFC 4303 §2.6)
 IPV6_IN_ESP = 41  #: ... of an IPv6 packet
+_VERSIONS = {IPV4_IN_ESP: 4, IPV6_IN_ESP: 6}
 
 
 class Backend(enum.Enum):
@@ -59,17 +67,20 @@ class Backend(enum.Enum):
     ECHO = "echo"
     #: A program embedding the responder takes them (``Engine.inner_packets``) and sends its own.
     API = "api"
+    #: The shell's TUN device: the host's stack takes them, and routes its answers back (issue 12).
+    TUN = "tun"
 
 
 @attrs.frozen(slots=True)
 class InnerPacket:
-    """A decrypted packet for the API backend: which IKE SA and Child SA (our inbound SPI) it came
-    on, its Next Header and its octets."""
+    """A decrypted packet for the API or TUN backend: which IKE SA and Child SA (our inbound SPI) it
+    came on, its Next Header, its octets and the backend of its Child SA."""
 
     local_spi: bytes
     child: bytes
     next_header: int
     payload: bytes
+    backend: Backend = Backend.API
 
 
 @attrs.define(eq=False)
@@ -83,7 +94,8 @@ class _Installed:
 
 @attrs.define(eq=False)
 class DataPlane:
-    """Every ESP SA of one endpoint (see the module docstring); ``queue_max`` bounds the API queue."""
+    """Every ESP SA of one endpoint (see the module docstring); ``queue_max`` bounds the queue of the
+    API and TUN backends."""
 
     random_bytes: Callable[[int], bytes] = attrs.field(repr=False)
     queue_max: int = 4096
@@ -97,6 +109,10 @@ class DataPlane:
     #: Inner packets whose ECN field the outer one changed (``marked``) or that arrived with a
     #: pair RFC 6040 §4.2 calls currently unused (``unexpected``).
     ecn: Counter[str] = attrs.field(init=False, factory=Counter)
+    #: Decrypted packets of the TUN backend not delivered, by reason (``not_selected``, ``not_ip``).
+    inner_drops: Counter[str] = attrs.field(init=False, factory=Counter)
+    #: The selectors of the TUN backend's Child SAs, for :meth:`route` (RFC 4301 §5.1).
+    outbound: OutboundTable = attrs.field(init=False, factory=OutboundTable)
 
     def install(self, params: ChildSaParams, child: ChildConfig | None) -> None:
         """The ESP SA of a new Child SA pair, with its child's backend, limits and outer marking
@@ -106,10 +122,13 @@ class DataPlane:
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer
         self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer)
+        if backend is Backend.TUN and params.mode is Mode.TUNNEL:
+            self.outbound.add(params.inbound_spi, params.local_ts, params.remote_ts)
 
     def remove(self, inbound_spi: bytes) -> EspSa | None:
         """Forget the ESP SA of the Child SA ``inbound_spi``; it is returned for its counters."""
         installed = self._installed.pop(inbound_spi, None)
+        self.outbound.remove(inbound_spi)
         return None if installed is None else installed.esp
 
     def sa(self, inbound_spi: bytes) -> EspSa | None:
@@ -149,13 +168,11 @@ class DataPlane:
                 return result, []
             if egress is not Egress.UNCHANGED:
                 self.ecn[egress.value] += 1
+        if installed.backend is Backend.TUN:
+            self._to_tun(owner, installed.params.inbound_spi, result.next_header, payload)
+            return result, []
         if installed.backend is Backend.API:
-            if len(self._inner) >= self.queue_max:
-                self.drops["queue_full"] += 1
-            else:
-                self._inner.append(
-                    InnerPacket(owner, installed.params.inbound_spi, result.next_header, payload)
-                )
+            self._queue(InnerPacket(owner, installed.params.inbound_spi, result.next_header, payload))
             return result, []
         reply = answer(payload, installed.params.local_ts) if tunnel else None
         if not isinstance(reply, EchoReply):
@@ -167,6 +184,27 @@ class DataPlane:
             return result, []
         self.echoed += 1
         return result, [sent]
+
+    def _queue(self, inner: InnerPacket) -> None:
+        if len(self._inner) >= self.queue_max:
+            self.drops["queue_full"] += 1
+        else:
+            self._inner.append(inner)
+
+    def _to_tun(self, owner: bytes, child: bytes, next_header: int, payload: bytes) -> None:
+        """Queue an IP packet for the TUN device if its Child SA carries it (RFC 4301 §5.2)."""
+        flow = read_flow(payload) if next_header in _VERSIONS else None
+        if flow is None or flow.source.version != _VERSIONS[next_header] or child not in self.outbound:
+            self.inner_drops["not_ip"] += 1
+        elif not self.outbound.admits(child, flow):
+            self.inner_drops["not_selected"] += 1
+        else:  # TFC padding after the IP length (RFC 4303 §2.4) stays out of the host's stack
+            self._queue(InnerPacket(owner, child, next_header, payload[: flow.length], Backend.TUN))
+
+    def route(self, packet: bytes) -> bytes | Unrouted:
+        """Our inbound SPI of the TUN backend's Child SA whose selectors hold the IP packet ``packet``
+        (RFC 4301 §5.1, :meth:`OutboundTable.lookup`), or why there is none."""
+        return self.outbound.lookup(packet)
 
     def seal(self, inbound_spi: bytes, inner: bytes, next_header: int, path: Path) -> Outgoing | None:
         """The next ESP packet of the Child SA ``inbound_spi`` carrying ``inner``, to send on ``path``;
@@ -209,7 +247,7 @@ class DataPlane:
         return out
 
     def take_inner(self) -> list[InnerPacket]:
-        """The packets queued for the API backend since the last call, oldest first."""
+        """The packets queued for the API and TUN backends since the last call, oldest first."""
         out = list(self._inner)
         self._inner.clear()
         return out

@@ -338,12 +338,14 @@ class Endpoint:
         """Every Child SA's ESP SA, and the inner packets queued for the API backend."""
         return self._data_plane
 
-    def send_inner(self, local_spi: bytes, child: bytes, packet: bytes, next_header: int, now: float) -> bool:
+    def send_inner(
+        self, local_spi: bytes | None, child: bytes, packet: bytes, next_header: int, now: float
+    ) -> bool:
         """Send ``packet`` through the Child SA with our inbound SPI ``child`` of the IKE SA
-        ``local_spi``, as ESP on the SA's path (the API backend, and the initiator role's pings);
-        ``False`` when there is no such Child SA or it is past a hard limit.  ``now`` times the
-        rekey or Delete a limit starts."""
-        sa = self._sas.get(local_spi)
+        ``local_spi`` (``None``: whichever holds it, for the TUN backend's :meth:`DataPlane.route`),
+        as ESP on the SA's path; ``False`` when there is no such Child SA or it is past a hard
+        limit.  ``now`` times the rekey or Delete a limit starts."""
+        sa = self._sas.get(self._esp.get(child, b"") if local_spi is None else local_spi)
         if sa is None or child not in sa.children:
             return False
         sealed = self._data_plane.seal(child, packet, next_header, sa.path)

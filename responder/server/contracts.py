@@ -16,6 +16,8 @@ Strategy: the Trio shell has three kinds of part, written and tested apart:
   valid message); it logs every event.
 * **observers** (the Wireshark key log, :mod:`~responder.server.keylog`)
   see the core's events beside the path of the SA they concern.
+* **inner sinks** (the TUN device, :mod:`~responder.server.tun`) take the
+  decrypted packets of one backend's Child SAs (:class:`InnerSink`).
 
 Every call across these lines is synchronous and never blocks: a sink queues
 what it is given and a task of its own writes it, so the engine can run the
@@ -30,13 +32,14 @@ through the sink (:meth:`Sink.close`).  That never ends an IKE SA.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from responder.core.data_plane import InnerPacket
 from responder.core.events import Event
 from responder.core.path import Path
 
-__all__ = ["Earned", "EngineInput", "EventObserver", "Sink"]
+__all__ = ["Earned", "EngineInput", "EventObserver", "InnerSink", "Sink"]
 
 
 class Earned(enum.IntEnum):
@@ -127,3 +130,15 @@ class EventObserver(Protocol):
     """Sees every core event with the path of the SA it concerns (``None`` if unknown)."""
 
     def observe(self, event: Event, path: Path | None) -> None: ...
+
+
+class InnerSink(Protocol):
+    """Takes the decrypted packets of one backend's Child SAs (``Engine.attach_backend``)."""
+
+    def deliver(self, inner: InnerPacket) -> None:
+        """One decrypted packet; never blocks (the TUN device writes it at once or drops and counts it)."""
+        ...
+
+    def counters(self) -> Mapping[str, int]:
+        """Its counters, for ``Engine.stats`` (packets and octets each way, drops by reason)."""
+        ...

@@ -214,6 +214,7 @@ class Control:
         stats = attrs.asdict(self.engine.stats)
         stats["esp_per_connection"] = {str(key): value for key, value in stats["esp_per_connection"].items()}
         stats["esp_per_sa"] = {key.hex(): value for key, value in stats["esp_per_sa"].items()}
+        stats["tun"] = dict(stats["tun"])
         return {
             "engine": stats,
             "connections": dict(self.table.stats),

@@ -53,7 +53,11 @@ Lab impairments of what we send (``drop_response``, ``delay_response``,
 the core and the router (:mod:`~responder.server.impair`).
 
 ESP is looked up by SPI in the core and counted per connection (per UDP
-socket) and per IKE SA; the data plane is a later issue.
+socket) and per IKE SA.  Decrypted packets of the API backend go to
+:attr:`Engine.inner_packets`; those of a backend with an
+:class:`~responder.server.contracts.InnerSink` attached
+(:meth:`Engine.attach_backend`: the TUN device) go to that sink, and what it
+reads back goes out through :meth:`Engine.send_routed`.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ import attrs
 import trio
 
 from responder.core.config import Config
-from responder.core.data_plane import InnerPacket
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend, DataPlane, InnerPacket
 from responder.core.dispatch import RESPONDERS
 from responder.core.endpoint import Endpoint, Reconfigured
 from responder.core.enums import ExchangeType
@@ -84,9 +88,10 @@ from responder.core.exchanges.rekey_ike import RekeyIkeSa
 from responder.core.ike_sa import IkeSa, IkeSaState, ResponderFactory
 from responder.core.initiator import InitiatorSettings
 from responder.core.key_exchange import KeyExchangeFactory
+from responder.core.outbound import Unrouted
 from responder.core.outcomes import ReceiveOutcome, Verdict
 from responder.core.path import Path
-from responder.server.contracts import Earned, EventObserver, Sink
+from responder.server.contracts import Earned, EventObserver, InnerSink, Sink
 from responder.server.impair import OutboundImpairer
 from responder.server.logs import RateLimiter, clip, describe_event, event_level, spi_list, spis, where
 from responder.server.router import Router, SinkKey, sink_key
@@ -125,6 +130,8 @@ class EngineStats:
     esp_dropped: int = 0  #: ESP packets of our Child SAs that did not open (replay, integrity, ...)
     echoed: int = 0  #: echo requests the echo backend answered
     inner_dropped: int = 0  #: packets for the API backend dropped: its reader fell behind
+    #: The TUN device's counters (:mod:`responder.server.tun`), empty without one.
+    tun: Mapping[str, int] = MappingProxyType({})
 
 
 #: Packets for the API backend the engine holds until the program reads them (``inner_packets``).
@@ -172,6 +179,7 @@ class Engine:
     _running: bool = attrs.field(init=False, default=False)
     _inner_send: trio.MemorySendChannel[InnerPacket] = attrs.field(init=False)
     _inner_receive: trio.MemoryReceiveChannel[InnerPacket] = attrs.field(init=False)
+    _sinks: dict[Backend, InnerSink] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._inner_send, self._inner_receive = trio.open_memory_channel[InnerPacket](INNER_QUEUE)
@@ -332,7 +340,11 @@ class Engine:
         finally:
             counts["esp_unknown_spi"] += unknown
             self._after_core(path, None)
-            for inner in endpoint.data_plane.take_inner():  # the API backend (RFC 4303 §3.4 done)
+            for inner in endpoint.data_plane.take_inner():  # API and TUN backends (RFC 4303 §3.4 done)
+                sink = self._sinks.get(inner.backend)
+                if sink is not None:
+                    sink.deliver(inner)
+                    continue
                 try:
                     self._inner_send.send_nowait(inner)
                 except trio.WouldBlock:
@@ -366,6 +378,45 @@ class Engine:
             )
         finally:
             self._after_core(None, local_spi)
+
+    def attach_backend(self, backend: Backend, sink: InnerSink) -> None:
+        """Hand the decrypted packets of ``backend``'s Child SAs to ``sink`` (the TUN device) instead
+        of :attr:`inner_packets`; its counters show in :attr:`stats` (``tun``)."""
+        self._sinks[backend] = sink
+
+    def detach_backend(self, backend: Backend) -> None:
+        self._sinks.pop(backend, None)
+
+    def send_routed(self, packets: Sequence[bytes]) -> list[str | None]:
+        """Send IP packets from the TUN device, each through the TUN backend's Child SA whose
+        selectors hold it (RFC 4301 §5.1); for each, ``None`` if sent, else why not (``no_sa``,
+        ``not_ip``, ``internal_error``).  One batch, one pass over what the core queued."""
+        results: list[str | None] = []
+        now = trio.current_time()
+        try:
+            for packet in packets:
+                try:
+                    results.append(self._send_routed(packet, now))
+                except Exception:
+                    self._counts["internal_errors"] += 1
+                    logger.exception("internal error routing a packet from the TUN device")
+                    results.append("internal_error")
+        finally:
+            self._after_core(None, None)
+        return results
+
+    def _send_routed(self, packet: bytes, now: float) -> str | None:
+        child = self._endpoint.data_plane.route(packet)  # the core's RFC 4301 §5.1 lookup
+        if isinstance(child, Unrouted):
+            return child.value
+        next_header = IPV4_IN_ESP if packet[0] >> 4 == 4 else IPV6_IN_ESP
+        sent = self._endpoint.send_inner(None, child, packet, next_header, now)
+        return None if sent else Unrouted.NO_SA.value
+
+    @property
+    def data_plane(self) -> DataPlane:
+        """The core's data plane: each Child SA's ESP counters, the TUN backend's selectors (read only)."""
+        return self._endpoint.data_plane
 
     # ------------------------------------------------------------------ commands
 
@@ -502,6 +553,7 @@ class Engine:
             ),
             echoed=self._endpoint.data_plane.echoed,
             inner_dropped=counts["inner_dropped"],
+            tun=MappingProxyType(dict(sink.counters())) if (sink := self._sinks.get(Backend.TUN)) else {},
         )
 
     # ------------------------------------------------------------------ after every core call

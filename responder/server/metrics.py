@@ -110,6 +110,12 @@ def render_metrics(control: Control, history: History | None = None) -> str:
     for field, name, help_text in _ENGINE_COUNTERS:
         lines += _family(name, "counter", help_text, [({}, getattr(stats, field))])
     lines += _family(
+        "tun",
+        "counter",
+        "TUN device counters (packets and octets each way, drops by reason), by counter",
+        [({"counter": name}, count) for name, count in sorted(stats.tun.items())],
+    )
+    lines += _family(
         "connection_events",
         "counter",
         "stream connections accepted, refused, evicted and closed, and frames they carried, by event",

@@ -7,8 +7,10 @@ core :class:`~responder.core.config.Config` to the engine, which keeps every
 established IKE SA a peer of the new configuration still covers and deletes
 the others (:meth:`responder.core.endpoint.Endpoint.reconfigure`).  What only
 the Trio shell reads (listeners, TLS files, the key log, connection limits,
-log levels, the control socket) stays as it was started: a change there is
-named in the report and in a warning, and takes a restart.  A configuration
+log levels, the control socket, the TUN device's ``[tun]`` settings, and
+the TUN device itself when a child first asks for ``backend = "tun"``) stays
+as it was started: a change there is named in the report and in a warning,
+and takes a restart.  A configuration
 that does not load changes nothing; its error goes back to the caller and
 into the log.
 """
@@ -23,6 +25,7 @@ import attrs
 from responder.core.config import ConfigError
 from responder.server.engine import Engine
 from responder.server.settings import ServerSettings
+from responder.server.tun import tun_children
 
 __all__ = ["ReloadReport", "Reloader"]
 
@@ -57,6 +60,8 @@ def _shell_changes(old: ServerSettings, new: ServerSettings) -> tuple[str, ...]:
             changed.append(field.name)
     if old.config.limits.half_open_ipv6_prefix != new.config.limits.half_open_ipv6_prefix:
         changed.append("half_open_ipv6_prefix")
+    if tun_children(new.config) and not tun_children(old.config):
+        changed.append('backend = "tun" (the TUN device is made at start)')
     return tuple(changed)
 
 

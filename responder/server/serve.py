@@ -13,7 +13,9 @@ the non-ESP marker).  Once all are bound it reports :class:`ServerInfo`, with
 the ports actually bound (port 0 works), through ``task_status``.  With
 ``control_path`` set it also answers operators on that Unix socket
 (:mod:`responder.server.control`), and with ``web`` set it serves the web
-console (:mod:`responder.server.web`, its URL in :class:`ServerInfo`).  Each lab
+console (:mod:`responder.server.web`, its URL in :class:`ServerInfo`).  When a
+child has ``backend = "tun"`` it makes the TUN device (:mod:`responder.server.tun`)
+before the listeners, so a device it cannot make stops the start.  Each lab
 impairment of ``settings.config.impair`` is logged at start as one ``IMPAIRMENT
 ACTIVE`` warning.
 
@@ -56,6 +58,7 @@ from responder.server.reload import Reloader
 from responder.server.settings import Listener, ServerSettings
 from responder.server.streams import serve_stream_listener
 from responder.server.tls import server_context
+from responder.server.tun import RouteWatch, TunDevice, tun_children
 from responder.server.udp import UdpListener
 
 __all__ = ["TLS_KEYLOG_NAME", "ServerInfo", "serve"]
@@ -95,12 +98,14 @@ async def serve(
     """
     keylog = KeyLog(settings.keylog_dir) if settings.keylog_dir is not None else None  # makes the dir 0700
     history = History(settings.web.history_messages, settings.web.history_closed) if settings.web else None
+    tun_users = tun_children(settings.config)
+    routes = RouteWatch() if tun_users else None  # the TUN device's routes follow the Child SAs
     try:
         engine = Engine(
             settings.config,
             random_bytes,
             ke_factory,
-            (*observers, *(item for item in (keylog, history) if item is not None)),
+            (*observers, *(item for item in (keylog, history, routes) if item is not None)),
             log_lines_per_source=settings.log_lines_per_source,
             log_lines_max=settings.log_lines_max,
         )
@@ -110,6 +115,8 @@ async def serve(
         table = ConnectionTable(settings, earned=engine.earned)
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
+            if routes is not None:
+                await nursery.start(TunDevice(settings.tun, engine, routes, tuple(tun_users)).run)
             bound: list[Listener] = []
             udp_listeners: list[UdpListener] = []
             for listener in settings.listeners:

@@ -22,7 +22,7 @@ from responder.core.config import Config, ConfigError
 from responder.core.path import Transport
 from responder.core.tcp_framing import MAX_LENGTH
 
-__all__ = ["DEFAULT_LISTENERS", "LOG_LEVELS", "Listener", "ServerSettings", "WebSettings"]
+__all__ = ["DEFAULT_LISTENERS", "LOG_LEVELS", "Listener", "ServerSettings", "TunSettings", "WebSettings"]
 
 #: Accepted ``log_level`` values (the :mod:`logging` level names, lower case).
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
@@ -257,6 +257,77 @@ class WebSettings:
         return f"{host}:{self.port}"
 
 
+# ---------------------------------------------------------------------------
+# The TUN device
+# ---------------------------------------------------------------------------
+
+#: The longest interface name Linux takes (IFNAMSIZ 16 with its NUL).
+IFNAME_MAX: Final = 15
+
+
+def _check_ifname(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {type(value).__name__}", attribute.name)
+    if not 1 <= len(value.encode("utf-8", "replace")) <= IFNAME_MAX:
+        raise ConfigError(f"an interface name has 1 to {IFNAME_MAX} octets, got {value!r}", attribute.name)
+    if value in (".", "..") or any(c in value for c in "/:%") or not value.isprintable() or " " in value:
+        raise ConfigError(f"{value!r} is not an interface name (no '/', ':', '%' or spaces)", attribute.name)
+
+
+def _interfaces(value: object) -> object:
+    """Addresses with their prefix (``10.99.0.1/24``) as :mod:`ipaddress` interfaces."""
+    if isinstance(value, list | tuple):
+        items = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                try:
+                    item = ipaddress.ip_interface(item.strip())
+                except ValueError as exc:
+                    raise ConfigError(str(exc), f"addresses[{index}]") from None
+            items.append(item)
+        return tuple(items)
+    return value
+
+
+def _check_interfaces(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    kinds = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+    if not isinstance(value, tuple) or not all(isinstance(item, kinds) for item in value):
+        raise ConfigError("expected a tuple of IP interfaces (address/prefix)", attribute.name)
+    for index, item in enumerate(value):
+        if item.ip.is_multicast or item.ip.is_unspecified or item.ip.is_loopback:
+            raise ConfigError(f"{item} cannot be a device's address", f"{attribute.name}[{index}]")
+        if value.index(item) != index:
+            raise ConfigError(f"{item} repeats", f"{attribute.name}[{index}]")
+
+
+@attrs.frozen
+class TunSettings:
+    """The TUN device of the ``tun`` backend (:mod:`responder.server.tun`): one per responder,
+    shared by every child with ``backend = "tun"``, made only when such a child exists.
+
+    ``name`` is the interface name, ``addresses`` the device's own addresses
+    with their prefixes (``10.99.0.1/24``, ``fd99::1/64``; none is fine: the
+    routes to the peers' inner addresses are what the host needs), ``mtu`` its
+    MTU: what the host sends through it becomes ESP with up to about 70 octets
+    more (outer IP, UDP or TCP, ESP header, IV, padding, ICV), so it stays below
+    the path's MTU by that much (IPv6 on the device needs at least 1280, RFC 8200 §5).
+    """
+
+    name: str = attrs.field(default="ikev2r0", validator=_check_ifname)
+    addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...] = attrs.field(
+        default=(), converter=_interfaces, validator=_check_interfaces
+    )
+    mtu: int = attrs.field(default=1400, validator=_count(68))
+
+    def __attrs_post_init__(self) -> None:
+        if self.mtu > 0xFFFF:
+            raise ConfigError(f"must be at most 65535, got {self.mtu}", "mtu")
+        if self.mtu < 1280 and any(item.version == 6 for item in self.addresses):
+            raise ConfigError(
+                f"an IPv6 address needs an MTU of at least 1280 (RFC 8200 §5), got {self.mtu}", "mtu"
+            )
+
+
 @attrs.frozen
 class ServerSettings:
     """What the server runs with: the core's :class:`Config` plus what only the Trio shell reads.
@@ -279,7 +350,8 @@ class ServerSettings:
     drops, limit hits) is rate-limited: ``log_lines_per_source`` lines per 10
     seconds per source address and ``log_lines_max`` in all.  The RFC 9329
     §6.1 rules for connections that carry no live IKE SA or corrupt input are
-    the core's (:class:`~responder.core.config.Limits`).
+    the core's (:class:`~responder.core.config.Limits`).  ``tun`` is the TUN
+    device of children with ``backend = "tun"`` (:class:`TunSettings`).
     """
 
     config: Config = attrs.field(factory=Config, validator=attrs.validators.instance_of(Config))
@@ -308,6 +380,8 @@ class ServerSettings:
     web: WebSettings | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(WebSettings))
     )
+    #: The TUN device of children with ``backend = "tun"`` (``[tun]``).
+    tun: TunSettings = attrs.field(factory=TunSettings, validator=attrs.validators.instance_of(TunSettings))
 
     def __attrs_post_init__(self) -> None:
         if self.connections_per_source > self.connections_max:

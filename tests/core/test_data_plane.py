@@ -9,13 +9,22 @@ import ipaddress
 import attrs
 import pytest
 
-from responder.core.config import ChildConfig, EspProposal, IdPattern, PeerConfig, TrafficSelectorPolicy
-from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP
+from responder.core.config import (
+    ChildConfig,
+    ConfigError,
+    EspProposal,
+    IdPattern,
+    Mode,
+    PeerConfig,
+    TrafficSelectorPolicy,
+)
+from responder.core.data_plane import IPV4_IN_ESP, IPV6_IN_ESP, Backend
 from responder.core.echo import EchoReply, answer, echo_request, read_packet
 from responder.core.events import EspSaRemoved, PathChanged
 from responder.core.exchanges.informational import DeleteChildSa
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.initiator import ChildRequest
+from responder.core.outbound import Unrouted
 from responder.core.path import Transport
 from responder.core.payloads import TrafficSelector
 from responder.core.selectors import to_selector
@@ -227,6 +236,46 @@ def test_a36_esp_that_opens_moves_the_path_and_shows_the_peer_alive() -> None:
     pair.drain()
     [changed] = pair.events(PathChanged)
     assert changed.path == reverse(reconnected) and changed.previous == first
+
+
+def test_the_tun_backend_queues_selected_packets_and_routes_the_answers_back() -> None:
+    """Issue 12, the TUN backend at the core's boundary: a decrypted packet inside the Child SA's
+    selectors is queued with its backend (RFC 4301 §5.2); one outside them is dropped; what the
+    host answers is routed by the selectors into the same Child SA (RFC 4301 §5.1)."""
+    pair, sa = tunnel(backend="tun", local_ts=(TrafficSelectorPolicy.parse("192.0.2.0/24"),))
+    request = echo_request(ME, THEM, identifier=1, sequence=1)
+    assert ping(pair, sa, request + bytes(8)) == []  # TFC padding (RFC 4303 §2.4) after the packet
+    [inner] = pair.responder.data_plane.take_inner()
+    assert inner.backend is Backend.TUN and inner.payload == request and inner.next_header == IPV4_IN_ESP
+    outside = echo_request(ME, ipaddress.ip_address("198.51.100.1"), identifier=1, sequence=2)
+    assert ping(pair, sa, outside) == [] and pair.responder.data_plane.take_inner() == []
+    assert pair.responder.data_plane.inner_drops["not_selected"] == 1
+    reply = answer(request, (_any4(),))
+    assert isinstance(reply, EchoReply)
+    assert pair.responder.data_plane.route(reply.packet) == inner.child
+    assert pair.responder.send_inner(None, inner.child, reply.packet, IPV4_IN_ESP, pair.now)  # its IKE SA
+    pair.pump()
+    assert [p.payload for p in pair.initiator.data_plane.take_inner()] == [reply.packet]
+    stray = echo_request(ipaddress.ip_address("203.0.113.1"), ME, identifier=1, sequence=1, reply=True)
+    assert pair.responder.data_plane.route(stray) is Unrouted.NO_SA  # its source is not in local_ts
+    assert pair.responder.data_plane.route(b"\xff") is Unrouted.NOT_IP
+
+
+def test_a_deleted_tun_child_sa_leaves_the_lookup() -> None:
+    pair, sa = tunnel(backend="tun")
+    [child] = sa.children.values()
+    assert child.outbound_spi in pair.responder.data_plane.outbound
+    pair.initiator.request_delete(sa.local_spi, pair.now)
+    pair.pump()
+    assert len(pair.responder.data_plane.outbound) == 0
+    reply = echo_request(THEM, ME, identifier=1, sequence=1, reply=True)
+    assert pair.responder.data_plane.route(reply) is Unrouted.NO_SA
+    assert not pair.responder.send_inner(None, child.outbound_spi, reply, IPV4_IN_ESP, pair.now)
+
+
+def test_tun_needs_tunnel_mode() -> None:
+    with pytest.raises(ConfigError, match="needs mode = 'tunnel'"):
+        ChildConfig("net", mode=Mode.TRANSPORT, backend="tun")
 
 
 def test_encr_null_with_integrity_round_trips_when_configured() -> None:

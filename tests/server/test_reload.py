@@ -24,10 +24,19 @@ import trio
 
 from responder.client import Client, establish
 from responder.control_client import ControlError, main, request
-from responder.core.config import Config, ConfigError, Dpd, IdPattern, IkeProposal, PeerConfig, Secret
+from responder.core.config import (
+    ChildConfig,
+    Config,
+    ConfigError,
+    Dpd,
+    IdPattern,
+    IkeProposal,
+    PeerConfig,
+    Secret,
+)
 from responder.core.path import Transport
 from responder.server import ServerInfo, serve
-from responder.server.settings import Listener, ServerSettings
+from responder.server.settings import Listener, ServerSettings, TunSettings
 from tests.fakes.pair import PSK, RESPONDER_ID, child_request, initiator_settings
 
 SUITE = "aes256gcm16-prfsha256-x25519"
@@ -199,3 +208,15 @@ def wait_for_line(log: Path, text: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{text!r} not in the log:\n{log.read_text() if log.exists() else '(none)'}")
+
+
+async def test_tun_settings_and_a_first_tun_child_need_a_restart(tmp_path: Path) -> None:
+    """Issue 12: the TUN device is made at start, so neither a changed ``[tun]`` nor a child that
+    first asks for ``backend = "tun"`` applies before a restart; the reload says so."""
+    control = tmp_path / "c.sock"
+    sources: list[Any] = [settings_with(ALICE, control=control)]
+    async with server(sources, control):
+        tun_alice = attrs.evolve(ALICE, children=(ChildConfig("net", backend="tun"),))
+        sources.append(settings_with(tun_alice, control=control, tun=TunSettings(name="other0")))
+        result = await reload(control)
+        assert result["restart_needed"] == ["tun", 'backend = "tun" (the TUN device is made at start)']

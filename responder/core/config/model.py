@@ -333,7 +333,8 @@ class ChildConfig:
         default=OuterPolicy(), validator=instance_of(OuterPolicy, "an OuterPolicy")
     )
     lifetime: Lifetime = attrs.field(default=CHILD_LIFETIME, validator=instance_of(Lifetime, "a Lifetime"))
-    #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses) or ``"api"``.
+    #: Where its inner packets go: ``"echo"`` (the core answers pings to our addresses), ``"api"``
+    #: (a program embedding the responder), or ``"tun"`` (the shell's TUN device; tunnel mode only).
     backend: str = attrs.field(default="echo")
     #: Its anti-replay window in packets (RFC 4303 §3.4.3: 64 the default, at least 32 to interoperate;
     #: smaller ones are a lab knob), 1..65536.
@@ -341,8 +342,10 @@ class ChildConfig:
 
     @backend.validator
     def _check_backend(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in ("echo", "api"):
-            raise ConfigError(f"expected 'echo' or 'api', got {value!r}", attribute.name)
+        if value not in ("echo", "api", "tun"):
+            raise ConfigError(f"expected 'echo', 'api' or 'tun', got {value!r}", attribute.name)
+        if value == "tun" and self.mode is Mode.TRANSPORT:
+            raise ConfigError("'tun' carries IP packets: it needs mode = 'tunnel'", attribute.name)
 
     @replay_window.validator
     def _check_replay_window(self, attribute: attrs.Attribute[Any], value: object) -> None:
