@@ -46,7 +46,7 @@ import attrs
 
 from responder.core.child_sa import ChildSaParams
 from responder.core.config import NO_VOLUME_LIFETIME, ChildConfig, Mode, OuterPolicy
-from responder.core.echo import EchoReply, answer
+from responder.core.echo import EchoReply, SelectorRange, answer, owned_ranges
 from responder.core.esp import Dropped, DropReason, EspSa, Opened, SequenceExhausted, esp_sa
 from responder.core.esp_limits import EspLimits, LimitReached
 from responder.core.outbound import OutboundTable, Unrouted, read_flow
@@ -90,6 +90,8 @@ class _Installed:
     backend: Backend
     limits: EspLimits
     outer: OuterPolicy
+    #: Our selectors read into integers once, for the echo backend (:func:`owned_ranges`).
+    ranges: tuple[SelectorRange, ...] = ()
 
 
 @attrs.define(eq=False)
@@ -121,7 +123,8 @@ class DataPlane:
         limits = EspLimits(NO_VOLUME_LIFETIME if child is None else child.volume, esp.outbound.suite.max_seq)
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer
-        self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer)
+        ranges = owned_ranges(params.local_ts)
+        self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer, ranges)
         if backend is Backend.TUN and params.mode is Mode.TUNNEL:
             self.outbound.add(params.inbound_spi, params.local_ts, params.remote_ts)
 
@@ -174,7 +177,7 @@ class DataPlane:
         if installed.backend is Backend.API:
             self._queue(InnerPacket(owner, installed.params.inbound_spi, result.next_header, payload))
             return result, []
-        reply = answer(payload, installed.params.local_ts) if tunnel else None
+        reply = answer(payload, installed.params.local_ts, installed.ranges) if tunnel else None
         if not isinstance(reply, EchoReply):
             self.drops["not_answered"] += 1
             return result, []

@@ -407,13 +407,36 @@ def _read_udp(source: IPAddress, destination: IPAddress, payload: bytes) -> UdpD
 # --- answering ---------------------------------------------------------------------------------
 
 
-def answer(packet: bytes, owned: Sequence[TrafficSelector]) -> EchoReply | EchoDropped:
+#: A traffic selector read into integers once: (IP version, first address, last address, IP
+#: protocol, first port, last port), as :func:`owned_ranges` makes them for :func:`answer`.
+SelectorRange: TypeAlias = tuple[int, int, int, int, int, int]
+
+
+def owned_ranges(owned: Sequence[TrafficSelector]) -> tuple[SelectorRange, ...]:
+    """``owned`` read into integers, once per Child SA rather than once per packet."""
+    return tuple(
+        (
+            s.start_address.version,
+            int(s.start_address),
+            int(s.end_address),
+            int(s.ip_protocol),
+            s.start_port,
+            s.end_port,
+        )
+        for s in owned
+    )
+
+
+def answer(
+    packet: bytes, owned: Sequence[TrafficSelector], ranges: tuple[SelectorRange, ...] | None = None
+) -> EchoReply | EchoDropped:
     """Answer an echo request addressed inside ``owned`` (our local traffic selectors); never raises.
 
     ICMP echo (RFC 792), ICMPv6 echo (RFC 4443 §4) and UDP echo (RFC 862) are
     answered; everything else comes back as :class:`EchoDropped` with its reason.
+    ``ranges`` is :func:`owned_ranges` of ``owned``, if the caller keeps it.
     """
-    fast = _answer_icmpv4(packet, owned)
+    fast = _answer_icmpv4(packet, owned_ranges(owned) if ranges is None else ranges)
     if fast is not None:
         return fast
     read = read_packet(packet)
@@ -435,7 +458,7 @@ def answer(packet: bytes, owned: Sequence[TrafficSelector]) -> EchoReply | EchoD
     return EchoReply(_build_reply(read), service)
 
 
-def _answer_icmpv4(packet: bytes, owned: Sequence[TrafficSelector]) -> EchoReply | None:
+def _answer_icmpv4(packet: bytes, ranges: tuple[SelectorRange, ...]) -> EchoReply | None:
     """The common case, a well-formed ICMP echo request over IPv4 that we answer, done in place:
     the same checks and the same reply octets as the general path, which handles ``None``.
 
@@ -457,11 +480,9 @@ def _answer_icmpv4(packet: bytes, owned: Sequence[TrafficSelector]) -> EchoReply
         return None  # RFC 1122 §3.2.1.3: no answer to a multicast, unspecified or broadcast source
     if destination[0] >> 4 == 0xE or destination == b"\xff\xff\xff\xff":
         return None
-    address = ipaddress.IPv4Address(destination)
+    address = int.from_bytes(destination, "big")
     request_port, reply_port = _ICMP_ECHO_REQUEST << 8, _ICMP_ECHO_REPLY << 8  # RFC 4301 §4.4.1.1
-    if not any(_selects(s, address, _ICMP, request_port) for s in owned):
-        return None
-    if not any(_selects(s, address, _ICMP, reply_port) for s in owned):
+    if not _range_selects(ranges, address, request_port) or not _range_selects(ranges, address, reply_port):
         return None
     # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the word holding type and code (0x0800 -> 0x0000).
     checksum = int.from_bytes(packet[22:24], "big")
@@ -485,6 +506,16 @@ def _answer_icmpv4(packet: bytes, owned: Sequence[TrafficSelector]) -> EchoReply
         )
     )
     return EchoReply(reply, EchoService.ICMP)
+
+
+def _range_selects(ranges: tuple[SelectorRange, ...], address: int, port: int) -> bool:
+    """Whether one of ``ranges`` covers an ICMP message to the IPv4 ``address`` with this
+    type-and-code "port" (:func:`_selects`, on integers)."""
+    for version, first, last, protocol, first_port, last_port in ranges:
+        covered = version == 4 and first <= address <= last
+        if covered and (protocol == 0 or (protocol == _ICMP and first_port <= port <= last_port)):
+            return True
+    return False
 
 
 def _service(read: InnerPacket) -> EchoService | EchoDropped:
