@@ -32,7 +32,11 @@ local address range, then a named protocol over "any", then the smallest
 port range; among equally specific ones the Child SA installed last (the new
 pair of a rekey carries the traffic while the old one waits for its Delete).
 A lookup ranks only the entries that can hold the destination: those with a
-remote selector of exactly that address (indexed) and those with wider ones.
+remote selector of exactly that address (indexed) and those of the wider ones
+whose remote address ranges hold it.  That list is kept per destination
+(:data:`CANDIDATES_CACHED` of them at most) until a Child SA is installed or
+removed, so the steady flow to one peer costs no set and no scan of every
+wide entry per packet.
 """
 
 from __future__ import annotations
@@ -46,7 +50,15 @@ import attrs
 
 from responder.core.payloads import TrafficSelector
 
-__all__ = ["PORTED_PROTOCOLS", "Flow", "OutboundTable", "Unrouted", "read_flow", "selects"]
+__all__ = [
+    "CANDIDATES_CACHED",
+    "PORTED_PROTOCOLS",
+    "Flow",
+    "OutboundTable",
+    "Unrouted",
+    "read_flow",
+    "selects",
+]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -58,6 +70,8 @@ _HOP_BY_HOP, _ROUTING, _FRAGMENT, _DESTINATION, _AH = 0, 43, 44, 60, 51
 _EXTENSIONS_MAX = 8  #: a chain longer than this is not read (no ports)
 _ALL_PORTS = (0, 0xFFFF)
 _OPAQUE = (0xFFFF, 0)
+#: Destinations whose candidate entries a table remembers; past that it forgets them all and starts again.
+CANDIDATES_CACHED = 4096
 
 
 class Unrouted(enum.Enum):
@@ -188,7 +202,9 @@ class _Range:
     def of(cls, selector: TrafficSelector) -> _Range:
         first, last = int(selector.start_address), int(selector.end_address)
         protocol, ports = int(selector.ip_protocol), (selector.start_port, selector.end_port)
-        port_span = max(ports[1] - ports[0], 0) if protocol else 0xFFFF
+        # RFC 4301 §4.4.1.1: OPAQUE (65535-0) holds only packets whose ports are unknown, which a
+        # selector of every port holds too: it ranks as wide as all ports, never as one port.
+        port_span = 0xFFFF if not protocol or ports == _OPAQUE else max(ports[1] - ports[0], 0)
         rank = (last - first, 0 if protocol else 1, port_span)
         return cls(selector.start_address.version, first, last, protocol, ports, rank)
 
@@ -244,12 +260,15 @@ class OutboundTable:
     _hosts: dict[tuple[int, int], set[bytes]] = attrs.field(init=False, factory=dict)
     _wide: set[bytes] = attrs.field(init=False, factory=set)  #: entries with a wider remote selector
     _installed: int = attrs.field(init=False, default=0)
+    #: (IP version, destination) -> the entries that may hold it; emptied by :meth:`add` and :meth:`remove`.
+    _candidates: dict[tuple[int, int], tuple[_Entry, ...]] = attrs.field(init=False, factory=dict)
 
     def add(
         self, child: bytes, local_ts: Sequence[TrafficSelector], remote_ts: Sequence[TrafficSelector]
     ) -> None:
         """Add (or replace) the Child SA with our inbound SPI ``child``."""
         self.remove(child)
+        self._candidates.clear()
         self._installed += 1
         entry = self._entries[child] = _Entry(child, tuple(local_ts), tuple(remote_ts), self._installed)
         for selector in entry.remote:
@@ -262,6 +281,7 @@ class OutboundTable:
         entry = self._entries.pop(child, None)
         if entry is None:
             return
+        self._candidates.clear()
         self._wide.discard(child)
         for selector in entry.remote:
             key = (selector.version, selector.first)
@@ -288,10 +308,8 @@ class OutboundTable:
         if flow is None:
             return Unrouted.NOT_IP
         version, destination, source = flow.source.version, int(flow.destination), int(flow.source)
-        candidates = self._hosts.get((version, destination), set()) | self._wide
         best: tuple[tuple[int, ...], bytes] | None = None
-        for child in candidates:
-            entry = self._entries[child]
+        for entry in self._candidates_for(version, destination):
             remote = _holds(entry.remote, version, destination, flow.protocol, flow.destination_port)
             if remote is None:
                 continue
@@ -300,8 +318,27 @@ class OutboundTable:
                 continue
             key = (remote[0], local[0], remote[1], local[1], remote[2], local[2], -entry.order)
             if best is None or key < best[0]:
-                best = (key, child)
+                best = (key, entry.child)
         return Unrouted.NO_SA if best is None else best[1]
+
+    def _ranges(self, child: bytes) -> tuple[_Range, ...]:
+        return self._entries[child].remote
+
+    def _candidates_for(self, version: int, destination: int) -> tuple[_Entry, ...]:
+        """The entries with a remote address range that holds ``destination`` (remembered)."""
+        key = (version, destination)
+        found = self._candidates.get(key)
+        if found is None:
+            children = self._hosts.get(key, set()) | {
+                child
+                for child in self._wide
+                if any(r.version == version and r.first <= destination <= r.last for r in self._ranges(child))
+            }
+            found = tuple(self._entries[child] for child in children)
+            if len(self._candidates) >= CANDIDATES_CACHED:
+                self._candidates.clear()
+            self._candidates[key] = found
+        return found
 
     def admits(self, child: bytes, flow: Flow) -> bool:
         """Whether the Child SA ``child`` may have carried the decrypted packet ``flow`` (RFC 4301 §5.2)."""

@@ -169,6 +169,38 @@ def test_among_equals_the_newest_pair_carries_the_traffic() -> None:
     assert table.lookup(echo_request(HOST, PEER, 1, 1)) == b"OLD_"
 
 
+def test_an_opaque_selector_ranks_as_wide_as_all_ports() -> None:
+    """RFC 4301 §4.4.1.1: OPAQUE (65535-0) holds only packets whose ports are unknown, like a
+    selector of every port does; it is not the narrowest port range (issue 12 review item 5).  So
+    for a later fragment the newer of the two carries it, whichever form it has."""
+    opaque = TrafficSelector(17, 0xFFFF, 0, PEER, PEER)  # type: ignore[arg-type]
+    fragment = bytearray(udp_packet(HOST, PEER, 5353, 53, b"query"))
+    fragment[6:8] = (0x2000 | 3).to_bytes(2, "big")  # MF, offset 24: no ports
+    for first, second in ((opaque, ts("10.250.1.1/32[udp]")), (ts("10.250.1.1/32[udp]"), opaque)):
+        table = OutboundTable()
+        table.add(b"OLD_", [ts("10.99.0.0/24")], [first])
+        table.add(b"NEW_", [ts("10.99.0.0/24")], [second])
+        assert table.lookup(bytes(fragment)) == b"NEW_"
+        # a packet with ports: only the selector of every port holds it
+        full = b"OLD_" if first != opaque else b"NEW_"
+        assert table.lookup(udp_packet(HOST, PEER, 5353, 53, b"query")) == full
+
+
+def test_the_candidates_kept_per_destination_follow_installs_and_removals() -> None:
+    """The lookup's remembered candidates (review item 6) are dropped when a Child SA comes or goes."""
+    table = OutboundTable()
+    ping = echo_request(HOST, PEER, 1, 1)
+    assert table.lookup(ping) is Unrouted.NO_SA
+    table.add(b"WIDE", [ts("10.99.0.0/24")], [ts("10.250.0.0/16")])
+    assert table.lookup(ping) == b"WIDE"
+    table.add(b"HOST", [ts("10.99.0.0/24")], [ts("10.250.1.1/32")])
+    assert table.lookup(ping) == b"HOST"
+    table.remove(b"HOST")
+    assert table.lookup(ping) == b"WIDE"
+    table.remove(b"WIDE")
+    assert table.lookup(ping) is Unrouted.NO_SA
+
+
 def test_admits_checks_a_decrypted_packet_the_other_way_round() -> None:
     """RFC 4301 §5.2: source in the remote selectors, destination in the local ones."""
     table = OutboundTable()
@@ -230,8 +262,10 @@ def test_lookup_agrees_with_a_brute_force_model(
     entry has a smaller remote address range than the one chosen; removed entries never answer."""
     table = OutboundTable()
     for index, (local, remote) in enumerate(entries):
+        table.lookup(packet)  # remembers candidates, which each add must forget
         table.add(index.to_bytes(4, "big"), local, remote)
     for index in removed:
+        table.lookup(packet)
         table.remove(index.to_bytes(4, "big"))
     assert len(table) == len(entries) - len(removed & set(range(len(entries))))
     flow = read_flow(packet)
