@@ -57,7 +57,9 @@ socket) and per IKE SA.  Decrypted packets of the API backend go to
 :attr:`Engine.inner_packets`; those of a backend with an
 :class:`~responder.server.contracts.InnerSink` attached
 (:meth:`Engine.attach_backend`: the TUN device) go to that sink, and what it
-reads back goes out through :meth:`Engine.send_routed`.
+reads back goes out through :meth:`Engine.send_routed`.  Those of the TUN
+backend while no device is attached are dropped and counted
+(``stats.tun_no_device``), never handed to the API's channel.
 """
 
 from __future__ import annotations
@@ -130,6 +132,9 @@ class EngineStats:
     esp_dropped: int = 0  #: ESP packets of our Child SAs that did not open (replay, integrity, ...)
     echoed: int = 0  #: echo requests the echo backend answered
     inner_dropped: int = 0  #: packets for the API backend dropped: its reader fell behind
+    #: Decrypted packets of TUN-backend Child SAs dropped because no device was attached (a reload
+    #: that added the first such child, shutdown): never handed to :attr:`Engine.inner_packets`.
+    tun_no_device: int = 0
     #: The TUN device's counters (:mod:`responder.server.tun`), empty without one.
     tun: Mapping[str, int] = MappingProxyType({})
 
@@ -345,6 +350,9 @@ class Engine:
                 if sink is not None:
                     sink.deliver(inner)
                     continue
+                if inner.backend is not Backend.API:  # its device is not up (yet, or any more)
+                    counts["tun_no_device"] += 1
+                    continue
                 try:
                     self._inner_send.send_nowait(inner)
                 except trio.WouldBlock:
@@ -553,6 +561,7 @@ class Engine:
             ),
             echoed=self._endpoint.data_plane.echoed,
             inner_dropped=counts["inner_dropped"],
+            tun_no_device=counts["tun_no_device"],
             tun=MappingProxyType(dict(sink.counters())) if (sink := self._sinks.get(Backend.TUN)) else {},
         )
 

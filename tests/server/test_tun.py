@@ -119,6 +119,29 @@ async def test_the_counters_show_in_stats_control_and_metrics() -> None:
     assert engine.stats.tun == {}
 
 
+async def test_tun_packets_without_a_device_are_dropped_not_handed_to_the_api() -> None:
+    """Review item 4: a TUN-backend Child SA's packets while no device is attached (a reload that
+    added the first such child, shutdown) are counted as ``tun_no_device``, never put on the API
+    backend's channel, where a program would take them for its own; the API's still go there."""
+    engine = Engine(Config())
+    ping = echo_request(ip_address("10.250.1.1"), ip_address("10.99.0.1"), identifier=1, sequence=1)
+    for backend in (Backend.TUN, Backend.API, Backend.TUN):
+        engine.data_plane._queue(InnerPacket(b"l" * 8, b"in__", 4, ping, backend))
+    engine.receive_esp_batch((), UDP_PATH)  # what the batch decrypted is handed on after it
+    assert engine.stats.tun_no_device == 2
+    assert engine.inner_packets.receive_nowait().backend is Backend.API
+    with pytest.raises(trio.WouldBlock):
+        engine.inner_packets.receive_nowait()
+    sink = FakeSink()
+    engine.attach_backend(Backend.TUN, sink)
+    engine.data_plane._queue(InnerPacket(b"l" * 8, b"in__", 4, ping, Backend.TUN))
+    engine.receive_esp_batch((), UDP_PATH)
+    assert [inner.payload for inner in sink.delivered] == [ping] and engine.stats.tun_no_device == 2
+    assert "ikev2_responder_tun_no_device_dropped_total 2" in render_metrics(
+        Control(engine, ConnectionTable(ServerSettings(), earned=engine.earned))
+    )
+
+
 # --- the device's keeper and reader, without a device (review items 1, 2, 3, 8) ---------------------
 
 UDP_PATH = Path(Transport.UDP, IPv4Address("192.0.2.1"), 500, IPv4Address("192.0.2.7"), 500)
