@@ -151,6 +151,8 @@ class Connection:
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     #: Cancels only the reading (graceful shutdown: what is queued is still written).
     reader_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: Rate-limits the lines about what cannot be framed (the table's own, when it made this one).
+    limiter: LimitLog = attrs.field(factory=LimitLog)
     _send: trio.MemorySendChannel[bytes] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[bytes] = attrs.field(init=False)
     _path: Path = attrs.field(init=False)
@@ -215,7 +217,8 @@ class Connection:
         try:
             frame = frame_esp(packet)
         except LocalError as error:
-            log.error("%s: %s; dropped", self.describe(), error)
+            # A [tun] mtu above what a frame carries makes this per packet: one line per interval.
+            self.limiter.log(logging.ERROR, ("unframed", self.id), "%s: %s; dropped", self.describe(), error)
             return False
         return self._queue(frame)
 
@@ -395,6 +398,7 @@ class ConnectionTable:
             queue_size=self.send_queue,
             phase=Phase.HANDSHAKE if kind is Transport.TLS else Phase.PREFIX,
             source=source,
+            limiter=self.limiter,
         )
         self._next_id += 1
         self._connections[connection.id] = connection

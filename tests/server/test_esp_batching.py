@@ -6,10 +6,12 @@ as one batch, what is queued leaves in one write, and order and the RFC 9329 §6
 
 from __future__ import annotations
 
+import logging
 import socket as stdlib_socket
 from ipaddress import ip_address
 
 import attrs
+import pytest
 import trio
 
 from responder.core.config import Config, Limits
@@ -71,6 +73,20 @@ async def test_the_writer_sends_what_is_queued_in_one_write() -> None:
     assert b"".join(stream.writes) == b"".join(map(frame_esp, packets))
     assert len(stream.writes) == 1  # 50 frames of 20 octets: well under WRITE_BATCH
     assert len(stream.writes[0]) < WRITE_BATCH
+
+
+async def test_esp_too_long_for_a_frame_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RFC 9329 §3.2: a frame's Length (2 octets) counts itself, so an ESP packet in a frame is at
+    most 65533 octets.  A ``[tun] mtu`` near 65535 makes the host send packets past that, each one
+    dropped: one log line per interval for them all, not one each (review item 7)."""
+    connection = Connection(1, Transport.TCP, PEER, 4500, PEER, 40001, 0.0, queue_size=64)
+    assert connection.send_esp(bytes.fromhex("c0ffee01") + bytes(65529), connection.path)  # 65533: fits
+    for _ in range(100):
+        assert not connection.send_esp(bytes.fromhex("c0ffee01") + bytes(65530), connection.path)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert lines == [f"{connection.describe()}: ESP packet of 65534 octets cannot be framed; dropped"]
 
 
 async def test_the_writer_splits_a_long_queue_at_write_batch() -> None:
