@@ -130,6 +130,8 @@ class EngineStats:
     esp_dropped: int = 0  #: ESP packets of our Child SAs that did not open (replay, integrity, ...)
     echoed: int = 0  #: echo requests the echo backend answered
     inner_dropped: int = 0  #: packets for the API backend dropped: its reader fell behind
+    #: decrypted packets outside their Child SA's selectors, dropped (RFC 4301 §5.2)
+    not_selected: int = 0
     #: The TUN device's counters (:mod:`responder.server.tun`), empty without one.
     tun: Mapping[str, int] = MappingProxyType({})
 
@@ -317,6 +319,8 @@ class Engine:
                 except Exception:
                     counts["internal_errors"] += 1
                     logger.exception("internal error handling %s", where(path))
+                    if path.connection is not None and self._closing_now(path.connection):
+                        break
                     continue
                 if owner is None:
                     unknown += 1
@@ -553,6 +557,7 @@ class Engine:
             ),
             echoed=self._endpoint.data_plane.echoed,
             inner_dropped=counts["inner_dropped"],
+            not_selected=self._endpoint.data_plane.inner_drops["not_selected"],
             tun=MappingProxyType(dict(sink.counters())) if (sink := self._sinks.get(Backend.TUN)) else {},
         )
 
