@@ -20,7 +20,9 @@ backend (:class:`Backend`, chosen per child in the configuration):
   comes in through :meth:`DataPlane.route`, which finds the Child SA whose
   selectors hold it (:class:`~responder.core.outbound.OutboundTable`, RFC 4301 §5.1).
 
-In tunnel mode an inner packet is an IP packet (Next Header 4 or 41); in
+In tunnel mode an inner packet is an IP packet (Next Header 4 or 41), delivered
+only from inside the peer's selectors to inside ours (RFC 4301 §5.2,
+:func:`~responder.core.selector_ranges.admitted`; else ``not_selected``); in
 transport mode it is the upper-layer payload alone, which the echo backend
 cannot answer (counted as ``not_answered``).  Randomness for AES-CBC IVs comes
 from the endpoint's injected ``random_bytes``.
@@ -46,12 +48,13 @@ import attrs
 
 from responder.core.child_sa import ChildSaParams
 from responder.core.config import NO_VOLUME_LIFETIME, ChildConfig, Mode, OuterPolicy
-from responder.core.echo import EchoReply, SelectorRange, answer, owned_ranges
+from responder.core.echo import EchoReply, answer
 from responder.core.esp import Dropped, DropReason, EspSa, Opened, SequenceExhausted, esp_sa
 from responder.core.esp_limits import EspLimits, LimitReached
 from responder.core.outbound import OutboundTable, Unrouted, read_flow
 from responder.core.outer_header import Egress, decapsulate, marking
 from responder.core.path import Outgoing, Path
+from responder.core.selector_ranges import SelectorRange, admitted, owned_ranges
 
 __all__ = ["IPV4_IN_ESP", "IPV6_IN_ESP", "Backend", "DataPlane", "InnerPacket"]
 
@@ -90,8 +93,10 @@ class _Installed:
     backend: Backend
     limits: EspLimits
     outer: OuterPolicy
-    #: Our selectors read into integers once, for the echo backend (:func:`owned_ranges`).
+    #: Our selectors and the peer's, read into integers once (:func:`owned_ranges`): for the echo
+    #: backend and the RFC 4301 §5.2 check of what the pair delivers.
     ranges: tuple[SelectorRange, ...] = ()
+    remote_ranges: tuple[SelectorRange, ...] = ()
 
 
 @attrs.define(eq=False)
@@ -111,7 +116,8 @@ class DataPlane:
     #: Inner packets whose ECN field the outer one changed (``marked``) or that arrived with a
     #: pair RFC 6040 §4.2 calls currently unused (``unexpected``).
     ecn: Counter[str] = attrs.field(init=False, factory=Counter)
-    #: Decrypted packets of the TUN backend not delivered, by reason (``not_selected``, ``not_ip``).
+    #: Decrypted tunnel-mode packets not delivered, by reason: ``not_selected`` (outside the pair's
+    #: selectors, RFC 4301 §5.2; every backend), ``not_ip`` (the TUN backend).
     inner_drops: Counter[str] = attrs.field(init=False, factory=Counter)
     #: The selectors of the TUN backend's Child SAs, for :meth:`route` (RFC 4301 §5.1).
     outbound: OutboundTable = attrs.field(init=False, factory=OutboundTable)
@@ -123,8 +129,8 @@ class DataPlane:
         limits = EspLimits(NO_VOLUME_LIFETIME if child is None else child.volume, esp.outbound.suite.max_seq)
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer
-        ranges = owned_ranges(params.local_ts)
-        self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer, ranges)
+        ranges, remote = owned_ranges(params.local_ts), owned_ranges(params.remote_ts)
+        self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer, ranges, remote)
         if backend is Backend.TUN and params.mode is Mode.TUNNEL:
             self.outbound.add(params.inbound_spi, params.local_ts, params.remote_ts)
 
@@ -151,6 +157,7 @@ class DataPlane:
             return Dropped(DropReason.WRONG_SPI), []
         if installed.limits.expired:  # RFC 4301 §4.4.2.1: past its hard lifetime
             self.drops[DropReason.EXPIRED.value] += 1
+            self._retry(installed.limits)
             return Dropped(DropReason.EXPIRED), []
         inbound = installed.esp.inbound
         result = inbound.open(packet)
@@ -173,6 +180,9 @@ class DataPlane:
                 self.ecn[egress.value] += 1
         if installed.backend is Backend.TUN:
             self._to_tun(owner, installed.params.inbound_spi, result.next_header, payload)
+            return result, []
+        if tunnel and not admitted(payload, installed.ranges, installed.remote_ranges):
+            self.inner_drops["not_selected"] += 1  # RFC 4301 §5.2: outside the pair's selectors
             return result, []
         if installed.backend is Backend.API:
             self._queue(InnerPacket(owner, installed.params.inbound_spi, result.next_header, payload))
@@ -219,6 +229,7 @@ class DataPlane:
         limits = installed.limits
         if limits.expired:  # RFC 4301 §4.4.2.1
             self.drops["expired"] += 1
+            self._retry(limits)
             return None
         outbound = installed.esp.outbound
         iv = self.random_bytes(outbound.iv_size) if outbound.needs_random_iv else None
@@ -243,6 +254,17 @@ class DataPlane:
     def limits_reached(self) -> bool:
         """Whether :meth:`take_limits` has anything."""
         return bool(self._limits)
+
+    def _retry(self, limits: EspLimits) -> None:
+        retry = limits.take_retry()
+        if retry is not None:
+            self._limits.append(retry)
+
+    def rearm(self, reached: LimitReached) -> None:
+        """Let the limit ``reached`` fire again with a later packet (its IKE SA could not act on it)."""
+        installed = self._installed.get(reached.inbound_spi)
+        if installed is not None:
+            installed.limits.rearm(reached)
 
     def take_limits(self) -> list[LimitReached]:
         """The limits Child SA pairs reached since the last call (each once), oldest first."""

@@ -513,13 +513,17 @@ def _lifecycle(sa: IkeSa, when: Instant) -> None:
         sa.layer.enqueue(LivenessCheck())
 
 
-def child_limit(sa: IkeSa, reached: LimitReached, when: Instant) -> None:
+def child_limit(sa: IkeSa, reached: LimitReached, when: Instant) -> bool:
     """A Child SA pair's traffic reached a limit (RFC 4301 §4.4.2.1, RFC 4303 §3.3.3): a soft one
     starts the rekey the timer would (RFC 7296 §2.8; not while one of either end runs), a hard one
-    the Delete of the pair (not when ours is already out).  Each is reported once by the data plane."""
+    the Delete of the pair (not when ours is already out).  Each is reported once by the data plane;
+    ``False`` when the IKE SA cannot act now (not established: being rekeyed, say), so that the
+    data plane reports it again with a later packet."""
     child = sa.children.get(reached.inbound_spi)
-    if child is None or sa.state is not IkeSaState.ESTABLISHED:
-        return
+    if child is None:
+        return True  # gone: nothing to do, ever
+    if sa.state is not IkeSaState.ESTABLISHED:
+        return False
     action = "none: the pair is " + child.state.value
     if reached.hard and child.state is not ChildSaState.DELETING:
         child.rekey_at = child.expires_at = child.doomed_at = None
@@ -533,6 +537,7 @@ def child_limit(sa: IkeSa, reached: LimitReached, when: Instant) -> None:
         ChildSaLimitReached(*sa.ids, child.inbound_spi, reached.limit, reached.outbound, reached.hard, action)
     )
     flush(sa, when)
+    return True
 
 
 def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:

@@ -53,6 +53,7 @@ import attrs
 
 from responder.core.errors import LocalError
 from responder.core.payloads import TrafficSelector
+from responder.core.selector_ranges import SelectorRange, holds, owned_ranges
 
 __all__ = [
     "ECHO_PORT",
@@ -407,26 +408,6 @@ def _read_udp(source: IPAddress, destination: IPAddress, payload: bytes) -> UdpD
 # --- answering ---------------------------------------------------------------------------------
 
 
-#: A traffic selector read into integers once: (IP version, first address, last address, IP
-#: protocol, first port, last port), as :func:`owned_ranges` makes them for :func:`answer`.
-SelectorRange: TypeAlias = tuple[int, int, int, int, int, int]
-
-
-def owned_ranges(owned: Sequence[TrafficSelector]) -> tuple[SelectorRange, ...]:
-    """``owned`` read into integers, once per Child SA rather than once per packet."""
-    return tuple(
-        (
-            s.start_address.version,
-            int(s.start_address),
-            int(s.end_address),
-            int(s.ip_protocol),
-            s.start_port,
-            s.end_port,
-        )
-        for s in owned
-    )
-
-
 def answer(
     packet: bytes, owned: Sequence[TrafficSelector], ranges: tuple[SelectorRange, ...] | None = None
 ) -> EchoReply | EchoDropped:
@@ -482,7 +463,7 @@ def _answer_icmpv4(packet: bytes, ranges: tuple[SelectorRange, ...]) -> EchoRepl
         return None
     address = int.from_bytes(destination, "big")
     request_port, reply_port = _ICMP_ECHO_REQUEST << 8, _ICMP_ECHO_REPLY << 8  # RFC 4301 §4.4.1.1
-    if not _range_selects(ranges, address, request_port) or not _range_selects(ranges, address, reply_port):
+    if not holds(ranges, 4, address, _ICMP, request_port) or not holds(ranges, 4, address, _ICMP, reply_port):
         return None
     # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the word holding type and code (0x0800 -> 0x0000).
     checksum = int.from_bytes(packet[22:24], "big")
@@ -506,16 +487,6 @@ def _answer_icmpv4(packet: bytes, ranges: tuple[SelectorRange, ...]) -> EchoRepl
         )
     )
     return EchoReply(reply, EchoService.ICMP)
-
-
-def _range_selects(ranges: tuple[SelectorRange, ...], address: int, port: int) -> bool:
-    """Whether one of ``ranges`` covers an ICMP message to the IPv4 ``address`` with this
-    type-and-code "port" (:func:`_selects`, on integers)."""
-    for version, first, last, protocol, first_port, last_port in ranges:
-        covered = version == 4 and first <= address <= last
-        if covered and (protocol == 0 or (protocol == _ICMP and first_port <= port <= last_port)):
-            return True
-    return False
 
 
 def _service(read: InnerPacket) -> EchoService | EchoDropped:

@@ -361,7 +361,8 @@ class Endpoint:
             sa = self._sas.get(self._esp.get(reached.inbound_spi, b""))
             if sa is not None:
                 when = Instant(now)
-                dispatch.child_limit(sa, reached, when)
+                if not dispatch.child_limit(sa, reached, when):
+                    self._data_plane.rearm(reached)  # the IKE SA could not act: a later packet asks again
                 self._collect(sa, when)
 
     def _last_reason(self, mark: int) -> str:

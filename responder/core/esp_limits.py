@@ -72,6 +72,7 @@ class EspLimits:
     soft_fired: bool = False  #: the rekey was asked for (never again for this pair)
     expired: bool = False  #: a hard limit fired: the pair carries no more packets
     _counted: bool = attrs.field(init=False)  # any octet or packet limit at all (per packet: one test)
+    _retry: LimitReached | None = attrs.field(init=False, default=None)  #: a hard limit to report again
 
     def __attrs_post_init__(self) -> None:
         self.soft_seq = soft_sequence(self.max_seq)
@@ -107,6 +108,19 @@ class EspLimits:
             return None
         self.soft_fired = True
         return LimitReached(inbound_spi, soft, outbound, hard=False)
+
+    def rearm(self, reached: LimitReached) -> None:
+        """``reached`` fired and could not be acted on: it fires again with the next packet (a hard
+        limit stays in force meanwhile: the pair carries nothing more)."""
+        if reached.hard:
+            self._retry = reached
+        else:
+            self.soft_fired = False
+
+    def take_retry(self) -> LimitReached | None:
+        """The hard limit to report again (:meth:`rearm`), once; for a packet the pair refuses."""
+        retry, self._retry = self._retry, None
+        return retry
 
     def exhausted(self, inbound_spi: bytes) -> LimitReached | None:
         """Our sequence counter cannot go on (RFC 4303 §3.3.3): the hard limit, if it had not fired."""

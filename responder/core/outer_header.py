@@ -63,8 +63,8 @@ def decapsulate(inner: bytes, outer: int) -> tuple[bytes, Egress]:
     if leaving == inner_ecn:
         return inner, Egress.UNEXPECTED if unexpected else Egress.UNCHANGED
     changed = with_ecn(inner, leaving)
-    if changed is None:  # pragma: no cover - packet_ecn read an IP header above
-        return inner, Egress.UNCHANGED
+    if changed is None:  # too short for a whole IP header to mark: never lose the CE mark (§4.2)
+        return inner, Egress.DROPPED
     return changed, Egress.UNEXPECTED if unexpected else Egress.MARKED
 
 

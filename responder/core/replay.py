@@ -73,6 +73,10 @@ class ReplayWindow:
     top: int = 0
     #: Bit ``i`` set: ``top - i`` was received (bit 0 is ``top`` itself once one arrived).
     bitmap: int = 0
+    _mask: int = attrs.field(init=False, repr=False)  #: ``size`` one bits, made once
+
+    def __attrs_post_init__(self) -> None:
+        self._mask = (1 << self.size) - 1
 
     def infer(self, seq: int) -> int:
         """The full sequence number of a packet carrying the 32-bit ``seq`` (RFC 4303 Appendix A2.2).
@@ -121,8 +125,7 @@ class ReplayWindow:
         """
         if full > self.top:
             shift = full - self.top
-            mask = (1 << self.size) - 1
-            self.bitmap = ((self.bitmap << shift) | 1) & mask if shift < self.size else 1
+            self.bitmap = ((self.bitmap << shift) | 1) & self._mask if shift < self.size else 1
             self.top = full
             return
         offset = self.top - full

@@ -40,6 +40,7 @@ __all__ = [
     "narrow",
     "to_policy",
     "to_selector",
+    "within",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -115,6 +116,17 @@ def _address(like: TrafficSelector, value: int) -> IPAddress:
     if like.start_address.version == 4:
         return ipaddress.IPv4Address(value)
     return ipaddress.IPv6Address(value)
+
+
+def within(answered: Sequence[AnyTrafficSelector], offered: Sequence[TrafficSelector]) -> bool:
+    """Whether every selector the responder answered lies inside one we offered (RFC 7296 §2.9:
+    the responder may only narrow).  A reversed range (start above end) is inside nothing."""
+    for selector in answered:
+        if not isinstance(selector, TrafficSelector):
+            return False
+        if not any(intersect(selector, ours) == selector for ours in offered):
+            return False
+    return bool(answered)
 
 
 def narrow(

@@ -132,6 +132,8 @@ class EngineStats:
     esp_dropped: int = 0  #: ESP packets of our Child SAs that did not open (replay, integrity, ...)
     echoed: int = 0  #: echo requests the echo backend answered
     inner_dropped: int = 0  #: packets for the API backend dropped: its reader fell behind
+    #: decrypted packets outside their Child SA's selectors, dropped (RFC 4301 §5.2)
+    not_selected: int = 0
     #: Decrypted packets of TUN-backend Child SAs dropped because no device was attached (a reload
     #: that added the first such child, shutdown): never handed to :attr:`Engine.inner_packets`.
     tun_no_device: int = 0
@@ -322,6 +324,8 @@ class Engine:
                 except Exception:
                     counts["internal_errors"] += 1
                     logger.exception("internal error handling %s", where(path))
+                    if path.connection is not None and self._closing_now(path.connection):
+                        break
                     continue
                 if owner is None:
                     unknown += 1
@@ -561,6 +565,7 @@ class Engine:
             ),
             echoed=self._endpoint.data_plane.echoed,
             inner_dropped=counts["inner_dropped"],
+            not_selected=self._endpoint.data_plane.inner_drops["not_selected"],
             tun_no_device=counts["tun_no_device"],
             tun=MappingProxyType(dict(sink.counters())) if (sink := self._sinks.get(Backend.TUN)) else {},
         )

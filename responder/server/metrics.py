@@ -52,6 +52,7 @@ _ENGINE_COUNTERS: Final = (
     ("esp_dropped", "esp_dropped", "ESP packets of our Child SAs that did not open (replay, integrity, ...)"),
     ("echoed", "echo_answered", "echo requests answered by the echo backend"),
     ("inner_dropped", "inner_packets_dropped", "decrypted packets dropped: the API reader fell behind"),
+    ("not_selected", "inner_packets_not_selected", "decrypted packets outside their Child SA's selectors"),
     ("tun_no_device", "tun_no_device_dropped", "decrypted packets of TUN-backend Child SAs: no device"),
 )
 

@@ -100,7 +100,27 @@ def test_only_addresses_we_own_are_answered() -> None:
     assert (
         ping(pair, sa, echo_request(ME, ipaddress.ip_address("198.51.100.1"), identifier=1, sequence=2)) == []
     )
-    assert pair.responder.data_plane.drops["not_answered"] == 1
+    assert pair.responder.data_plane.inner_drops["not_selected"] == 1  # RFC 4301 §5.2
+
+
+@pytest.mark.parametrize("backend", ["echo", "api"])
+def test_what_comes_from_outside_the_peers_selectors_is_dropped(backend: str) -> None:
+    """RFC 4301 §5.2: a decrypted tunnel-mode packet must come from inside the peer's selectors (our
+    remote_ts) and go to inside ours: a source the pair does not cover is dropped, whatever the
+    backend (no echo reply leaves on an SA whose selectors do not hold its destination)."""
+    pair, sa = tunnel(remote_ts=(TrafficSelectorPolicy.parse("10.1.0.0/24"),), backend=backend)
+    inside = echo_request(ME, THEM, identifier=1, sequence=1)
+    outside = echo_request(ipaddress.ip_address("10.2.0.9"), THEM, identifier=1, sequence=2)
+    [child] = sa.children
+    for packet in (inside, outside):
+        assert pair.initiator.send_inner(sa.local_spi, child, packet, IPV4_IN_ESP, pair.now)
+        pair.pump()
+    plane = pair.responder.data_plane
+    assert plane.inner_drops["not_selected"] == 1
+    if backend == "echo":
+        assert plane.echoed == 1
+    else:
+        assert [inner.payload for inner in plane.take_inner()] == [inside]
 
 
 def test_a_replayed_packet_is_dropped_with_its_reason() -> None:

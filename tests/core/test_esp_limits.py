@@ -12,7 +12,7 @@ from responder.core.enums import ExchangeType
 from responder.core.esp import EspCounters
 from responder.core.esp_limits import SEQUENCE_LIMIT, EspLimits, soft_sequence
 from responder.core.events import ChildSaDeleted, ChildSaLimitReached, MessageSent
-from responder.core.ike_sa import IkeSa
+from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.replay import MAX_SEQ_32, MAX_SEQ_64
 from tests.core.test_data_plane import ME, THEM, ping, tunnel
 from tests.fakes.pair import Pair
@@ -131,6 +131,22 @@ def test_the_soft_packet_limit_starts_a_child_sa_rekey_once() -> None:
     assert ping(pair, sa, echo_request(ME, THEM, identifier=1, sequence=4))  # the new pair carries it
     assert len(pair.events(ChildSaLimitReached)) == 1 and len(_sent(pair, ExchangeType.CREATE_CHILD_SA)) == 1
     assert rekey.local_spi == pair.events(ChildSaLimitReached)[0].local_spi
+
+
+def test_a_limit_the_ike_sa_cannot_act_on_yet_fires_again_with_a_later_packet() -> None:
+    """A soft limit reached while the IKE SA cannot start exchanges (here: marked REKEYED, as after
+    an IKE SA rekey) is not lost: the next packet once the SA can act starts the rekey."""
+    pair, sa = tunnel(volume=VolumeLifetime(rekey_packets=2, life_packets=100))
+    [responder_sa] = pair.responder.sas
+    assert ping(pair, sa, echo_request(ME, THEM, identifier=1, sequence=1))
+    responder_sa.state = IkeSaState.REKEYED
+    ping(pair, sa, echo_request(ME, THEM, identifier=1, sequence=2))  # the limit, nothing can act
+    assert not pair.events(ChildSaLimitReached)
+    responder_sa.state = IkeSaState.ESTABLISHED
+    assert ping(pair, sa, echo_request(ME, THEM, identifier=1, sequence=3))
+    [reached] = pair.events(ChildSaLimitReached)
+    assert (reached.limit, reached.action) == ("rekey_packets", "rekey")
+    assert len(_sent(pair, ExchangeType.CREATE_CHILD_SA)) == 1
 
 
 def test_the_soft_byte_limit_counts_outbound_octets() -> None:

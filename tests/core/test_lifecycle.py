@@ -9,6 +9,8 @@ outbound SPI and the keys agree), which is what "both ends converge" means.
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 import pytest
 
 from responder.core.child_sa import ChildSa, ChildSaState
@@ -20,17 +22,22 @@ from responder.core.config import (
     Impairments,
     Lifetime,
     Limits,
+    Mode,
     PeerConfig,
 )
-from responder.core.enums import ExchangeType, KeyExchangeId, NotifyType, ProtocolId
+from responder.core.enums import ExchangeType, IpProtocol, KeyExchangeId, NotifyType, ProtocolId
 from responder.core.events import (
     ChildSaDeleted,
+    ChildSaEstablished,
+    ChildSaRefused,
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaRekeyed,
     RequestAnswered,
     ResponseReceived,
 )
+from responder.core.exchanges import child as child_exchange
+from responder.core.exchanges import create_child_sa
 from responder.core.exchanges.create_child_sa import RekeyChildSa
 from responder.core.exchanges.informational import DeleteChildSa
 from responder.core.exchanges.rekey_ike import RekeyIkeSa, lowest_nonce_is_ours
@@ -43,6 +50,7 @@ from responder.core.payloads import (
     NotifyPayload,
     Payload,
     SaPayload,
+    TrafficSelector,
     TsiPayload,
     TsrPayload,
 )
@@ -257,6 +265,39 @@ def test_we_rekey_a_child_sa_at_its_soft_lifetime(esp: str) -> None:
     [deleted] = pair.events(ChildSaDeleted, "initiator")
     assert deleted.outbound_spi == old.inbound_spi
     assert any("rekeyed as" in e.result for e in pair.events(ResponseReceived))
+
+
+@pytest.mark.parametrize("answer", ["outside", "reversed", "transport"])
+def test_a_rekey_answer_outside_what_we_offered_is_refused(
+    answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 7296 §2.9, §1.3.1: the peer answering our rekey may narrow the selectors we offered (the
+    old pair's), never widen or invert them, nor turn a tunnel into transport mode.  Such an answer
+    is malformed: the new pair is never installed (nor routed, nor given traffic)."""
+    pair, _, ours = make_pair("aes256gcm16", child_lifetime=Lifetime(600.0, 660.0, 60.0))
+    old = child_of(ours)
+    outside = TrafficSelector(IpProtocol.ANY, 0, 65535, ip_address("fd00::"), ip_address("fd00::ffff"))
+    inverted = TrafficSelector(IpProtocol.ANY, 0, 65535, ip_address("10.9.9.9"), ip_address("10.9.9.1"))
+    if answer == "transport":  # the peer's side of the exchange: it answers USE_TRANSPORT_MODE
+        monkeypatch.setattr(create_child_sa, "_mode", lambda configured, offered, name: Mode.TRANSPORT)
+    else:  # ... or TSr outside what we offered (all of IPv4), or inverted
+        bad = outside if answer == "outside" else inverted
+        monkeypatch.setattr(create_child_sa, "narrow", lambda policy, offered: (bad,))
+    advance(pair, 600.0)
+    installed = [child.inbound_spi for child in ours.children.values()]
+    assert installed in ([], [old.inbound_spi])  # the old pair, or none once the IKE SA ended
+    assert len(pair.events(ChildSaEstablished)) == 1  # only the first pair was ever established
+
+
+def test_an_ike_auth_answer_outside_what_we_asked_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7296 §2.9 for the initiator role (the project's client): a first Child SA whose TSr lies
+    outside the TSr we asked for is refused, and the IKE SA stays."""
+    outside = TrafficSelector(IpProtocol.ANY, 0, 65535, ip_address("fd00::"), ip_address("fd00::ffff"))
+    monkeypatch.setattr(child_exchange, "narrow", lambda policy, offered: (outside,))
+    pair, theirs, _ = make_pair("aes256gcm16")
+    assert theirs.state is IkeSaState.ESTABLISHED and not theirs.children
+    [refused] = pair.events(ChildSaRefused, "initiator")
+    assert refused.reason == "responder's TSi/TSr are not inside the ones we offered"
 
 
 SEEDS = range(1, 9)  #: the nonces of these runs put the lowest in either end's rekey

@@ -60,6 +60,15 @@ def test_decapsulation_leaves_what_is_not_ip() -> None:
 
 
 @pytest.mark.parametrize(
+    "stub", [bytes([0x45, Ecn.ECT_0]) + bytes(8), bytes([0x60, 0x20]) + bytes(20)]
+)  # ECT(0) both
+def test_a_ce_mark_on_a_stub_of_an_ip_header_drops_it(stub: bytes) -> None:
+    """RFC 6040 §4.2: the CE mark must reach the inner packet or the packet is dropped.  An ECN-capable
+    "IPv4" or "IPv6" packet too short to carry a whole header cannot be marked: it is dropped."""
+    assert decapsulate(stub, Ecn.CE)[1] is Egress.DROPPED
+
+
+@pytest.mark.parametrize(
     ("policy", "tos", "df"),
     [
         (OuterPolicy(), (46 << 2) | Ecn.ECT_0, True),

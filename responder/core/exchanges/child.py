@@ -28,11 +28,12 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
 from responder.core.child_sa import ChildSa, ChildSaParams
-from responder.core.config import ChildConfig, EspProposal, Mode, TrafficSelectorPolicy
+from responder.core.config import ChildConfig, Mode, TrafficSelectorPolicy
 from responder.core.enums import ConfigAttributeType, ConfigType, NotifyType
 from responder.core.errors import ChildSaError, DecodeError
 from responder.core.exchanges.common import find, fresh_spi, notifies
 from responder.core.ike_sa import IkeSa
+from responder.core.initiator import ChildRequest
 from responder.core.keys import derive_child_sa_keys
 from responder.core.messages import Message
 from responder.core.payloads import (
@@ -48,7 +49,7 @@ from responder.core.payloads import (
 )
 from responder.core.pool import PoolAllocator
 from responder.core.proposals import ChosenProposal, NoProposalChosen, select_esp_proposal
-from responder.core.selectors import describe_selector, narrow
+from responder.core.selectors import describe_selector, narrow, within
 
 __all__ = ["accept_first_child", "child_payloads", "make_child", "negotiate_first_child", "select_child"]
 
@@ -227,18 +228,24 @@ def make_child(
 
 
 def accept_first_child(
-    sa: IkeSa, message: Message, offered: Sequence[EspProposal], inbound_spi: bytes
+    sa: IkeSa, message: Message, request: ChildRequest, inbound_spi: bytes
 ) -> ChildSa | str:
-    """The Child SA the responder accepted in its IKE_AUTH response, or why it is not acceptable."""
+    """The Child SA the responder accepted in its IKE_AUTH response for what we asked (``request``), or
+    why it is not acceptable."""
     sa_payload, tsi, tsr = find(message, SaPayload), find(message, TsiPayload), find(message, TsrPayload)
     if sa_payload is None or tsi is None or tsr is None:
         return "responder refused the Child SA"
-    chosen = select_esp_proposal(offered, sa_payload, prefer_initiator_order=True)
+    chosen = select_esp_proposal(request.esp_proposals, sa_payload, prefer_initiator_order=True)
     if isinstance(chosen, NoProposalChosen) or len(sa_payload.proposals) != 1:
         return "responder chose an ESP proposal we did not offer"
     mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
     local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
     remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
+    # RFC 7296 §2.9: the responder may narrow what we offered, never widen it.
+    if not within(tsi.selectors, request.tsi) or not within(tsr.selectors, request.tsr):
+        return "responder's TSi/TSr are not inside the ones we offered"
+    if mode is Mode.TRANSPORT and request.mode is not Mode.TRANSPORT:  # RFC 7296 §1.3.1
+        return "responder answered USE_TRANSPORT_MODE to a tunnel mode request"
     return make_child(
         sa, "initiator", chosen, inbound_spi, chosen.spi, local_ts, remote_ts, mode, initiated=True
     )

@@ -81,7 +81,7 @@ from responder.core.payloads import (
     TsrPayload,
 )
 from responder.core.proposals import ChosenProposal, NoProposalChosen, offer, select_esp_proposal
-from responder.core.selectors import narrow, to_policy
+from responder.core.selectors import narrow, to_policy, within
 
 __all__ = [
     "NONCE_SIZE",
@@ -409,6 +409,8 @@ class RekeyChildSa(Exchange):
     _nonce: bytes = attrs.field(default=b"", repr=False)
     nonce_r: bytes = attrs.field(default=b"", repr=False)  #: the peer's, from its response
     _kex: KeyExchange | None = attrs.field(default=None, repr=False)
+    #: What our request offered: TSi, TSr and the mode (the old pair's, RFC 7296 §2.9.2).
+    _offered: tuple[tuple[TrafficSelector, ...], tuple[TrafficSelector, ...], Mode] | None = None
 
     @classmethod
     def of(cls, target: bytes) -> RekeyChildSa:
@@ -447,6 +449,7 @@ class RekeyChildSa(Exchange):
             self._kex = sa.services.ke_factory.initiate(self.method)
             payloads.append(KePayload(self.method, self._kex.public_value))
         payloads += [TsiPayload(params.local_ts), TsrPayload(params.remote_ts)]
+        self._offered = (params.local_ts, params.remote_ts, params.mode)
         return tuple(payloads)
 
     def process_response(self, sa: IkeSa, response: Received, when: Instant) -> Done | NextRound:
@@ -511,6 +514,14 @@ class RekeyChildSa(Exchange):
         local_ts = tuple(t for t in tsi.selectors if isinstance(t, TrafficSelector))
         remote_ts = tuple(t for t in tsr.selectors if isinstance(t, TrafficSelector))
         mode = Mode.TRANSPORT if notifies(message, NotifyType.USE_TRANSPORT_MODE) else Mode.TUNNEL
+        if self._offered is not None:
+            offered_tsi, offered_tsr, offered_mode = self._offered
+            # RFC 7296 §2.9: the responder may narrow what we offered, never widen it; the new pair
+            # is installed, routed and checked against these selectors (RFC 4301 §5.1, §5.2).
+            if not within(tsi.selectors, offered_tsi) or not within(tsr.selectors, offered_tsr):
+                raise DecodeError("the responder's TSi/TSr are not inside the ones we offered", offset=28)
+            if mode is Mode.TRANSPORT and offered_mode is not Mode.TRANSPORT:  # RFC 7296 §1.3.1
+                raise DecodeError("USE_TRANSPORT_MODE in the response to a tunnel mode request", offset=28)
         name = old.name if old is not None else "rekeyed"
         return make_child(
             sa,

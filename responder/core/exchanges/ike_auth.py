@@ -18,8 +18,6 @@ Child SA it accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 
 from responder.core.auth import PskAuthenticator, signed_octets
@@ -27,7 +25,6 @@ from responder.core.certificates import certificate_binds, certificate_identity
 from responder.core.config import (
     LAB_PEER_NAME,
     ChildlessPolicy,
-    EspProposal,
     Identity,
     Mode,
     PeerConfig,
@@ -60,6 +57,7 @@ from responder.core.exchanges.certauth import (
 from responder.core.exchanges.child import accept_first_child, child_payloads, negotiate_first_child
 from responder.core.exchanges.common import error_notify, find, fresh_spi, notifies, require
 from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.initiator import ChildRequest
 from responder.core.instant import Instant
 from responder.core.message_layer import Received, Sent
 from responder.core.messages import Message
@@ -338,19 +336,18 @@ class IkeAuthInitiator(Exchange):
         _establish(sa, settings.local_id, remote, settings.window_size, _peer_window(message) or 1, when.now)
         result = "IKE SA established"
         if settings.child is not None:
-            offered = settings.child.esp_proposals
-            result += "; " + self._install_first_child(sa, message, offered, refusal, when.now)
+            result += "; " + self._install_first_child(sa, message, settings.child, refusal, when.now)
         return Done(result)
 
     def _install_first_child(
         self,
         sa: IkeSa,
         message: Message,
-        offered: Sequence[EspProposal],
+        request: ChildRequest,
         refusal: NotifyPayload | None,
         now: float,
     ) -> str:
-        child = accept_first_child(sa, message, offered, self.child_spi)
+        child = accept_first_child(sa, message, request, self.child_spi)
         if isinstance(child, str):
             notify = refusal.notify_type if refusal is not None else NotifyType.NO_PROPOSAL_CHOSEN
             sa.emit(ChildSaRefused(*sa.ids, notify, child))
