@@ -194,8 +194,11 @@ class Responder:
         *,
         log_level: str = "warning",
         log: IO[bytes] | None = None,
+        interpreter: Sequence[str] = (),
     ) -> Responder:
-        command = [sys.executable, "-m", "responder"]
+        """``interpreter``: arguments of Python's before ``-m responder`` (bench/scale_wire.py's
+        ``-m cProfile -o FILE``)."""
+        command = [sys.executable, *interpreter, "-m", "responder"]
         for kind in wanted:
             command += [f"--{kind.value}", f"{HOST}:0"]
         command += ["--psk", PSK_TEXT, "--id", RESPONDER_ID_TEXT, "--log-level", log_level, *extra]
