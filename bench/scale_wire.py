@@ -68,7 +68,7 @@ from pathlib import Path as FilePath
 
 import attrs
 from handshake import SUITES, Bench  # bench/ is sys.path[0]
-from load import START_TIMEOUT, Responder
+from load import START_TIMEOUT, STOP_TIMEOUT, Responder
 
 from responder.core.config import Config
 from responder.core.endpoint import Endpoint
@@ -180,7 +180,9 @@ class Generator:
             sock.setblocking(False)
             self.udp = sock
             lport = sock.getsockname()[1]
-            self.udp_path = Path(Transport.UDP, ip_address(self.sources[0]), lport, ip_address(HOST), self.port)
+            self.udp_path = Path(
+                Transport.UDP, ip_address(self.sources[0]), lport, ip_address(HOST), self.port
+            )
             self.selector.register(sock, selectors.EVENT_READ, None)
 
     # ------------------------------------------------------------------ sockets
@@ -463,17 +465,28 @@ def share(total: int, parts: int) -> list[int]:
     return [base + (i < extra) for i in range(parts)]
 
 
-def run_scenario(kind: str, levels: Sequence[int], args: argparse.Namespace) -> tuple[list[Figures], list[str]]:
+def run_scenario(
+    kind: str, levels: Sequence[int], args: argparse.Namespace
+) -> tuple[list[Figures], list[str]]:
     """Start a responder, fill it level by level and measure each; stop it."""
     transport = Transport.UDP if kind == "udp" else Transport.TCP
     most = max(levels) + args.batch
-    connections = 0 if kind == "udp" else (most if kind == "tcp-each" else max(levels) // args.per_connection + args.batch)
+    connections = (
+        0
+        if kind == "udp"
+        else (most if kind == "tcp-each" else max(levels) // args.per_connection + args.batch)
+    )
     figures: list[Figures] = []
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as directory:
-        extra = ["--config", str(limits_file(FilePath(directory), most, connections, args.window)), "--no-control"]
+        extra = [
+            "--config",
+            str(limits_file(FilePath(directory), most, connections, args.window)),
+            "--no-control",
+        ]
         profile = os.environ.get("SCALE_WIRE_PROFILE")
         interpreter = ["-m", "cProfile", "-o", str(FilePath(profile) / f"{kind}.prof")] if profile else []
+        interpreter += os.environ.get("SCALE_WIRE_PYTHON_ARGS", "").split()  # e.g. -X tracemalloc wrap.py
         responder = Responder.start([transport], extra, interpreter=interpreter)
         context = multiprocessing.get_context("spawn")
         workers = Workers(responder, [], [], problems)
@@ -512,7 +525,9 @@ def run_scenario(kind: str, levels: Sequence[int], args: argparse.Namespace) -> 
                     break
                 time.sleep(SETTLE)
                 level_figures = Figures(held, rss_per_sa=(rss_bytes(responder.pid) - empty) / held)
-                print(f"  {kind}: {held} IKE SAs held (filled in {time.monotonic() - start:.1f} s)", flush=True)
+                print(
+                    f"  {kind}: {held} IKE SAs held (filled in {time.monotonic() - start:.1f} s)", flush=True
+                )
                 batch = share(args.batch, n)
                 made, cpu = workers.timed("batch", batch)
                 level_figures.new_sa = cpu / max(1, sum(int(m) for m in made))  # type: ignore[call-overload]
@@ -539,7 +554,7 @@ def run_scenario(kind: str, levels: Sequence[int], args: argparse.Namespace) -> 
                 if process.is_alive():
                     process.kill()
             died = not responder.alive()
-            code = responder.stop()
+            code = responder.stop(STOP_TIMEOUT + max(levels) / 1000)  # it Deletes every SA it holds
     if died:
         problems.append(f"{kind}: the responder died (exit code {code}); its output:\n{responder.tail()}")
     elif code != 0:
@@ -620,7 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--udp-levels", type=levels, default="1000,50000")
     parser.add_argument("--shared-levels", type=levels, default="1000,50000", help="TCP, shared connections")
     parser.add_argument("--per-connection", type=int, default=100, help="IKE SAs per shared connection")
-    parser.add_argument("--batch-per-connection", type=int, default=4, help="shared: batch SAs per connection")
+    parser.add_argument(
+        "--batch-per-connection", type=int, default=4, help="shared: batch SAs per connection"
+    )
     parser.add_argument("--batch", type=int, default=400, help="new SAs (then Deleted, closed) per level")
     parser.add_argument("--checks", type=int, default=2000, help="liveness checks per level")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU per level")
