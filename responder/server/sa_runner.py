@@ -31,7 +31,9 @@ logger = logging.getLogger("responder.server.engine")
 @attrs.define(eq=False, slots=True)
 class _Runner:
     sa: IkeSa
-    wake: trio.Event = attrs.Factory(trio.Event)
+    #: The cancel scope the task sleeps in until the SA's deadline; a poke cancels it.  One scope
+    #: rather than a scope and a ``trio.Event`` per held SA: about 0.4 KiB less each (issue 14).
+    sleep: trio.CancelScope | None = None
     spawned: bool = False
 
 
@@ -81,8 +83,8 @@ class SaRunners:
     def poke(self, local_spi: bytes) -> None:
         """The SA's deadline may have changed: its task looks again."""
         runner = self._runners.get(local_spi)
-        if runner is not None:
-            runner.wake.set()
+        if runner is not None and runner.sleep is not None:
+            runner.sleep.cancel()  # harmless on a scope the task has left
 
     def _spawn(self, runner: _Runner) -> None:
         if self._nursery is not None and not runner.spawned:
@@ -94,9 +96,8 @@ class SaRunners:
         try:
             while sa.state is not IkeSaState.CLOSED and self.alive(sa):
                 deadline = sa.get_timer()
-                runner.wake = trio.Event()
-                with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await runner.wake.wait()
+                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as runner.sleep:
+                    await trio.sleep_forever()
                 now = trio.current_time()
                 if deadline is None or now < deadline or deadline != sa.get_timer():
                     continue  # poked: look at the SA's timer again
