@@ -1,7 +1,7 @@
 """Benchmark: the running responder process at scale (issue 14): memory and CPU per IKE SA held.
 
 Run: ``python bench/scale_wire.py [--tcp-levels 1000,10000,19000] [--udp-levels 1000,50000]
-[--shared-levels 1000,50000] [--per-connection 100] [--batch 400] [--checks 2000] [--idle 3]
+[--shared-levels 1000,50000] [--per-connection 100] [--batch 400] [--checks 2000] [--rounds 3] [--idle 3]
 [--workers 2]``.
 
 Three scenarios, each against its own ``python -m responder`` (the CLI, as bench/load.py starts
@@ -38,13 +38,15 @@ by level; at each level, with everything held:
 
 CPU is the responder process's, from ``/proc/PID/task/*/schedstat`` (nanoseconds; the same
 time as ``utime + stime`` in ``/proc/PID/stat``, without its 10 ms ticks), read around each
-phase after the workers report it done, plus a short settle.  The table gives every figure per
-level, then the ratio of the largest level to the smallest of each scenario beside the issue's
-goals: within 10% for new SA, check and Delete; closing costs the same at any scale; at most
-16 KiB RSS per TCP SA with its own connection and 8 KiB per UDP SA; p99 check latency under
-5 ms; idle CPU near zero.  ``SCALE_WIRE_PROFILE=DIR`` runs each responder under cProfile,
-written to ``DIR/SCENARIO.prof`` when it stops.  Exits 1 when a responder fails to start, dies
-or does not exit 0 on SIGTERM, or a level cannot be filled (reasons printed).
+phase after the workers report it done, plus a short settle; ``--rounds`` rounds of the
+batch, checks, Deletes and closes per level, and each figure is the median of its rounds.
+The table gives every figure per level, then the ratio of the largest level to the smallest of
+each scenario beside the issue's goals: within 10% for new SA, check and Delete; closing costs
+the same at any scale; at most 16 KiB RSS per TCP SA with its own connection and 8 KiB per UDP
+SA; p99 check latency under 5 ms; idle CPU near zero.  ``SCALE_WIRE_PROFILE=DIR`` runs each
+responder under cProfile, written to ``DIR/SCENARIO.prof`` when it stops.  Exits 1 when a
+responder fails to start, dies or does not exit 0 on SIGTERM, or a level cannot be filled
+(reasons printed).
 """
 
 from __future__ import annotations
@@ -465,6 +467,35 @@ def share(total: int, parts: int) -> list[int]:
     return [base + (i < extra) for i in range(parts)]
 
 
+def measure(workers: Workers, figures: Figures, args: argparse.Namespace) -> None:
+    """``--rounds`` rounds of new SAs, checks, Deletes and closes; the median of each figure.
+
+    The median keeps one full garbage collection of the responder's (which walks everything it
+    holds, bench/README.md) from standing for a phase it happened to land in.
+    """
+    n = args.workers
+    new, check, delete, close, latencies = [], [], [], [], []
+    for _ in range(args.rounds):
+        made, cpu = workers.timed("batch", share(args.batch, n))
+        new.append(cpu / max(1, sum(int(m) for m in made)))  # type: ignore[call-overload]
+        answered, cpu = workers.timed("check", share(args.checks, n))
+        flat = [x for lat in answered for x in lat]  # type: ignore[attr-defined]
+        check.append(cpu / max(1, len(flat)))
+        latencies += flat
+        deleted, cpu = workers.timed("delete", [None] * n)
+        delete.append(cpu / max(1, sum(int(d) for d in deleted)))  # type: ignore[call-overload]
+        closed, cpu = workers.timed("close", [None] * n)
+        if count := sum(int(c) for c in closed):  # type: ignore[call-overload]
+            close.append(cpu / count)
+    figures.new_sa, figures.check, figures.delete = map(statistics.median, (new, check, delete))
+    if close:
+        figures.close = statistics.median(close)
+    if latencies:
+        latencies.sort()
+        figures.p50 = statistics.median(latencies)
+        figures.p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+
+
 def run_scenario(
     kind: str, levels: Sequence[int], args: argparse.Namespace
 ) -> tuple[list[Figures], list[str]]:
@@ -528,20 +559,7 @@ def run_scenario(
                 print(
                     f"  {kind}: {held} IKE SAs held (filled in {time.monotonic() - start:.1f} s)", flush=True
                 )
-                batch = share(args.batch, n)
-                made, cpu = workers.timed("batch", batch)
-                level_figures.new_sa = cpu / max(1, sum(int(m) for m in made))  # type: ignore[call-overload]
-                latencies, cpu = workers.timed("check", share(args.checks, n))
-                flat = sorted(x for lat in latencies for x in lat)  # type: ignore[attr-defined]
-                level_figures.check = cpu / max(1, len(flat))
-                if flat:
-                    level_figures.p50 = statistics.median(flat)
-                    level_figures.p99 = flat[min(len(flat) - 1, int(0.99 * len(flat)))]
-                deleted, cpu = workers.timed("delete", [None] * n)
-                level_figures.delete = cpu / max(1, sum(int(d) for d in deleted))  # type: ignore[call-overload]
-                closed, cpu = workers.timed("close", [None] * n)
-                if sum(int(c) for c in closed):  # type: ignore[call-overload]
-                    level_figures.close = cpu / sum(int(c) for c in closed)  # type: ignore[call-overload]
+                measure(workers, level_figures, args)
                 _, cpu = workers.timed("idle", [args.idle] * n)
                 level_figures.idle = cpu / (args.idle + SETTLE)
                 figures.append(level_figures)
@@ -639,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--batch-per-connection", type=int, default=4, help="shared: batch SAs per connection"
     )
     parser.add_argument("--batch", type=int, default=400, help="new SAs (then Deleted, closed) per level")
+    parser.add_argument("--rounds", type=int, default=3, help="measurement rounds per level (median)")
     parser.add_argument("--checks", type=int, default=2000, help="liveness checks per level")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU per level")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
