@@ -26,6 +26,8 @@ from responder.server.logs import spis
 __all__ = ["SaRunners"]
 
 logger = logging.getLogger("responder.server.engine")
+#: One name shared by every SA's task (trio would make a string per task; the SPI is in the logs).
+_TASK_NAME = "ike-sa"
 
 
 @attrs.define(eq=False, slots=True)
@@ -89,7 +91,7 @@ class SaRunners:
     def _spawn(self, runner: _Runner) -> None:
         if self._nursery is not None and not runner.spawned:
             runner.spawned = True
-            self._nursery.start_soon(self._run_sa, runner, name=f"ike-sa-{runner.sa.local_spi.hex()}")
+            self._nursery.start_soon(self._run_sa, runner, name=_TASK_NAME)
 
     async def _run_sa(self, runner: _Runner) -> None:
         sa = runner.sa
