@@ -196,8 +196,11 @@ class Responder:
         *,
         log_level: str = "warning",
         log: IO[bytes] | None = None,
+        interpreter: Sequence[str] = (),
     ) -> Responder:
-        command = [sys.executable, "-m", "responder"]
+        """``interpreter``: arguments of Python's before ``-m responder`` (bench/scale_wire.py's
+        ``-m cProfile -o FILE``)."""
+        command = [sys.executable, *interpreter, "-m", "responder"]
         for kind in wanted:
             command += [f"--{kind.value}", f"{HOST}:0"]
         command += ["--psk", PSK_TEXT, "--id", RESPONDER_ID_TEXT, "--log-level", log_level, *extra]
@@ -267,13 +270,13 @@ class Responder:
         data = os.pread(self.log.fileno(), min(size, 64 * 1024), max(0, size - 64 * 1024))
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> int | None:
-        """SIGTERM, then its exit code; ``None`` if it had to be killed."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, then its exit code; ``None`` if it had to be killed after ``timeout`` seconds."""
         try:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
             try:
-                return self.process.wait(STOP_TIMEOUT)
+                return self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -374,7 +374,7 @@ def _complete(sa: IkeSa, request: PendingRequest[Exchange], response: Received, 
         if outcome.same_message_id:
             _send(sa, request.message_id, exchange, when)
         else:
-            sa.layer.queued.appendleft(exchange)  # its next round goes before anything queued
+            sa.layer.queued.insert(0, exchange)  # its next round goes before anything queued
         return
     sa.emit(ResponseReceived(*sa.ids, exchange.exchange_type, request.message_id, outcome.result))
     for follow in outcome.then:
@@ -400,7 +400,7 @@ def flush(sa: IkeSa, when: Instant) -> None:
         exchange = layer.queued[0]
         reason = exchange.obsolete(sa)
         if reason is not None:
-            layer.queued.popleft()
+            layer.queued.pop(0)
             exchange.abandon(sa, reason)
             continue
         if layer.pending and (

@@ -26,12 +26,16 @@ from responder.server.logs import spis
 __all__ = ["SaRunners"]
 
 logger = logging.getLogger("responder.server.engine")
+#: One name shared by every SA's task (trio would make a string per task; the SPI is in the logs).
+_TASK_NAME = "ike-sa"
 
 
 @attrs.define(eq=False, slots=True)
 class _Runner:
     sa: IkeSa
-    wake: trio.Event = attrs.Factory(trio.Event)
+    #: The cancel scope the task sleeps in until the SA's deadline; a poke cancels it.  One scope
+    #: rather than a scope and a ``trio.Event`` per held SA: about 0.4 KiB less each (issue 14).
+    sleep: trio.CancelScope | None = None
     spawned: bool = False
 
 
@@ -81,22 +85,21 @@ class SaRunners:
     def poke(self, local_spi: bytes) -> None:
         """The SA's deadline may have changed: its task looks again."""
         runner = self._runners.get(local_spi)
-        if runner is not None:
-            runner.wake.set()
+        if runner is not None and runner.sleep is not None:
+            runner.sleep.cancel()  # harmless on a scope the task has left
 
     def _spawn(self, runner: _Runner) -> None:
         if self._nursery is not None and not runner.spawned:
             runner.spawned = True
-            self._nursery.start_soon(self._run_sa, runner, name=f"ike-sa-{runner.sa.local_spi.hex()}")
+            self._nursery.start_soon(self._run_sa, runner, name=_TASK_NAME)
 
     async def _run_sa(self, runner: _Runner) -> None:
         sa = runner.sa
         try:
             while sa.state is not IkeSaState.CLOSED and self.alive(sa):
                 deadline = sa.get_timer()
-                runner.wake = trio.Event()
-                with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await runner.wake.wait()
+                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as runner.sleep:
+                    await trio.sleep_forever()
                 now = trio.current_time()
                 if deadline is None or now < deadline or deadline != sa.get_timer():
                     continue  # poked: look at the SA's timer again

@@ -50,10 +50,13 @@ and its IKE SAs wait for the Originator to reconnect (RFC 9329 §6.1, row A26).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import math
 import ssl
 from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import trio
@@ -227,7 +230,8 @@ async def _serve_connection(
             stream = trio.SSLStream(stream, ssl_context, server_side=True)
         with connection.cancel_scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_write_loop, connection, stream)
+                # A writer task runs only while frames are queued (Connection.take, issue 14).
+                connection.start_writer = partial(nursery.start_soon, _write_loop, connection, stream)
                 with connection.reader_scope:
                     reason, outcome = await _read_loop(
                         connection, stream, engine, table, settings, max_frame_length
@@ -236,7 +240,7 @@ async def _serve_connection(
                 connection.phase = Phase.CLOSING
                 table.release(connection)  # its slot is free at once (issue 15 item 6)
                 _detach(connection, engine)
-                connection.stop_sending()  # the writer finishes what is queued, then returns
+                connection.stop_sending()  # a writer finishes what is queued, then returns
                 nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE
             if connection.graceful:
                 with trio.move_on_after(CLOSE_GRACE):
@@ -245,6 +249,7 @@ async def _serve_connection(
         connection.finish(f"internal error: {error!r}", "failed")
         log.exception("%s failed; closing it", connection.describe())
     finally:
+        connection.stop_sending()  # its nursery is gone: nothing more is queued
         _detach(connection, engine)
         try:
             await trio.aclose_forcefully(stream)
@@ -315,12 +320,14 @@ async def _read_loop(
             assert connection.prefix_at is not None
             deadline = connection.prefix_at + settings.first_frame_timeout
         else:
-            deadline = float("inf")
+            deadline = math.inf
         room = settings.buffer_per_connection - deframer.buffered
         if room <= 0:  # cannot happen while frames fit the buffer; kept as a guard
             return f"more than {settings.buffer_per_connection} octets buffered", "buffer_exceeded"
         data = b""
-        with trio.move_on_at(deadline):
+        # An open connection waits with no deadline and so without a cancel scope of its own,
+        # which an idle connection would hold the whole time (about 1 KiB, issue 14).
+        with trio.move_on_at(deadline) if deadline != math.inf else contextlib.nullcontext():
             try:
                 data = bytes(await stream.receive_some(min(RECEIVE_SIZE, room)))
             except trio.BrokenResourceError as error:
@@ -425,24 +432,15 @@ async def _wait_for_room(
 
 
 async def _write_loop(connection: Connection, stream: trio.abc.Stream) -> None:
-    """The connection's only writer: frames leave in the order the engine queued them.
+    """The connection's writer while frames are queued: they leave in the order the engine queued
+    them, and the task ends once the queue is empty (the next frame starts another).
 
-    Whatever is queued when the writer wakes leaves in one ``send_all`` (up to
+    Whatever is queued when the writer looks leaves in one ``send_all`` (up to
     ``WRITE_BATCH`` octets): one system call for a batch of ESP replies, not one each.
     """
-    outgoing = connection.outgoing()
-    async for frame in outgoing:
-        frames = [frame]
-        size = len(frame)
-        while size < WRITE_BATCH:
-            try:
-                frames.append(outgoing.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            size += len(frames[-1])
-        connection.taken()
+    while (data := connection.take(WRITE_BATCH)) is not None:
         try:
-            await stream.send_all(frame if len(frames) == 1 else b"".join(frames))
+            await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             connection.abort(f"write failed: {error.__cause__ or error}", "broken")
             return

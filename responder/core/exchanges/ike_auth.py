@@ -107,6 +107,9 @@ def _establish(
 ) -> None:
     sa.state = IkeSaState.ESTABLISHED
     sa.local_id, sa.remote_id, sa.peer_identity = str(local), str(remote), remote
+    # RFC 7296 §2.15: the IKE_SA_INIT messages are signed in IKE_AUTH and needed no more once it is
+    # done (a retransmitted IKE_AUTH request gets the stored response); about 0.5 KiB per SA held.
+    sa.init_request = sa.init_response = b""
     sa.layer.window_size, sa.layer.peer_window = window_size, peer_window
     sa.start_lifetime(now)
     announce_established(sa)
@@ -161,7 +164,8 @@ class IkeAuthResponder(Exchange):
             raise AuthenticationFailedError(f"no peer is configured for ID {identity} with {method}")
         octets = signed_octets(sa.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi, idi)
         sa.peer_certreq = sa.peer_certreq or peer_certreq(message)
-        sa.peer_certreq_cas |= peer_certreq_cas(message)
+        if cas := peer_certreq_cas(message):  # else the shared empty frozenset, not one per SA
+            sa.peer_certreq_cas |= cas
         if isinstance(peer.auth, PubkeyAuth):
             how = verify_peer_signature(
                 message, identity, auth, octets, config.trust, when.wall, cas=peer.auth.cas
