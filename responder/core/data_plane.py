@@ -54,7 +54,7 @@ from responder.core.esp_limits import EspLimits, LimitReached
 from responder.core.outbound import OutboundTable, Unrouted, read_flow
 from responder.core.outer_header import Egress, decapsulate, marking
 from responder.core.path import Outgoing, Path
-from responder.core.selector_ranges import SelectorRange, admitted, owned_ranges
+from responder.core.selector_ranges import SelectorRange, addresses_only, admitted, owned_ranges
 
 __all__ = ["IPV4_IN_ESP", "IPV6_IN_ESP", "Backend", "DataPlane", "InnerPacket"]
 
@@ -97,6 +97,7 @@ class _Installed:
     #: backend and the RFC 4301 §5.2 check of what the pair delivers.
     ranges: tuple[SelectorRange, ...] = ()
     remote_ranges: tuple[SelectorRange, ...] = ()
+    by_address: bool = True  #: no selector names a protocol (:func:`addresses_only`)
 
 
 @attrs.define(eq=False)
@@ -130,7 +131,10 @@ class DataPlane:
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer
         ranges, remote = owned_ranges(params.local_ts), owned_ranges(params.remote_ts)
-        self._installed[params.inbound_spi] = _Installed(params, esp, backend, limits, outer, ranges, remote)
+        by_address = addresses_only(ranges, remote)
+        self._installed[params.inbound_spi] = _Installed(
+            params, esp, backend, limits, outer, ranges, remote, by_address
+        )
         if backend is Backend.TUN and params.mode is Mode.TUNNEL:
             self.outbound.add(params.inbound_spi, params.local_ts, params.remote_ts)
 
@@ -181,7 +185,7 @@ class DataPlane:
         if installed.backend is Backend.TUN:
             self._to_tun(owner, installed.params.inbound_spi, result.next_header, payload)
             return result, []
-        if tunnel and not admitted(payload, installed.ranges, installed.remote_ranges):
+        if tunnel and not admitted(payload, installed.ranges, installed.remote_ranges, installed.by_address):
             self.inner_drops["not_selected"] += 1  # RFC 4301 §5.2: outside the pair's selectors
             return result, []
         if installed.backend is Backend.API:

@@ -22,7 +22,7 @@ from typing import TypeAlias
 from responder.core.outbound import read_flow
 from responder.core.payloads import TrafficSelector
 
-__all__ = ["SelectorRange", "admitted", "holds", "owned_ranges"]
+__all__ = ["SelectorRange", "addresses_only", "admitted", "holds", "owned_ranges"]
 
 #: (IP version, first address, last address, IP protocol, first port, last port).
 SelectorRange: TypeAlias = tuple[int, int, int, int, int, int]
@@ -69,15 +69,28 @@ def holds(
     return False
 
 
-def admitted(packet: bytes, local: tuple[SelectorRange, ...], remote: tuple[SelectorRange, ...]) -> bool:
+def addresses_only(local: tuple[SelectorRange, ...], remote: tuple[SelectorRange, ...]) -> bool:
+    """Whether no selector names a protocol: then addresses alone decide :func:`admitted`."""
+    return all(r[3] == 0 for r in (*local, *remote))
+
+
+def admitted(
+    packet: bytes,
+    local: tuple[SelectorRange, ...],
+    remote: tuple[SelectorRange, ...],
+    by_address: bool | None = None,
+) -> bool:
     """RFC 4301 §5.2: whether a decrypted tunnel-mode ``packet`` is one its Child SA may carry:
-    from inside ``remote`` (the peer's selectors) to inside ``local`` (ours)."""
+    from inside ``remote`` (the peer's selectors) to inside ``local`` (ours).  ``by_address`` is
+    :func:`addresses_only` of the two, if the caller keeps it."""
     version = packet[0] >> 4 if packet else 0
     size = 4 if version == 4 else 16 if version == 6 else 0
     header = 20 if version == 4 else 40
     if not size or len(packet) < header:
         return False
-    if all(r[3] == 0 for r in remote) and all(r[3] == 0 for r in local):  # addresses alone decide
+    if by_address is None:
+        by_address = addresses_only(local, remote)
+    if by_address:  # the usual case: read the two addresses from the IP header
         at = 12 if version == 4 else 8
         source = int.from_bytes(packet[at : at + size], "big")
         destination = int.from_bytes(packet[at + size : at + 2 * size], "big")
