@@ -119,6 +119,11 @@ class EngineInput(Protocol):
         Not-ECT (0) on a stream (RFC 6040 §4.2, RFC 9329 §9.5)."""
         ...
 
+    def inner_backlog(self) -> bool:
+        """Whether a program reading decrypted packets (the API backend) has fallen behind, so that
+        the transport should let it run before handing over more."""
+        ...
+
     def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
         """ESP packets that arrived together on ``path``, in order: one read of a stream or one
         wakeup of a UDP socket (what the engine sends back is then written once per batch); all

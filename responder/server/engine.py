@@ -373,6 +373,11 @@ class Engine:
         state = self._endpoint.connection(connection)
         return state is None or state.closing
 
+    def inner_backlog(self) -> bool:
+        """Whether the program reading :attr:`inner_packets` is more than half a queue behind: then
+        the transports let it run before they hand over more (back-pressure, not drops)."""
+        return self._inner_send.statistics().current_buffer_used > INNER_QUEUE // 2
+
     @property
     def inner_packets(self) -> trio.MemoryReceiveChannel[InnerPacket]:
         """Decrypted packets of Child SAs whose backend is ``"api"`` (issue 12), oldest first; a

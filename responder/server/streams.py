@@ -88,6 +88,7 @@ AddressFinder = Callable[[trio.abc.Stream], tuple[IPAddress, int, IPAddress, int
 RECEIVE_SIZE = 65536  #: most octets asked of the stream at once (TLS gives at most 16 KiB anyway)
 CLOSE_GRACE = 1.0  #: seconds to flush and close gracefully (TLS close_notify) before cutting
 ACCEPT_RETRY_DELAY = 0.1  #: seconds to wait after a failed accept (EMFILE, ENOBUFS, ...)
+BACKLOG_WAIT = 0.1  #: seconds a reader lets a program behind on the API backend catch up, at most
 WRITE_BATCH = 65536  #: most octets of queued frames the writer joins into one send
 
 #: Accept errors that mean "out of resources": worth a warning and a retry, not a crash.
@@ -417,6 +418,10 @@ async def _deliver_esp(
         return ended
     table.stats["esp_frames"] += len(packets)
     engine.receive_esp_batch(packets, connection.path)
+    if engine.inner_backlog():  # the API backend's program is behind: let it read (back-pressure)
+        deadline = trio.current_time() + BACKLOG_WAIT
+        while engine.inner_backlog() and trio.current_time() < deadline:
+            await trio.sleep(0)
     return None
 
 

@@ -13,6 +13,7 @@ from responder.core.config import ChildConfig, Config, Secret
 from responder.core.data_plane import IPV4_IN_ESP
 from responder.core.echo import EchoDropped, answer, echo_request
 from responder.core.path import Transport
+from responder.core.tcp_framing import STREAM_PREFIX, frame_esp
 from responder.testing import LAB_PSK, open_lab
 
 CLIENT, SERVICE = ip_address("10.0.0.2"), ip_address("192.0.2.99")
@@ -47,3 +48,37 @@ async def test_the_api_backend_hands_packets_to_the_program() -> None:
         assert lab.engine.send_inner(inner.local_spi, inner.child, made, IPV4_IN_ESP)
         await client.process(0.3)
         assert client.inner == [made]
+
+
+async def test_a_program_behind_on_the_api_backend_slows_the_reader_not_drops() -> None:
+    """Back-pressure: a burst of ESP far larger than the engine's queue of decrypted packets (1,024),
+    written at once and read by a program that takes one packet per turn of the scheduler, loses
+    nothing: the stream's reader lets the program catch up before it hands over more."""
+    config = Config(any_id_psk=Secret.parse(LAB_PSK), lab_children=(ChildConfig("app", backend="api"),))
+    async with open_lab(config=config, transports=[Transport.TCP]) as lab, await lab.client() as client:
+        [child] = client.child_sas
+        esp = client.endpoint.data_plane.sa(child.inbound_spi)
+        assert esp is not None
+        count = 3000
+        burst = b"".join(
+            frame_esp(esp.outbound.seal(echo_request(CLIENT, SERVICE, identifier=5, sequence=n), IPV4_IN_ESP))
+            for n in range(count)
+        )
+        received = 0
+
+        async def program() -> None:
+            nonlocal received
+            async for _ in lab.engine.inner_packets:  # one packet per scheduler turn
+                received += 1
+
+        host, port = lab.address(Transport.TCP)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(program)
+            stream = await trio.open_tcp_stream(host, port)
+            await stream.send_all(STREAM_PREFIX + burst)  # ESP on a new connection moves the SA (A36)
+            with trio.move_on_after(20):
+                while received < count:
+                    await trio.sleep(0.01)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+        assert received == count and lab.engine.stats.inner_dropped == 0

@@ -115,6 +115,9 @@ class RecordingEngine:
         self.calls.append(("esp", path, packet))
         self.ecn.append(ecn)
 
+    def inner_backlog(self) -> bool:
+        return False
+
     def receive_esp_batch(self, packets: Sequence[bytes], path: Path, ecn: int = 0) -> None:
         self.batches.append(len(packets))
         for packet in packets:
