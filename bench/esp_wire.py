@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import ip_address
 
 import trio
-from esp import aead_only, per_packet  # bench/ is sys.path[0]
+from esp import IKE, PSK, aead_only, per_packet  # bench/ is sys.path[0]
 
 from responder.client import Client, establish
 from responder.core.config import (
@@ -54,7 +54,6 @@ from responder.core.config import (
     IdPattern,
     IkeProposal,
     PeerConfig,
-    Secret,
     TrafficSelectorPolicy,
 )
 from responder.core.data_plane import IPV4_IN_ESP
@@ -66,8 +65,6 @@ from responder.core.tcp_framing import STREAM_PREFIX, frame_esp
 from responder.server.serve import ServerInfo, serve
 from responder.server.settings import Listener, ServerSettings
 
-IKE = "aes256gcm16-prfsha256-x25519"
-PSK = Secret.parse("benchmark shared key")
 INITIATOR_ID = "@initiator.example"
 INNER_SOURCE, INNER_DESTINATION = ip_address("10.0.0.2"), ip_address("192.0.2.10")
 CHUNK = 1 << 18  #: octets per TCP send of the initiator

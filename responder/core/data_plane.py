@@ -54,7 +54,13 @@ from responder.core.esp_limits import EspLimits, LimitReached
 from responder.core.outbound import OutboundTable, Unrouted, read_flow
 from responder.core.outer_header import Egress, decapsulate, marking
 from responder.core.path import Outgoing, Path
-from responder.core.selector_ranges import SelectorRange, addresses_only, admitted, owned_ranges
+from responder.core.selector_ranges import (
+    SelectorRange,
+    addresses_only,
+    admitted,
+    flow_admitted,
+    owned_ranges,
+)
 
 __all__ = ["IPV4_IN_ESP", "IPV6_IN_ESP", "Backend", "DataPlane", "InnerPacket"]
 
@@ -183,7 +189,7 @@ class DataPlane:
             if egress is not Egress.UNCHANGED:
                 self.ecn[egress.value] += 1
         if installed.backend is Backend.TUN:
-            self._to_tun(owner, installed.params.inbound_spi, result.next_header, payload)
+            self._to_tun(owner, installed, result.next_header, payload)
             return result, []
         if tunnel and not admitted(payload, installed.ranges, installed.remote_ranges, installed.by_address):
             self.inner_drops["not_selected"] += 1  # RFC 4301 §5.2: outside the pair's selectors
@@ -208,12 +214,13 @@ class DataPlane:
         else:
             self._inner.append(inner)
 
-    def _to_tun(self, owner: bytes, child: bytes, next_header: int, payload: bytes) -> None:
+    def _to_tun(self, owner: bytes, installed: _Installed, next_header: int, payload: bytes) -> None:
         """Queue an IP packet for the TUN device if its Child SA carries it (RFC 4301 §5.2)."""
+        child = installed.params.inbound_spi
         flow = read_flow(payload) if next_header in _VERSIONS else None
         if flow is None or flow.source.version != _VERSIONS[next_header] or child not in self.outbound:
             self.inner_drops["not_ip"] += 1
-        elif not self.outbound.admits(child, flow):
+        elif not flow_admitted(flow, installed.ranges, installed.remote_ranges):
             self.inner_drops["not_selected"] += 1
         else:  # TFC padding after the IP length (RFC 4303 §2.4) stays out of the host's stack
             self._queue(InnerPacket(owner, child, next_header, payload[: flow.length], Backend.TUN))

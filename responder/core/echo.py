@@ -52,6 +52,7 @@ from typing import TypeAlias
 import attrs
 
 from responder.core.errors import LocalError
+from responder.core.outbound import selects
 from responder.core.payloads import TrafficSelector
 from responder.core.selector_ranges import SelectorRange, holds, owned_ranges
 
@@ -432,9 +433,9 @@ def answer(
     if unanswerable is not None:
         return _drop(DropReason.BAD_ADDRESS, unanswerable)
     request_port, reply_port = _ports(read)
-    if not any(_selects(s, read.destination, read.protocol, request_port) for s in owned):
+    if not any(selects(s, read.destination, read.protocol, request_port) for s in owned):
         return _drop(DropReason.NOT_OURS, f"{_flow(read.protocol, request_port)} is not selected")
-    if not any(_selects(s, read.destination, read.protocol, reply_port) for s in owned):
+    if not any(selects(s, read.destination, read.protocol, reply_port) for s in owned):
         return _drop(DropReason.REPLY_NOT_SELECTED, f"the reply's {_flow(read.protocol, reply_port)}")
     return EchoReply(_build_reply(read), service)
 
@@ -538,21 +539,6 @@ def _flow(protocol: int, port: int) -> str:
 def _has_address(selector: TrafficSelector, address: IPAddress) -> bool:
     start, end = selector.start_address, selector.end_address
     return start.version == address.version and int(start) <= int(address) <= int(end)
-
-
-def _selects(selector: TrafficSelector, address: IPAddress, protocol: int, port: int) -> bool:
-    """Whether ``selector`` covers this address, protocol and port (RFC 7296 §3.13.1).
-
-    Protocol 0 covers every protocol and port.  OPAQUE ports (start > end) cover
-    no packet whose ports are known, and ours always are (RFC 4301 §4.4.1.1).
-    """
-    if not _has_address(selector, address):
-        return False
-    if selector.ip_protocol == 0:
-        return True
-    if selector.ip_protocol != protocol:
-        return False
-    return selector.start_port <= port <= selector.end_port
 
 
 def _build_reply(read: InnerPacket) -> bytes:

@@ -9,7 +9,7 @@ the one whose **remote** selectors hold the packet's destination (address,
 protocol, destination port) and whose **local** selectors hold its source
 (address, protocol, source port), as RFC 4301 §5.1 asks of outbound traffic
 (the SPD-S lookup, §4.4.1, with each Child SA's negotiated selectors as its
-entry).  :meth:`OutboundTable.admits` is the same test the other way round
+entry).  :func:`~responder.core.selector_ranges.flow_admitted` is the same test the other way round
 for a decrypted packet (RFC 4301 §5.2: source in the remote selectors,
 destination in the local ones), so a peer cannot put into the host's stack
 traffic its Child SA does not carry.
@@ -339,15 +339,3 @@ class OutboundTable:
                 self._candidates.clear()
             self._candidates[key] = found
         return found
-
-    def admits(self, child: bytes, flow: Flow) -> bool:
-        """Whether the Child SA ``child`` may have carried the decrypted packet ``flow`` (RFC 4301 §5.2)."""
-        entry = self._entries.get(child)
-        if entry is None:
-            return False
-        version = flow.source.version
-        return (
-            _holds(entry.remote, version, int(flow.source), flow.protocol, flow.source_port) is not None
-            and _holds(entry.local, version, int(flow.destination), flow.protocol, flow.destination_port)
-            is not None
-        )

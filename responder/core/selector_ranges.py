@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from responder.core.outbound import read_flow
+from responder.core.outbound import Flow, read_flow
 from responder.core.payloads import TrafficSelector
 
-__all__ = ["SelectorRange", "addresses_only", "admitted", "holds", "owned_ranges"]
+__all__ = ["SelectorRange", "addresses_only", "admitted", "flow_admitted", "holds", "owned_ranges"]
 
 #: (IP version, first address, last address, IP protocol, first port, last port).
 SelectorRange: TypeAlias = tuple[int, int, int, int, int, int]
@@ -96,8 +96,12 @@ def admitted(
         destination = int.from_bytes(packet[at + size : at + 2 * size], "big")
         return holds(remote, version, source, 0, None) and holds(local, version, destination, 0, None)
     flow = read_flow(packet)
-    if flow is None:
-        return False
+    return flow is not None and flow_admitted(flow, local, remote)
+
+
+def flow_admitted(flow: Flow, local: tuple[SelectorRange, ...], remote: tuple[SelectorRange, ...]) -> bool:
+    """:func:`admitted` for a packet whose flow is read already (addresses, protocol and ports)."""
+    version = flow.source.version
     return holds(remote, version, int(flow.source), flow.protocol, flow.source_port) and holds(
         local, version, int(flow.destination), flow.protocol, flow.destination_port
     )

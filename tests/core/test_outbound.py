@@ -14,6 +14,7 @@ from responder.core.config import TrafficSelectorPolicy
 from responder.core.echo import build_ipv4, build_ipv6, echo_request, udp_packet
 from responder.core.outbound import Flow, OutboundTable, Unrouted, read_flow, selects
 from responder.core.payloads import TrafficSelector
+from responder.core.selector_ranges import flow_admitted, owned_ranges
 from responder.core.selectors import to_selector
 
 HOST = ipaddress.ip_address("10.99.0.1")  # an address on the responder's host (local side)
@@ -201,16 +202,17 @@ def test_the_candidates_kept_per_destination_follow_installs_and_removals() -> N
     assert table.lookup(ping) is Unrouted.NO_SA
 
 
-def test_admits_checks_a_decrypted_packet_the_other_way_round() -> None:
+def test_flow_admitted_checks_a_decrypted_packet_the_other_way_round() -> None:
     """RFC 4301 §5.2: source in the remote selectors, destination in the local ones."""
     table = OutboundTable()
     table.add(b"AAAA", [ts("10.99.0.0/24")], [ts("10.250.1.1/32")])
+    local, remote = owned_ranges([ts("10.99.0.0/24")]), owned_ranges([ts("10.250.1.1/32")])
     inbound = read_flow(echo_request(PEER, HOST, 1, 1))
     spoofed = read_flow(echo_request(ipaddress.ip_address("10.250.1.2"), HOST, 1, 1))
     assert inbound is not None and spoofed is not None
-    assert table.admits(b"AAAA", inbound)
-    assert not table.admits(b"AAAA", spoofed)
-    assert not table.admits(b"ZZZZ", inbound)
+    assert flow_admitted(inbound, local, remote)
+    assert not flow_admitted(spoofed, local, remote)
+    assert not flow_admitted(inbound, remote, local)  # the other way round is not admitted
     assert list(table.remote_selectors()) == [ts("10.250.1.1/32")]
 
 

@@ -8,8 +8,9 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from responder.core.echo import _selects, echo_request, udp_packet
+from responder.core.echo import echo_request, udp_packet
 from responder.core.enums import IpProtocol
+from responder.core.outbound import selects
 from responder.core.payloads import TrafficSelector
 from responder.core.selector_ranges import admitted, holds, owned_ranges
 
@@ -37,7 +38,7 @@ def test_holds_answers_as_the_selectors_do(
     owned: list[TrafficSelector], host: int, protocol: int, port: int
 ) -> None:
     address = V4(f"10.0.0.{host}")
-    expected = any(_selects(s, address, protocol, port) for s in owned)
+    expected = any(selects(s, address, protocol, port) for s in owned)
     assert holds(owned_ranges(owned), 4, int(address), protocol, port) is expected
 
 
