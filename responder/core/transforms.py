@@ -24,6 +24,7 @@ Key-exchange methods live in :mod:`responder.core.key_exchange`.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Protocol
 
@@ -109,10 +110,9 @@ class Encryption:
             return CbcCipher(key)
         if self.transform_id is EncrId.NULL:
             return NullCipher()
-        salt, cipher_key = key[-4:], key[:-4]
         if self.transform_id is EncrId.AES_GCM_16:
-            return AeadCipher(AESGCM, cipher_key, salt, keep=keep)
-        return AeadCipher(ChaCha20Poly1305, cipher_key, salt, keep=keep)
+            return AeadCipher(AESGCM, key, keep=keep)
+        return AeadCipher(ChaCha20Poly1305, key, keep=keep)
 
 
 class CbcCipher:
@@ -160,39 +160,46 @@ class AeadCipher:
     (measured: 20,000 ``AESGCM`` objects), and an IKE SA with one Child SA has four ciphers, half
     of what a held SA costs.  So the object is made at first use, and kept only with ``keep``
     (ESP, per packet); without it (IKE messages, now and then) it is made per message, which
-    costs about 2 us each time against the 2.4 KiB held per cipher.
+    costs about 2 us each time against the 2.4 KiB held per cipher.  The keying material is held
+    as it was cut from prf+ (the SA's key record holds the same object) and sliced into key and
+    salt only when the library object is made: copies of both made up front were 408 octets per
+    IKE SA with one Child SA (measured in the responder process, bench/scale_wire.py).
     """
 
-    __slots__ = ("_aead", "_factory", "_keep", "_key", "_salt")
+    __slots__ = ("_aead", "_factory", "_keep", "_material", "_salt")
 
     def __init__(
         self,
         factory: type[AESGCM] | type[ChaCha20Poly1305],
-        key: bytes,
-        salt: bytes,
+        material: bytes,
         *,
         keep: bool = True,
     ) -> None:
         self._factory = factory
-        self._key = key
-        self._salt = salt
+        self._material = material  #: the cipher key followed by the 4-octet salt
         self._keep = keep
         self._aead: AESGCM | ChaCha20Poly1305 | None = None
+        self._salt = b""  #: cut with a kept library object (the per-packet path slices nothing)
 
-    def _cipher(self) -> AESGCM | ChaCha20Poly1305:
+    def _cipher(self) -> tuple[AESGCM | ChaCha20Poly1305, bytes]:
+        """The library object and the salt."""
         aead = self._aead
-        if aead is None:
-            aead = self._factory(self._key)
-            if self._keep:
-                self._aead = aead
-        return aead
+        if aead is not None:
+            return aead, self._salt
+        material = self._material
+        aead, salt = self._factory(material[:-4]), material[-4:]
+        if self._keep:
+            self._aead, self._salt = aead, salt
+        return aead, salt
 
     def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        return self._cipher().encrypt(self._salt + iv, plaintext, aad)
+        aead, salt = self._cipher()
+        return aead.encrypt(salt + iv, plaintext, aad)
 
     def decrypt(self, iv: bytes, ciphertext: bytes, aad: bytes, *, offset: int = 0) -> bytes:
+        aead, salt = self._cipher()
         try:
-            return self._cipher().decrypt(self._salt + iv, ciphertext, aad)
+            return aead.decrypt(salt + iv, ciphertext, aad)
         except InvalidTag:
             raise IntegrityCheckFailed("AEAD tag does not verify", offset=offset) from None
 
@@ -200,6 +207,11 @@ class AeadCipher:
 _AES_KEY_BITS = (128, 192, 256)
 
 
+#: One object per transform, shared by every SA that negotiated it (issue 14: two
+#: :class:`Encryption` and a :class:`Prf` per IKE SA with one Child SA were 256 octets).  Only
+#: supported transforms are cached (a refusal raises), so a handful of entries at most; ``typed``
+#: keeps a plain int from finding what an enum member put there.
+@functools.lru_cache(maxsize=32, typed=True)
 def encryption(transform_id: EncrId, key_bits: int | None) -> Encryption:
     """The :class:`Encryption` for a transform ID and Key Length attribute.
 
@@ -268,6 +280,7 @@ class Prf:
         return hmac.digest(key, data, self.hash_name)
 
 
+@functools.lru_cache(maxsize=32, typed=True)  # shared, like encryption()
 def prf(transform_id: PrfId) -> Prf:
     """The :class:`Prf` for a transform ID; :class:`LocalError` if unsupported."""
     try:
@@ -334,6 +347,7 @@ class Integrity:
         return KeyedIntegrity(key, self.hash_name, self.icv_size)
 
 
+@functools.lru_cache(maxsize=32, typed=True)  # shared, like encryption()
 def integrity(transform_id: IntegId) -> Integrity:
     """The :class:`Integrity` for a transform ID; :class:`LocalError` if unsupported."""
     try:

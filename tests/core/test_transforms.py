@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from responder.core.enums import EncrId, IntegId, PrfId
 from responder.core.errors import IntegrityCheckFailed, LocalError
 from responder.core.transforms import (
+    AeadCipher,
     encryption,
     integrity,
     prf,
@@ -168,11 +170,31 @@ def test_encryption_sizes(
 
 def test_aes_gcm_nonce_is_salt_then_iv() -> None:
     """RFC 4106 §4 / RFC 5282 §4: the GCM nonce is the 4-octet salt followed by the 8-octet IV."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     key, salt, iv = bytes(range(32)), b"\xa0\xa1\xa2\xa3", bytes(range(8))
     keyed = encryption(EncrId.AES_GCM_16, 256).keyed(key + salt)
     assert keyed.encrypt(iv, b"payload", b"aad") == AESGCM(key).encrypt(salt + iv, b"payload", b"aad")
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_aead_cipher_holds_its_keying_material_once(keep: bool) -> None:
+    """Memory (issue 14): the keyed AEAD holds the octets it was given, not a key and a salt cut
+    from them up front; with ``keep`` it cuts the salt with the library object at first use."""
+    material = bytes(range(36))
+    keyed = encryption(EncrId.AES_GCM_16, 256).keyed(material, keep=keep)
+    assert isinstance(keyed, AeadCipher)
+    assert keyed._material is material and keyed._salt == b"" and keyed._aead is None
+    iv = bytes(8)
+    sealed = keyed.encrypt(iv, b"payload", b"aad")
+    assert sealed == AESGCM(material[:32]).encrypt(material[32:] + iv, b"payload", b"aad")
+    assert keyed.decrypt(iv, sealed, b"aad") == b"payload"
+    assert (keyed._aead is not None, keyed._salt) == ((True, material[32:]) if keep else (False, b""))
+
+
+def test_transforms_are_shared_between_sas() -> None:
+    """Memory (issue 14): one algorithm object per transform, whoever asks for it."""
+    assert encryption(EncrId.AES_GCM_16, 256) is encryption(EncrId.AES_GCM_16, 256)
+    assert prf(PrfId.HMAC_SHA2_256) is prf(PrfId.HMAC_SHA2_256)
+    assert integrity(IntegId.HMAC_SHA2_256_128) is integrity(IntegId.HMAC_SHA2_256_128)
 
 
 def test_cbc_uses_the_given_iv() -> None:
