@@ -549,6 +549,11 @@ class Config:
     #: SubjectPublicKeyInfo of every CA we trust (the trust store's, then the peers' ``cas``),
     #: computed once here rather than for every IKE_SA_INIT.
     certreq_data: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
+    #: :attr:`lab_peer` and :attr:`lab_pubkey_peer`, built once here: made afresh for each
+    #: IKE_AUTH, the PeerConfig an SA keeps was 224 octets per SA held (issue 14).
+    _lab_peers: tuple[PeerConfig | None, PeerConfig | None] = attrs.field(
+        init=False, default=(None, None), eq=False, repr=False
+    )
     #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3; swanctl's ``fragmentation``).
     fragmentation: bool = attrs.field(default=True, validator=instance_of(bool, "a bool"))
     #: Lab impairments (``[impair]``, ``--impair``; :mod:`~responder.core.config.impairments`): all off.
@@ -589,6 +594,9 @@ class Config:
                     raise ConfigError(f"no pool named {child.pool!r}", f"{path}[{index}].pool")
         self._check_local_ids()
         object.__setattr__(self, "certreq_data", _certreq_data(self))
+        psk = None if self.any_id_psk is None else self._lab(LAB_PEER_NAME, PskAuth(self.any_id_psk))
+        pubkey = self._lab(LAB_PUBKEY_PEER_NAME, PubkeyAuth()) if self.lab_pubkey else None
+        object.__setattr__(self, "_lab_peers", (psk, pubkey))
 
     def _check_local_ids(self) -> None:
         """RFC 4945 §3.1: an identity we sign as must be one our certificate holds."""
@@ -609,17 +617,13 @@ class Config:
     @property
     def lab_peer(self) -> PeerConfig | None:
         """The catch-all peer of lab mode with a shared key (``any_id_psk`` set), named ``%lab``."""
-        if self.any_id_psk is None:
-            return None
-        return self._lab(LAB_PEER_NAME, PskAuth(self.any_id_psk))
+        return self._lab_peers[0]
 
     @property
     def lab_pubkey_peer(self) -> PeerConfig | None:
         """The catch-all peer of lab mode with certificates (``lab_pubkey`` set), named ``%lab-pubkey``:
         any ID its certificate binds, from a CA of :attr:`trust`."""
-        if not self.lab_pubkey:
-            return None
-        return self._lab(LAB_PUBKEY_PEER_NAME, PubkeyAuth())
+        return self._lab_peers[1]
 
     def _lab(self, name: str, auth: PeerAuth) -> PeerConfig:
         return PeerConfig(
