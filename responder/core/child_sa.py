@@ -49,6 +49,9 @@ class ChildSaParams:
     the exchange that made the pair: KEYMAT is cut for that exchange's
     initiator first (RFC 7296 §2.17), so it says which keys are ours.
     ``rekeyed`` is our inbound SPI of the pair this one replaces, if any.
+    ``proposal`` is the suite without the peer's SPI (that is ``outbound_spi``):
+    it and the selectors are one copy shared by the pairs of the endpoint that
+    negotiated alike (:mod:`responder.core.interning`, issue 14).
     """
 
     name: str

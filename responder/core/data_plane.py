@@ -51,6 +51,7 @@ from responder.core.config import NO_VOLUME_LIFETIME, ChildConfig, Mode, OuterPo
 from responder.core.echo import EchoReply, answer
 from responder.core.esp import Dropped, DropReason, EspSa, Opened, SequenceExhausted, esp_sa
 from responder.core.esp_limits import EspLimits, LimitReached
+from responder.core.interning import Interner
 from responder.core.outbound import OutboundTable, Unrouted, read_flow
 from responder.core.outer_header import Egress, decapsulate, marking
 from responder.core.path import Outgoing, Path
@@ -113,6 +114,8 @@ class DataPlane:
 
     random_bytes: Callable[[int], bytes] = attrs.field(repr=False)
     queue_max: int = 4096
+    #: Where pairs that negotiated the same selectors share their ranges (the endpoint's, issue 14).
+    intern: Interner = attrs.field(factory=Interner, repr=False)
     _installed: dict[bytes, _Installed] = attrs.field(init=False, factory=dict)
     _inner: deque[InnerPacket] = attrs.field(init=False, factory=deque)
     _limits: list[LimitReached] = attrs.field(init=False, factory=list)
@@ -136,7 +139,10 @@ class DataPlane:
         limits = EspLimits(NO_VOLUME_LIFETIME if child is None else child.volume, esp.outbound.suite.max_seq)
         backend = Backend.API if child is None else Backend(child.backend)
         outer = OuterPolicy() if child is None else child.outer
-        ranges, remote = owned_ranges(params.local_ts), owned_ranges(params.remote_ts)
+        ranges, remote = (
+            self.intern(owned_ranges(params.local_ts)),
+            self.intern(owned_ranges(params.remote_ts)),
+        )
         by_address = addresses_only(ranges, remote)
         self._installed[params.inbound_spi] = _Installed(
             params, esp, backend, limits, outer, ranges, remote, by_address

@@ -142,7 +142,7 @@ class Endpoint:
         self._services = Services(
             self.config, self.random_bytes, self.ke_factory, pools, self.responders, lambda: len(self._sas)
         )
-        self._data_plane = DataPlane(self.random_bytes)
+        self._data_plane = DataPlane(self.random_bytes, intern=self._services.intern)
         limits = self.config.limits
         self._cookies = CookieJar(self.random_bytes, limits.cookie_secret_lifetime)
         self._connections = ConnectionRules(limits)

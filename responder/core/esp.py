@@ -38,11 +38,13 @@ AES-CBC needs an unpredictable IV (RFC 3602 §3), which the caller draws
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final
 
 import attrs
 
 from responder.core.child_sa import ChildSaParams
+from responder.core.config import EncryptionAlgorithm
 from responder.core.enums import EncrId, EsnId
 from responder.core.errors import IntegrityCheckFailed, LocalError
 from responder.core.replay import (
@@ -175,10 +177,8 @@ class EspSuite:
     @classmethod
     def of(cls, params: ChildSaParams) -> EspSuite:
         """The suite a Child SA negotiated (RFC 7296 §3.3.2, §3.3.5)."""
-        encr_id, key_bits = params.proposal.encryption
-        cipher = None if encr_id == EncrId.NULL else encryption(encr_id, key_bits)
-        integ = params.proposal.integrity_transform()
-        return cls(cipher, integ, params.proposal.esn == EsnId.ESN)
+        proposal = params.proposal
+        return _suite(proposal.encryption, proposal.integrity_transform(), proposal.esn == EsnId.ESN)
 
     @property
     def is_aead(self) -> bool:
@@ -231,6 +231,14 @@ class EspSuite:
     def icv_tail(self, seq: int) -> bytes:
         """What the ICV covers beyond the packet: the high-order 32 bits with ESN (RFC 4303 §2.2.1)."""
         return (seq >> 32).to_bytes(4, "big") if self.esn else b""
+
+
+@functools.lru_cache(maxsize=64)
+def _suite(encr: EncryptionAlgorithm, integ: Integrity | None, esn: bool) -> EspSuite:
+    """One :class:`EspSuite` per suite, shared by every pair that negotiated it (issue 14: 96
+    octets per Child SA held); what goes in is chosen from our own proposals."""
+    encr_id, key_bits = encr
+    return EspSuite(None if encr_id == EncrId.NULL else encryption(encr_id, key_bits), integ, esn)
 
 
 def _check_spi(instance: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:

@@ -29,6 +29,7 @@ from responder.core.child_sa import ChildSa
 from responder.core.config import CHILD_LIFETIME, Config, Dpd, EspProposal, Identity, Lifetime, PeerConfig
 from responder.core.enums import ExchangeType, HashAlgorithm
 from responder.core.events import Event, IkeSaClosed, PathChanged
+from responder.core.interning import Interner
 from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.keys import IkeSaKeys
 from responder.core.message_layer import MessageLayer, Received
@@ -86,6 +87,8 @@ class Services:
     responders: Mapping[tuple[IkeSaState, ExchangeType], ResponderFactory]
     #: How many IKE SAs the endpoint holds (a peer's IKE SA rekey is refused at ``ike_sa_max``).
     sa_count: Callable[[], int] = attrs.field(default=lambda: 0, repr=False)
+    #: The one copy of the suites and selectors that many SAs negotiate alike (issue 14).
+    intern: Interner = attrs.field(factory=Interner, repr=False)
 
 
 @attrs.define(eq=False, slots=True)
@@ -114,6 +117,7 @@ class IkeSa:
     local_spi: bytes = attrs.field(init=False)
 
     # Negotiated in IKE_SA_INIT (RFC 7296 §1.2, §2.14)
+    #: The suite, without an SPI (the SA's are :attr:`spis`), shared by the SAs that chose alike.
     proposal: ChosenProposal | None = None
     prf: Prf | None = None
     encryption: Encryption | None = None

@@ -127,6 +127,11 @@ class ChosenProposal:
         """
         return Proposal(self.number, self.protocol_id, self.transforms(), spi)
 
+    def without_spi(self) -> ChosenProposal:
+        """The suite alone, which many SAs negotiate alike and share (:mod:`responder.core.interning`,
+        issue 14): the SPI is each SA's own, and kept as its SPIs or a Child SA's ``outbound_spi``."""
+        return attrs.evolve(self, spi=b"") if self.spi else self
+
     def encryption_transform(self) -> Encryption:
         return encryption(*self.encryption)
 

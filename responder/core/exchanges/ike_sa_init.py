@@ -116,7 +116,7 @@ def _detect_nat(sa: IkeSa, message: Message, path: Path) -> None:
 
 def _install_keys(sa: IkeSa, chosen: ChosenProposal, shared_secret: bytes) -> None:
     """SKEYSEED and SK_* (RFC 7296 §2.14), and the SK protections of both directions."""
-    sa.proposal = chosen
+    sa.proposal = sa.services.intern(chosen)  # one copy for the SAs that chose alike (issue 14)
     sa.prf = chosen.prf_transform()
     sa.encryption = chosen.encryption_transform()
     sa.integrity = chosen.integrity_transform()

@@ -145,7 +145,7 @@ def _new_ike_sa(
         new.layer.enable_fragmentation(old.layer.reassembly.limits)
     new.nat_detected_local, new.nat_detected_remote = old.nat_detected_local, old.nat_detected_remote
     new.rekeyed_from = old.local_spi
-    new.proposal = chosen
+    new.proposal = new.services.intern(chosen.without_spi())  # the SPIs are the new SA's (issue 14)
     new.prf, new.encryption, new.integrity = (
         chosen.prf_transform(),
         chosen.encryption_transform(),

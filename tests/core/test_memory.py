@@ -1,0 +1,68 @@
+"""What an established IKE SA keeps, and what it shares with the other SAs of its endpoint (issue 14)."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+
+from responder.core.child_sa import ChildSa
+from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.interning import Interner
+from responder.core.payloads import TrafficSelector
+from tests.fakes.pair import Pair, child_request, initiator_settings, responder_config
+
+IKE = "aes256gcm16-prfsha256-x25519"
+
+
+def _selector(last: int) -> TrafficSelector:
+    return TrafficSelector(0, 0, 0xFFFF, ip_address("10.0.0.0"), ip_address(f"10.0.0.{last}"))
+
+
+def test_interner_hands_out_the_first_equal_value() -> None:
+    intern = Interner()
+    first = (_selector(1),)
+    assert intern(first) is first
+    assert intern((_selector(1),)) is first
+    other = (_selector(2),)
+    assert intern(other) is other and len(intern) == 2
+
+
+def test_interner_is_bounded_and_keeps_working_when_full() -> None:
+    """A peer that offers a new value with every SA never grows the table past its limit: it starts
+    again, and what it handed out before stays shared by whoever holds it."""
+    intern = Interner(limit=8)
+    kept = intern((_selector(1),))
+    for last in range(2, 200):
+        intern((_selector(last),))
+        assert len(intern) <= 8
+    again = (_selector(1),)
+    assert intern(again) is again  # forgotten when the table started again: a new first copy
+    assert intern((_selector(1),)) is again and kept == again
+
+
+def _two_established(child: bool = True) -> tuple[Pair, list[IkeSa]]:
+    pair = Pair.create(responder_config(IKE))
+    for _ in range(2):
+        pair.initiate(initiator_settings(IKE, child_request() if child else None))
+    pair.pump()
+    sas = list(pair.responder.sas)
+    assert len(sas) == 2 and all(sa.state is IkeSaState.ESTABLISHED for sa in sas)
+    return pair, sas
+
+
+def _child(sa: IkeSa) -> ChildSa:
+    [child] = sa.children.values()
+    return child
+
+
+def test_sas_that_negotiate_alike_share_one_suite_and_one_set_of_selectors() -> None:
+    pair, (one, two) = _two_established()
+    assert one.proposal is two.proposal and one.proposal is not None and one.proposal.spi == b""
+    first, second = _child(one).params, _child(two).params
+    assert first.proposal is second.proposal and first.proposal.spi == b""
+    assert first.local_ts is second.local_ts and first.remote_ts is second.remote_ts
+    assert first.outbound_spi != second.outbound_spi  # the peer's SPI stays each pair's own
+    assert (one.encryption, one.prf) == (two.encryption, two.prf) and one.encryption is two.encryption
+    installed = pair.responder._data_plane._installed
+    a, b = installed[first.inbound_spi], installed[second.inbound_spi]
+    assert a.ranges is b.ranges and a.remote_ranges is b.remote_ranges
+    assert a.esp.inbound.suite is b.esp.inbound.suite is b.esp.outbound.suite
