@@ -174,6 +174,18 @@ def test_our_cert_goes_when_asked_or_configured(
         assert kinds.index("IdrPayload") < kinds.index("CertPayload") < kinds.index("AuthPayload")
 
 
+def test_what_the_peer_asked_for_is_not_kept_after_ike_auth(root: Authority) -> None:
+    """RFC 7296 §3.7, RFC 7427 §4: the peer's CERTREQ and signature hashes chose our certificate and
+    signature in IKE_AUTH; the SA keeps neither after it (issue 14)."""
+    pair = cert_pair(root)
+    sa = pair.initiate(cert_settings(root))  # type: ignore[arg-type]
+    pair.pump()
+    assert any(isinstance(p, CertPayload) for p in auth_response(pair, sa))
+    [ours] = pair.responder.sas
+    assert ours.state is IkeSaState.ESTABLISHED and ours.peer_certreq
+    assert ours.peer_certreq_cas == frozenset() and ours.peer_signature_hashes is None
+
+
 def test_an_intermediate_goes_with_our_certificate_and_the_peers_is_used(root: Authority) -> None:
     intermediate = root.intermediate()
     responder_credential = intermediate.credential(MOON, dns=["moon.lab"])

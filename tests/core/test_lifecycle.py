@@ -415,6 +415,8 @@ def test_the_initiator_rekeys_the_ike_sa() -> None:
     assert pair.responder.sa(ours.local_spi) is None
     assert responder.keys != ours.keys and not responder.is_original_initiator
     assert (responder.layer.next_expected, responder.layer.next_send_id) == (0, 0)
+    for new in (responder, peer):  # no IKE_AUTH: nonces, SK_pi and SK_pr are not kept (issue 14)
+        assert new.keys is not None and (new.keys.sk_pi, new.keys.sk_pr, new.nonce_i) == (b"", b"", b"")
     [rekeyed] = pair.events(IkeSaRekeyed)
     assert rekeyed.heir == responder.local_spi and not rekeyed.deleting
     assert pair.events(IkeSaEstablished)[-1].rekeyed == ours.local_spi

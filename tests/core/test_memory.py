@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
+import pytest
+
 from responder.core.child_sa import ChildSa
+from responder.core.errors import LocalError
+from responder.core.exchanges.child import make_child
 from responder.core.ike_sa import IkeSa, IkeSaState
 from responder.core.interning import Interner
 from responder.core.payloads import TrafficSelector
@@ -66,3 +70,58 @@ def test_sas_that_negotiate_alike_share_one_suite_and_one_set_of_selectors() -> 
     a, b = installed[first.inbound_spi], installed[second.inbound_spi]
     assert a.ranges is b.ranges and a.remote_ranges is b.remote_ranges
     assert a.esp.inbound.suite is b.esp.inbound.suite is b.esp.outbound.suite
+
+
+def _auth_state_forgotten(sa: IkeSa) -> None:
+    assert sa.keys is not None and sa.keys.sk_d and sa.keys.sk_ei and sa.keys.sk_er
+    assert (sa.keys.sk_pi, sa.keys.sk_pr) == (b"", b"")
+    assert (sa.init_request, sa.init_response, sa.nonce_i, sa.nonce_r) == (b"", b"", b"", b"")
+    assert sa.peer_signature_hashes is None and sa.peer_certreq_cas == frozenset()
+
+
+def test_what_only_ike_auth_needs_is_forgotten_once_it_is_done() -> None:
+    """RFC 7296 §2.15, §2.17: the IKE_SA_INIT messages, the nonces, SK_pi and SK_pr are used up by
+    IKE_AUTH and its Child SA, on both ends; SAs whose peer named no CA share one empty set."""
+    pair, (one, two) = _two_established()
+    for sa in (one, two, *pair.initiator.sas):
+        _auth_state_forgotten(sa)
+        assert sa.children  # the first Child SA got its keys before
+    assert one.peer_certreq_cas is two.peer_certreq_cas
+
+
+def test_a_child_sa_after_ike_auth_needs_nonces_of_its_own() -> None:
+    """The IKE_SA_INIT nonces are gone: a Child SA made without its exchange's nonces is a bug."""
+    _, (sa, _) = _two_established()
+    params = _child(sa).params
+    with pytest.raises(LocalError, match="nonces"):
+        make_child(
+            sa,
+            "n",
+            params.proposal,
+            b"\x01\x02\x03\x04",
+            b"\x05\x06\x07\x08",
+            (),
+            (),
+            params.mode,
+            initiated=False,
+        )
+
+
+def test_ike_auth_state_is_kept_until_ike_auth_and_its_retransmission_is_still_answered() -> None:
+    """RFC 7296 §2.1: the answer to a copy of the last request comes from the stored response, which
+    needs none of what IKE_AUTH used."""
+    pair = Pair.create(responder_config(IKE))
+    pair.initiate(initiator_settings(IKE, child_request()))
+    [init_request] = [out.data for out in pair.initiator.messages_to_send()]
+    [init_response] = pair.to_responder(init_request)
+    [sa] = pair.responder.sas
+    assert sa.state is IkeSaState.INIT_DONE and sa.keys is not None
+    assert sa.init_request and sa.init_response and sa.nonce_i and sa.nonce_r and sa.keys.sk_pi
+    assert sa.peer_signature_hashes  # our initiator always sends them (RFC 7427 §4)
+    [auth_request] = pair.to_initiator(init_response)
+    [auth_response] = pair.to_responder(auth_request)
+    assert pair.to_initiator(auth_response) == []
+    assert sa.state is IkeSaState.ESTABLISHED and len(sa.children) == 1
+    _auth_state_forgotten(sa)
+    assert pair.to_responder(auth_request) == [auth_response]
+    assert sa.state is IkeSaState.ESTABLISHED and len(sa.children) == 1

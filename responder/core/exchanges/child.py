@@ -30,7 +30,7 @@ from ipaddress import IPv4Address, IPv6Address
 from responder.core.child_sa import ChildSa, ChildSaParams
 from responder.core.config import ChildConfig, Mode, TrafficSelectorPolicy
 from responder.core.enums import ConfigAttributeType, ConfigType, NotifyType
-from responder.core.errors import ChildSaError, DecodeError
+from responder.core.errors import ChildSaError, DecodeError, LocalError
 from responder.core.exchanges.common import find, fresh_spi, notifies
 from responder.core.ike_sa import IkeSa
 from responder.core.initiator import ChildRequest
@@ -212,6 +212,8 @@ def make_child(
     """
     assert sa.prf is not None and sa.keys is not None  # Child SAs are made under SK protection
     nonce_i, nonce_r = nonces if nonces is not None else (sa.nonce_i, sa.nonce_r)
+    if not nonce_i or not nonce_r:  # IKE_SA_INIT's are forgotten once IKE_AUTH is done
+        raise LocalError("a Child SA after IKE_AUTH takes the nonces of its own exchange (RFC 7296 §2.17)")
     keys = derive_child_sa_keys(
         sa.prf,
         sa.keys.sk_d,

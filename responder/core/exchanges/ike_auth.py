@@ -100,6 +100,7 @@ class EstablishIkeSa:
 
     def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
         _establish(sa, self.local, self.remote, self.window_size, self.peer_window, when.now)
+        sa.forget_auth_state()  # the response is stored; the Child SA, if any, has its keys
 
 
 def _establish(
@@ -107,9 +108,6 @@ def _establish(
 ) -> None:
     sa.state = IkeSaState.ESTABLISHED
     sa.local_id, sa.remote_id, sa.peer_identity = str(local), str(remote), remote
-    # RFC 7296 §2.15: the IKE_SA_INIT messages are signed in IKE_AUTH and needed no more once it is
-    # done (a retransmitted IKE_AUTH request gets the stored response); about 0.5 KiB per SA held.
-    sa.init_request = sa.init_response = b""
     sa.layer.window_size, sa.layer.peer_window = window_size, peer_window
     sa.start_lifetime(now)
     announce_established(sa)
@@ -341,6 +339,7 @@ class IkeAuthInitiator(Exchange):
         result = "IKE SA established"
         if settings.child is not None:
             result += "; " + self._install_first_child(sa, message, settings.child, refusal, when.now)
+        sa.forget_auth_state()  # after the first Child SA, whose KEYMAT takes the nonces (§2.17)
         return Done(result)
 
     def _install_first_child(

@@ -225,7 +225,8 @@ def respond(
         payloads.append(NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED))  # RFC 6023 §3
     sa.peer_signature_hashes = peer_signature_hashes(message)
     sa.peer_certreq = peer_certreq(message)
-    sa.peer_certreq_cas = peer_certreq_cas(message)
+    if cas := peer_certreq_cas(message):  # else the shared empty frozenset, not one per SA
+        sa.peer_certreq_cas = cas
     if config.uses_certificates:
         if config.certreq_data:  # RFC 7296 §3.7: the CAs we trust
             payloads.append(CertReqPayload(CertEncoding.X509_CERT_SIGNATURE, config.certreq_data))

@@ -129,8 +129,6 @@ def _new_ike_sa(
         path=old.path,
         created_at=now,
         state=IkeSaState.ESTABLISHED,
-        nonce_i=nonce_i,
-        nonce_r=nonce_r,
         settings=old.settings,
     )
     new.local_id, new.remote_id, new.peer_name, new.peer = (
@@ -162,6 +160,7 @@ def _new_ike_sa(
     new.layer.install_keys(inbound, outbound)  # windows stay 1 (§1.3.2)
     new.start_lifetime(now)
     announce_established(new)
+    new.forget_auth_state()  # no IKE_AUTH: its SK_pi and SK_pr are never used
     return new
 
 
