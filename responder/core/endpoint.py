@@ -716,11 +716,11 @@ class Endpoint:
                 MessageSent(*sa.ids, header.exchange_type, header.message_id, header.is_response, names)
             )
         if sa.spawned:
-            spawned, sa.spawned = sa.spawned, []
+            spawned, sa.spawned = sa.spawned, ()
             for new in spawned:
                 self._adopt(new, when)
         if sa.touched:
-            others, sa.touched = sa.touched, []
+            others, sa.touched = sa.touched, ()
             for other in others:
                 if self._sas.get(other.local_spi) is other and other is not sa:
                     self._collect(other, when)

@@ -165,18 +165,18 @@ class IkeSa:
     continuing: dict[ExchangeType, Exchange] = attrs.Factory(dict)
     #: What this SA initiates with (the initiator role only).
     settings: InitiatorSettings | None = None
-    #: New IKE SAs this one made (an IKE SA rekey, RFC 7296 §1.3.2), for the endpoint to take.
-    spawned: list[IkeSa] = attrs.Factory(list)
-    #: Other IKE SAs of the endpoint this one changed (their deadlines, their Child SAs), for the
-    #: endpoint to look at again.
-    touched: list[IkeSa] = attrs.Factory(list)
     #: The IKE SA that took this one's Child SAs after a rekey (RFC 7296 §2.8).
     heir: IkeSa | None = attrs.field(default=None, repr=False)
 
-    _outgoing: list[Outgoing] = attrs.Factory(list)
-    #: A list, not a deque: an SA holds a few events at a time, and an empty deque costs 624 octets
-    #: against a list's 56, once per SA held (issue 14, measured with bench/scale_wire.py).
-    _events: list[Event] = attrs.Factory(list)
+    # What waits for the endpoint to take it.  Tuples, grown by concatenation: they hold a few items
+    # for a moment and nothing for the rest of the SA's life, and the empty tuple is one object for
+    # all SAs where an empty list is 56 octets for each (a deque 624; issue 14, measured).
+    #: New IKE SAs this one made (an IKE SA rekey, RFC 7296 §1.3.2).
+    spawned: tuple[IkeSa, ...] = ()
+    #: Other IKE SAs of the endpoint this one changed (their deadlines, their Child SAs), to look at again.
+    touched: tuple[IkeSa, ...] = ()
+    _outgoing: tuple[Outgoing, ...] = ()
+    _events: tuple[Event, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         self.layer = MessageLayer(self.services.random_bytes)
@@ -212,19 +212,22 @@ class IkeSa:
 
     def send(self, data: bytes, path: Path | None = None) -> None:
         """Queue an IKE message on ``path`` (default: the SA's path)."""
-        self._outgoing.append(Outgoing(path or self.path, data))
+        self._outgoing += (Outgoing(path or self.path, data),)
 
     def messages_to_send(self) -> list[Outgoing]:
         """Messages queued since the last call, oldest first."""
-        out, self._outgoing = self._outgoing, []
-        return out
+        out, self._outgoing = self._outgoing, ()
+        return list(out)
 
     def emit(self, event: Event) -> None:
-        self._events.append(event)
+        self._events += (event,)
 
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or ``None``."""
-        return self._events.pop(0) if self._events else None
+        if not self._events:
+            return None
+        event, self._events = self._events[0], self._events[1:]
+        return event
 
     # ------------------------------------------------------------------ life
 

@@ -103,6 +103,7 @@ __all__ = [
 ]
 
 X = TypeVar("X")
+V = TypeVar("V")
 
 RETRANSMIT_BASE = 1.0  #: seconds before the first retransmission (RFC 7296 §2.1)
 RETRANSMIT_TRIES = 5  #: sends in all over UDP: 1 + 4 retransmissions, doubling each time
@@ -113,6 +114,16 @@ TCP_RESPONSE_TIMEOUT = 31.0
 
 def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def _pop(table: dict[int, V], key: int) -> V | None:
+    """``table.pop(key, None)``, and the table's memory back once it is empty: a dict keeps what it
+    grew to hold after its last item goes, 160 octets per SA held for a request answered long ago
+    (issue 14, measured); ``clear()`` gives it back."""
+    value = table.pop(key, None)
+    if not table:
+        table.clear()
+    return value
 
 
 @attrs.frozen(slots=True)
@@ -255,8 +266,9 @@ class MessageLayer(Generic[X]):
     reassembly: Reassembler | None = None
     _answered: dict[int, _Answer] = attrs.Factory(dict)
     _in_progress: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> digest of a request being answered
-    #: What went out since :meth:`take_sent`: each message's header and payload names (for the log).
-    _sent: list[tuple[Header, tuple[str, ...]]] = attrs.Factory(list)
+    #: What went out since :meth:`take_sent`: each message's header and payload names (for the log);
+    #: a tuple, empty almost always, like the IKE SA's outgoing messages (issue 14).
+    _sent: tuple[tuple[Header, tuple[str, ...]], ...] = ()
 
     # ------------------------------------------------------------------ keys
 
@@ -367,9 +379,9 @@ class MessageLayer(Generic[X]):
         message = Message(whole.header, whole.outer + inner)
         return Received(message, whole.plaintext, whole.first_fragment, path, head)
 
-    def take_sent(self) -> list[tuple[Header, tuple[str, ...]]]:
+    def take_sent(self) -> tuple[tuple[Header, tuple[str, ...]], ...]:
         """The header and payload names of each message sent since the last call (first sendings only)."""
-        sent, self._sent = self._sent, []
+        sent, self._sent = self._sent, ()
         return sent
 
     def _protect(self, header: Header, payloads: Sequence[Payload], path: Path | None) -> Sent:
@@ -378,7 +390,7 @@ class MessageLayer(Generic[X]):
         outbound = self.outbound
         if outbound is None:
             raise LocalError("protect before keys exist")
-        self._sent.append((header, payload_summary(payloads)))
+        self._sent += ((header, payload_summary(payloads)),)
         first_inner, plaintext = encode_payloads(tuple(payloads))
         head = sk_head(outbound, header, first_inner, len(plaintext))
         reassembly = self.reassembly
@@ -434,7 +446,7 @@ class MessageLayer(Generic[X]):
 
     def forget(self, message_id: int) -> None:
         """A request taken with :meth:`begin` is dropped unanswered; a copy of it will be looked at anew."""
-        self._in_progress.pop(message_id, None)
+        _pop(self._in_progress, message_id)
 
     def answer(
         self, request: Header, response: Header, payloads: Sequence[Payload], path: Path | None = None
@@ -451,11 +463,11 @@ class MessageLayer(Generic[X]):
         data = encode_message(response)
         self._in_progress[message_id] = _digest(request)
         self._store(message_id, (data,))
-        self._sent.append((response.header, payload_summary(response.payloads)))
+        self._sent += ((response.header, payload_summary(response.payloads)),)
         return data
 
     def _store(self, message_id: int, packets: tuple[bytes, ...]) -> None:
-        digest = self._in_progress.pop(message_id, None)
+        digest = _pop(self._in_progress, message_id)
         if digest is None:
             raise LocalError(f"answer to request {message_id}, which was not taken with begin()")
         self._answered[message_id] = _Answer(digest, packets)
@@ -504,7 +516,7 @@ class MessageLayer(Generic[X]):
         data = encode_message(request)
         header = request.header
         self.pending[message_id] = PendingRequest(message_id, header.exchange_type, exchange, (data,), now)
-        self._sent.append((header, payload_summary(request.payloads)))
+        self._sent += ((header, payload_summary(request.payloads)),)
         return data
 
     def response_to(self, header: Header) -> PendingRequest[X] | None:
@@ -512,7 +524,7 @@ class MessageLayer(Generic[X]):
         request = self.pending.get(header.message_id)
         if request is None or request.exchange_type is not header.exchange_type:
             return None
-        del self.pending[header.message_id]
+        _pop(self.pending, header.message_id)
         if self.reassembly is not None:
             self.reassembly.forget(True, header.message_id)
         return request
@@ -557,7 +569,7 @@ class MessageLayer(Generic[X]):
             if now < request.deadline(stream, give_up):
                 continue
             if request.out_of_time(now, stream, give_up):
-                del self.pending[request.message_id]
+                _pop(self.pending, request.message_id)
                 actions.append(GiveUp(request))
                 continue
             request.sends += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from ipaddress import ip_address
 
 import pytest
@@ -125,3 +126,15 @@ def test_ike_auth_state_is_kept_until_ike_auth_and_its_retransmission_is_still_a
     _auth_state_forgotten(sa)
     assert pair.to_responder(auth_request) == [auth_response]
     assert sa.state is IkeSaState.ESTABLISHED and len(sa.children) == 1
+
+
+def test_an_established_sa_holds_no_empty_queues() -> None:
+    """What waits for the endpoint is the shared empty tuple once taken, and a dict that emptied
+    gives back the table it grew (issue 14)."""
+    pair, (sa, _) = _two_established()
+    assert sa.spawned == sa.touched == sa._outgoing == sa._events == sa.layer._sent == ()
+    pair.responder.request_liveness_check(sa.local_spi, pair.now)  # a request of ours, answered
+    pair.pump()
+    assert sa.layer.next_send_id == 1 and not sa.layer.pending
+    for emptied in (sa.layer.pending, sa.layer._in_progress):
+        assert sys.getsizeof(emptied) == sys.getsizeof({})

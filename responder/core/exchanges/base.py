@@ -249,7 +249,7 @@ class SpawnIkeSa:
     new: IkeSa
 
     def apply(self, sa: IkeSa, sent: Sent, when: Instant) -> None:
-        sa.spawned.append(self.new)
+        sa.spawned += (self.new,)
 
 
 @attrs.frozen(slots=True)

@@ -91,7 +91,7 @@ class InformationalResponder(Exchange):
         if sa.state is IkeSaState.REKEYED and sa.heir is not None:
             # A Delete that crossed our rekey of the IKE SA: its Child SAs are the heir's now.
             holder = sa.heir
-            sa.touched.append(holder)
+            sa.touched += (holder,)
         by_outbound = {child.outbound_spi: child for child in holder.children.values()}
         for spi in (spi for d in self.deletes if d.protocol_id == ProtocolId.ESP for spi in d.spis):
             child = by_outbound.pop(spi, None)  # we never create AH SAs; unknown SPIs are ignored

@@ -339,7 +339,7 @@ class RekeyIkeSa(Exchange):
             spis=(self._spi, chosen.spi),
             now=when.now,
         )
-        sa.spawned.append(new)
+        sa.spawned += (new,)
         made = f"IKE SA rekeyed: new SPIs {self._spi.hex()}/{chosen.spi.hex()}"
         theirs = self.partner.made if self.partner is not None else None
         if theirs is not None and theirs.state is IkeSaState.ESTABLISHED:
@@ -353,7 +353,7 @@ class RekeyIkeSa(Exchange):
                 retire(sa, theirs, deleting=False, now=when.now)
                 return Done(f"{made}; collision: the peer's survives")
             theirs.doomed_at = when.now + REKEYED_GRACE  # the peer deletes the SA it made
-            sa.touched.append(theirs)  # the endpoint takes its new deadline
+            sa.touched += (theirs,)  # the endpoint takes its new deadline
             retire(sa, new, deleting=True, now=when.now)
             return Done(f"{made}; collision: ours survives", then=(DeleteIkeSa("rekeyed"),))
         retire(sa, new, deleting=True, now=when.now)
