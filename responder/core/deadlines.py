@@ -1,13 +1,20 @@
 """Deadlines of many things, with the earliest found without looking at all of them.
 
 Strategy: a binary heap of ``(deadline, sequence, key)`` beside a map of each
-key's current deadline.  Changing a key's deadline pushes a new entry and
+key's current deadline.  Moving a key's deadline earlier pushes a new entry and
 leaves the old one in the heap; an entry whose deadline is no longer the
-key's is skipped when it reaches the top (lazy deletion).  So setting a
-deadline costs O(log n), finding the earliest O(1) amortised, and the heap is
-rebuilt from the map when stale entries outnumber live ones, which keeps its
-size within a constant factor of the number of keys.  Nothing here grows with
-the number of messages, and nothing scans every key.
+key's is skipped when it reaches the top (lazy deletion).  Moving it later
+pushes nothing: the old, earlier entry stands in for the key until it reaches
+the top, and is pushed again then with the key's deadline of that moment.  So
+every key has an entry no later than its deadline, which is all the earliest
+needs; and a deadline that only moves later (an IKE SA's, from the half-open
+timeout to its lifetime) costs one entry, not one per move (issue 14: about
+100 octets per SA held, measured).  Setting a deadline costs O(log n), finding
+the earliest O(1) amortised, and the heap is rebuilt from the map when stale
+entries outnumber live ones, which keeps its size within a constant factor of
+the number of keys.  Nothing here grows with the number of messages, and
+nothing scans every key.  Equal deadlines come out in the order their entries
+were pushed.
 """
 
 from __future__ import annotations
@@ -41,9 +48,12 @@ class Deadlines(Generic[K]):
         if deadline is None:
             self._current.pop(key, None)
             return
-        if self._current.get(key) == deadline:
+        current = self._current.get(key)
+        if current == deadline:
             return
         self._current[key] = deadline
+        if current is not None and current < deadline:
+            return  # later: the key's earlier entry stands in for it (see earliest())
         heapq.heappush(self._heap, (deadline, next(self._sequence), key))
         if len(self._heap) > 2 * len(self._current) + 64:
             self._heap = [(d, next(self._sequence), k) for k, d in self._current.items()]
@@ -54,9 +64,13 @@ class Deadlines(Generic[K]):
         heap = self._heap
         while heap:
             deadline, _, key = heap[0]
-            if self._current.get(key) == deadline:
+            current = self._current.get(key)
+            if current == deadline:
                 return deadline
-            heapq.heappop(heap)
+            if current is not None and current > deadline:  # it moved later: its entry follows now
+                heapq.heapreplace(heap, (current, next(self._sequence), key))
+            else:
+                heapq.heappop(heap)
         return None
 
     def due(self, now: float) -> list[K]:

@@ -31,6 +31,25 @@ def test_stale_entries_are_dropped_so_the_heap_stays_small() -> None:
     assert deadlines.earliest() == 9_999.0
 
 
+def test_a_deadline_moved_later_keeps_its_one_entry() -> None:
+    """An SA's deadline moves later all its life (half-open timeout, then lifetimes): the entry it
+    has stands in for it and follows it when it comes to the top, so it never costs a second."""
+    deadlines: Deadlines[str] = Deadlines()
+    deadlines.set("sa", 1.0)
+    for step in range(2, 100):
+        deadlines.set("sa", float(step))
+    assert len(deadlines._heap) == 1 and deadlines.earliest() == 99.0 and len(deadlines._heap) == 1
+    assert deadlines.due(98.0) == [] and deadlines.due(99.0) == ["sa"]
+
+
+def test_equal_deadlines_come_out_in_the_order_their_entries_were_pushed() -> None:
+    deadlines: Deadlines[str] = Deadlines()
+    deadlines.set("a", 1.0)
+    deadlines.set("b", 5.0)
+    deadlines.set("a", 5.0)  # later: "a" is pushed again only when its entry at 1.0 comes up
+    assert deadlines.due(5.0) == ["b", "a"]
+
+
 operations = st.lists(
     st.tuples(
         st.sampled_from(["set", "clear", "due"]),
