@@ -66,7 +66,7 @@ from responder.core.exchanges.informational import (
     LivenessCheck,
 )
 from responder.core.exchanges.rekey_ike import RekeyedRefusal, RekeyIkeSa
-from responder.core.ike_sa import REKEYED_GRACE, Deferral, IkeSa, IkeSaState, ResponderFactory
+from responder.core.ike_sa import REKEYED_GRACE, Deferral, IkeSa, IkeSaState, ResponderFactory, without
 from responder.core.instant import Instant
 from responder.core.message_layer import (
     FragmentNotice,
@@ -287,15 +287,15 @@ def _deliver(
     """Send a reply (then apply what follows its sending), or note a deferred answer."""
     kind, message_id = request.exchange_type, request.message_id
     if isinstance(result, Deferred):
-        sa.deferred[message_id] = Deferral(exchange, request, path)
+        sa.deferred = {**sa.deferred, message_id: Deferral(exchange, request, path)}
         sa.emit(AnswerDeferred(*sa.ids, kind, message_id, result.work))
         return
     sent = sa.layer.answer(request, sa.header(kind, message_id, is_response=True), result.payloads, path)
     _send_packets(sa, sent, path)
     if result.done:
-        sa.continuing.pop(kind, None)
+        sa.continuing = without(sa.continuing, kind)
     else:
-        sa.continuing[kind] = exchange
+        sa.continuing = {**sa.continuing, kind: exchange}
     sa.emit(RequestAnswered(*sa.ids, kind, message_id, result.result))
     for action in result.after_send:
         action.apply(sa, sent, when)
@@ -304,7 +304,8 @@ def _deliver(
 def _answer_error(sa: IkeSa, request: Header, error: ProtocolError, path: Path) -> None:
     """The boundary: turn an exchange's error into the RFC's answer (RFC 7296 §2.21)."""
     kind, message_id = request.exchange_type, request.message_id
-    lasting = sa.continuing.pop(kind, None)  # an error ends an exchange of several rounds
+    lasting = sa.continuing.get(kind)  # an error ends an exchange of several rounds
+    sa.continuing = without(sa.continuing, kind)
     if lasting is not None:
         lasting.abandon(sa, error.reason)
     notify = error.answer
@@ -374,7 +375,7 @@ def _complete(sa: IkeSa, request: PendingRequest[Exchange], response: Received, 
         if outcome.same_message_id:
             _send(sa, request.message_id, exchange, when)
         else:
-            sa.layer.queued.insert(0, exchange)  # its next round goes before anything queued
+            sa.layer.queued = (exchange, *sa.layer.queued)  # its next round goes before anything queued
         return
     sa.emit(ResponseReceived(*sa.ids, exchange.exchange_type, request.message_id, outcome.result))
     for follow in outcome.then:
@@ -400,7 +401,7 @@ def flush(sa: IkeSa, when: Instant) -> None:
         exchange = layer.queued[0]
         reason = exchange.obsolete(sa)
         if reason is not None:
-            layer.queued.pop(0)
+            layer.queued = layer.queued[1:]
             exchange.abandon(sa, reason)
             continue
         if layer.pending and (
@@ -477,9 +478,9 @@ def _lifecycle(sa: IkeSa, when: Instant) -> None:
         sa.expires_at = sa.doomed_at = sa.rekey_at = None
         for child in sa.children.values():  # they end with the IKE SA's Delete
             child.rekey_at = child.expires_at = child.doomed_at = None
-        for exchange in list(sa.layer.queued):
+        for exchange in sa.layer.queued:
             exchange.abandon(sa, "the IKE SA expired")
-        sa.layer.queued.clear()
+        sa.layer.queued = ()
         sa.layer.enqueue(DeleteIkeSa("IKE SA lifetime expired"))
         return
     if _due(sa.doomed_at, now):
@@ -542,7 +543,8 @@ def child_limit(sa: IkeSa, reached: LimitReached, when: Instant) -> bool:
 
 def resume(sa: IkeSa, message_id: int, result: object, when: Instant) -> bool:
     """Answer a deferred request with the outside work's ``result``; ``False`` if none is waiting."""
-    deferral = sa.deferred.pop(message_id, None)
+    deferral = sa.deferred.get(message_id)
+    sa.deferred = without(sa.deferred, message_id)
     if deferral is None or sa.state is IkeSaState.CLOSED:
         return False
     try:

@@ -236,9 +236,13 @@ class GiveUp(Generic[X]):
 
 
 @attrs.frozen(slots=True)
-class _Answer:
+class _Taken:
+    """A request of the peer's from :meth:`MessageLayer.begin` until its response is dropped: the
+    digest its copies are recognised by, and our response's packets once it is sent (``None``
+    while it is being answered)."""
+
     request_digest: bytes
-    packets: tuple[bytes, ...]
+    packets: tuple[bytes, ...] | None = None
 
 
 @attrs.define(eq=False, slots=True)
@@ -259,13 +263,15 @@ class MessageLayer(Generic[X]):
     #: Seconds after which a request of ours is given up (``dpd_timeout``); ``None``: the defaults.
     give_up_after: float | None = None
     pending: dict[int, PendingRequest[X]] = attrs.Factory(dict)
-    #: Requests of ours waiting for the peer's window, oldest first: a list (a few at most), as an
-    #: empty deque costs 568 octets more, once per SA held (issue 14).
-    queued: list[X] = attrs.Factory(list)
+    #: Requests of ours waiting for the peer's window, oldest first: a tuple (a few at most, now and
+    #: then), as the empty tuple is shared where an empty list is 56 octets per SA held, an empty
+    #: deque 624 (issue 14).
+    queued: tuple[X, ...] = ()
     #: The peer's fragments being reassembled; ``None`` until RFC 7383 was negotiated.
     reassembly: Reassembler | None = None
-    _answered: dict[int, _Answer] = attrs.Factory(dict)
-    _in_progress: dict[int, bytes] = attrs.Factory(dict)  # Message ID -> digest of a request being answered
+    #: The peer's requests being answered and answered, by Message ID: one table for both, as an
+    #: SA held has one answered request and a second dict would be 64 octets more (issue 14).
+    _taken: dict[int, _Taken] = attrs.Factory(dict)
     #: What went out since :meth:`take_sent`: each message's header and payload names (for the log);
     #: a tuple, empty almost always, like the IKE SA's outgoing messages (issue 14).
     _sent: tuple[tuple[Header, tuple[str, ...]], ...] = ()
@@ -352,8 +358,8 @@ class MessageLayer(Generic[X]):
             if request is None or request.exchange_type is not header.exchange_type:
                 return FragmentNotice(f"{name}: response to no request of ours", True)
         else:
-            answer = self._answered.get(message_id)
-            if answer is not None:
+            answer = self._taken.get(message_id)
+            if answer is not None and answer.packets is not None:
                 if number == 1:  # §2.6.1: fragment 1 of an answered request repeats the response
                     return Resend(message_id, answer.packets)
                 return FragmentNotice(
@@ -409,21 +415,22 @@ class MessageLayer(Generic[X]):
 
     def stored_response(self, message_id: int, data: bytes) -> tuple[bytes, ...] | None:
         """Our stored response when ``data`` is a bitwise copy of the request it answered (RFC 7296 §2.1)."""
-        answer = self._answered.get(message_id)
-        if answer is None or answer.request_digest != _digest(data):
+        answer = self._taken.get(message_id)
+        if answer is None or answer.packets is None or answer.request_digest != _digest(data):
             return None
         return answer.packets
 
     def being_answered(self, message_id: int, data: bytes) -> bool:
         """A copy of a request accepted earlier whose answer is not sent yet (deferred)."""
-        digest = self._in_progress.get(message_id)
-        return digest is not None and digest == _digest(data)
+        taken = self._taken.get(message_id)
+        return taken is not None and taken.packets is None and taken.request_digest == _digest(data)
 
     def request_status(self, message_id: int) -> str | None:
         """``None`` for a new request inside the window, else why it is not taken (RFC 7296 §2.3)."""
-        if message_id in self._answered:
+        taken = self._taken.get(message_id)
+        if taken is not None and taken.packets is not None:
             return f"request Message ID {message_id} was answered for another request"
-        if message_id in self._in_progress:
+        if taken is not None:
             return f"request Message ID {message_id} is being answered for another request"
         if not self.next_expected <= message_id < self.next_expected + self.window_size:
             return (
@@ -438,15 +445,18 @@ class MessageLayer(Generic[X]):
         RFC 7296 §2.1: a response is kept until a request arrives whose Message
         ID is at least the response's plus the window size.
         """
-        self._in_progress[message_id] = _digest(data)
+        self._taken[message_id] = _Taken(_digest(data))
         if self.reassembly is not None:  # it may have come whole while its fragments were awaited
             self.reassembly.forget(False, message_id)
-        for old in [m for m in self._answered if m <= message_id - self.window_size]:
-            del self._answered[old]
+        oldest = message_id - self.window_size
+        for old in [m for m, taken in self._taken.items() if m <= oldest and taken.packets is not None]:
+            del self._taken[old]
 
     def forget(self, message_id: int) -> None:
         """A request taken with :meth:`begin` is dropped unanswered; a copy of it will be looked at anew."""
-        _pop(self._in_progress, message_id)
+        taken = self._taken.get(message_id)
+        if taken is not None and taken.packets is None:
+            _pop(self._taken, message_id)
 
     def answer(
         self, request: Header, response: Header, payloads: Sequence[Payload], path: Path | None = None
@@ -461,24 +471,24 @@ class MessageLayer(Generic[X]):
         """Encode and store the response to a request that travels in the clear (IKE_SA_INIT,
         Message ID 0); returns its octets."""
         data = encode_message(response)
-        self._in_progress[message_id] = _digest(request)
+        self._taken[message_id] = _Taken(_digest(request))
         self._store(message_id, (data,))
         self._sent += ((response.header, payload_summary(response.payloads)),)
         return data
 
     def _store(self, message_id: int, packets: tuple[bytes, ...]) -> None:
-        digest = _pop(self._in_progress, message_id)
-        if digest is None:
+        taken = self._taken.get(message_id)
+        if taken is None or taken.packets is not None:
             raise LocalError(f"answer to request {message_id}, which was not taken with begin()")
-        self._answered[message_id] = _Answer(digest, packets)
-        while self.next_expected in self._answered:
+        self._taken[message_id] = _Taken(taken.request_digest, packets)
+        while (taken := self._taken.get(self.next_expected)) is not None and taken.packets is not None:
             self.next_expected += 1
 
     # ------------------------------------------------------------------ our requests
 
     def enqueue(self, exchange: X) -> None:
         """A request of ours, to be sent when the peer's window has room (RFC 7296 §2.3)."""
-        self.queued.append(exchange)
+        self.queued += (exchange,)
 
     @property
     def has_room(self) -> bool:
@@ -491,7 +501,8 @@ class MessageLayer(Generic[X]):
             return None
         message_id = self.next_send_id
         self.next_send_id += 1
-        return message_id, self.queued.pop(0)
+        exchange, self.queued = self.queued[0], self.queued[1:]
+        return message_id, exchange
 
     def send(
         self,
@@ -544,7 +555,7 @@ class MessageLayer(Generic[X]):
         """Forget every request of ours, sent or queued; returns their exchanges."""
         exchanges = [request.exchange for request in self.pending.values()] + list(self.queued)
         self.pending.clear()
-        self.queued.clear()
+        self.queued = ()
         return exchanges
 
     # ------------------------------------------------------------------ time

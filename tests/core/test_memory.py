@@ -10,7 +10,7 @@ import pytest
 from responder.core.child_sa import ChildSa
 from responder.core.errors import LocalError
 from responder.core.exchanges.child import make_child
-from responder.core.ike_sa import IkeSa, IkeSaState
+from responder.core.ike_sa import NOTHING, IkeSa, IkeSaState, without
 from responder.core.interning import Interner
 from responder.core.payloads import TrafficSelector
 from tests.fakes.pair import Pair, child_request, initiator_settings, responder_config
@@ -132,9 +132,17 @@ def test_an_established_sa_holds_no_empty_queues() -> None:
     """What waits for the endpoint is the shared empty tuple once taken, and a dict that emptied
     gives back the table it grew (issue 14)."""
     pair, (sa, _) = _two_established()
-    assert sa.spawned == sa.touched == sa._outgoing == sa._events == sa.layer._sent == ()
+    assert sa.spawned == sa.touched == sa._outgoing == sa._events == sa.layer._sent == sa.layer.queued == ()
+    assert sa.deferred is sa.continuing is NOTHING
+    assert list(sa.layer._taken) == [1]  # the IKE_AUTH request and its response (RFC 7296 §2.1)
     pair.responder.request_liveness_check(sa.local_spi, pair.now)  # a request of ours, answered
     pair.pump()
     assert sa.layer.next_send_id == 1 and not sa.layer.pending
-    for emptied in (sa.layer.pending, sa.layer._in_progress):
-        assert sys.getsizeof(emptied) == sys.getsizeof({})
+    assert sys.getsizeof(sa.layer.pending) == sys.getsizeof({})
+
+
+def test_without_takes_a_key_out_and_gives_the_shared_empty_mapping_back() -> None:
+    one = {1: "a"}
+    assert without(one, 2) is one
+    assert without({1: "a", 2: "b"}, 2) == {1: "a"}
+    assert without(one, 1) is NOTHING and one == {1: "a"}

@@ -303,12 +303,11 @@ def move_children(old: IkeSa, heir: IkeSa) -> None:
     heir.children.update(old.children)
     old.children.clear()
     old.heir = heir
-    staying = [exchange for exchange in old.layer.queued if not exchange.follows_child_sas]
+    staying = tuple(exchange for exchange in old.layer.queued if not exchange.follows_child_sas)
     for exchange in old.layer.queued:
         if exchange.follows_child_sas:
             heir.layer.enqueue(exchange)
-    old.layer.queued.clear()
-    old.layer.queued.extend(staying)
+    old.layer.queued = staying
     old.emit(ChildSasMoved(*old.ids, heir.local_spi, moved))
 
 
