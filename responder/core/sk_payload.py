@@ -75,7 +75,11 @@ class SkProtection:
 
     encryption: Encryption
     integrity: Integrity | None
-    _cipher: KeyedEncryption = attrs.field(repr=False)
+    #: SK_e (the AEAD salt included), the same octets as the IKE SA's keys hold.  The keyed cipher
+    #: is made for each message (:meth:`_cipher`) rather than held: an IKE SA sends a message now
+    #: and then, and a held one was 72 octets per direction of every SA (issue 14, measured), its
+    #: library object 2.4 KiB (see :class:`~responder.core.transforms.AeadCipher`).
+    _key: bytes = attrs.field(repr=False)
     _mac: KeyedIntegrity | None = attrs.field(repr=False)
 
     @classmethod
@@ -90,9 +94,12 @@ class SkProtection:
         if encryption.is_aead != (integrity is None):
             raise LocalError("an integrity transform is needed exactly when the encryption is not AEAD")
         mac = integrity.keyed(integrity_key) if integrity is not None else None
-        # An IKE SA sends a message now and then: its AEAD object is made per message rather than
-        # held (about 2.4 KiB of RSS each, two per IKE SA; issue 14, transforms.AeadCipher).
-        return cls(encryption, integrity, encryption.keyed(encryption_key, keep=False), mac)
+        encryption.keyed(encryption_key, keep=False)  # a key of the wrong length fails here, not later
+        return cls(encryption, integrity, encryption_key, mac)
+
+    def _cipher(self) -> KeyedEncryption:
+        """The encryption bound to SK_e, for one message."""
+        return self.encryption.keyed(self._key, keep=False)
 
     @property
     def icv_size(self) -> int:
@@ -146,9 +153,9 @@ def _seal(protection: SkProtection, head: bytes, inner: bytes, iv: bytes) -> byt
     pad_length = protection._pad_length(len(inner))
     plaintext = inner + bytes(pad_length) + bytes([pad_length])
     if encryption.is_aead:
-        return head + iv + protection._cipher.encrypt(iv, plaintext, head)
+        return head + iv + protection._cipher().encrypt(iv, plaintext, head)
     assert protection._mac is not None  # guaranteed by SkProtection.create
-    unsigned = head + iv + protection._cipher.encrypt(iv, plaintext, b"")
+    unsigned = head + iv + protection._cipher().encrypt(iv, plaintext, b"")
     return unsigned + protection._mac.compute(unsigned)
 
 
@@ -259,7 +266,7 @@ def _open(protection: SkProtection, data: bytes, message: Message) -> tuple[Payl
     if encryption.is_aead:
         # RFC 5282 §5.1: the AAD runs from the IKE header to the end of the SK header.
         aad = data[:iv_offset]
-        plaintext = protection._cipher.decrypt(iv, data[ciphertext_offset:], aad, offset=iv_offset)
+        plaintext = protection._cipher().decrypt(iv, data[ciphertext_offset:], aad, offset=iv_offset)
     else:
         assert protection._mac is not None  # guaranteed by SkProtection.create
         icv_offset = len(data) - icv_size
@@ -273,7 +280,7 @@ def _open(protection: SkProtection, data: bytes, message: Message) -> tuple[Payl
                 offset=ciphertext_offset,
                 payload_type=PayloadType.SK,
             )
-        plaintext = protection._cipher.decrypt(iv, ciphertext, b"")
+        plaintext = protection._cipher().decrypt(iv, ciphertext, b"")
     pad_length = plaintext[-1]
     if pad_length + 1 > len(plaintext):
         raise DecodeError(

@@ -13,6 +13,7 @@ from responder.core.exchanges.child import make_child
 from responder.core.ike_sa import NOTHING, IkeSa, IkeSaState, without
 from responder.core.interning import Interner
 from responder.core.payloads import TrafficSelector
+from responder.core.transforms import AeadCipher
 from tests.fakes.pair import Pair, child_request, initiator_settings, responder_config
 
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -146,3 +147,18 @@ def test_without_takes_a_key_out_and_gives_the_shared_empty_mapping_back() -> No
     assert without(one, 2) is one
     assert without({1: "a", 2: "b"}, 2) == {1: "a"}
     assert without(one, 1) is NOTHING and one == {1: "a"}
+
+
+def test_keys_are_held_once() -> None:
+    """The SK and ESP ciphers hold the very octets the key records hold, and make what they cut from
+    them (the AEAD's key and salt, its library object) only when a message or packet needs it."""
+    pair, (sa, _) = _two_established()
+    assert sa.keys is not None and sa.layer.inbound is not None and sa.layer.outbound is not None
+    assert sa.layer.inbound._key is sa.keys.sk_ei and sa.layer.outbound._key is sa.keys.sk_er
+    params = _child(sa).params
+    esp = pair.responder._data_plane._installed[params.inbound_spi].esp
+    for cipher, key in (
+        (esp.inbound._cipher, params.keys.encryption_i),
+        (esp.outbound._cipher, params.keys.encryption_r),
+    ):
+        assert isinstance(cipher, AeadCipher) and cipher._material is key and cipher._aead is None
