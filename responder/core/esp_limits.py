@@ -27,6 +27,7 @@ The limits:
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import attrs
@@ -41,6 +42,7 @@ SEQUENCE_LIMIT: Final = "sequence numbers"
 _RESERVE_SHIFT: Final = 3  # one eighth of the sequence space is left when the rekey starts
 
 
+@functools.lru_cache(maxsize=8)  # one int for every pair (32 octets per Child SA held, issue 14)
 def soft_sequence(max_seq: int) -> int:
     """The sequence number from which the pair is rekeyed (RFC 4303 §3.3.3): 7/8 of ``max_seq``."""
     return max_seq - (max_seq >> _RESERVE_SHIFT)

@@ -26,6 +26,7 @@ window is kept over every transport.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final
 
 import attrs
@@ -59,6 +60,11 @@ def _check_size(instance: object, attribute: object, value: int) -> None:
         raise LocalError(f"a replay window holds at least one packet, not {value}")
 
 
+@functools.lru_cache(maxsize=16)  # one int per window size for every SA (36 octets per SA held, issue 14)
+def _ones(count: int) -> int:
+    return (1 << count) - 1
+
+
 @attrs.define(eq=False, slots=True, on_setattr=attrs.setters.NO_OP)  # ``size`` is checked at construction
 class ReplayWindow:
     """A sliding receive window of ``size`` sequence numbers (RFC 4303 §3.4.3, Appendix A).
@@ -76,7 +82,7 @@ class ReplayWindow:
     _mask: int = attrs.field(init=False, repr=False)  #: ``size`` one bits, made once
 
     def __attrs_post_init__(self) -> None:
-        self._mask = (1 << self.size) - 1
+        self._mask = _ones(self.size)
 
     def infer(self, seq: int) -> int:
         """The full sequence number of a packet carrying the 32-bit ``seq`` (RFC 4303 Appendix A2.2).
