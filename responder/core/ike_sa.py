@@ -149,9 +149,6 @@ class IkeSa:
     # Negotiated in IKE_SA_INIT (RFC 7296 §1.2, §2.14)
     #: The suite, without an SPI (the SA's are :attr:`spis`), shared by the SAs that chose alike.
     proposal: ChosenProposal | None = None
-    prf: Prf | None = None
-    encryption: Encryption | None = None
-    integrity: Integrity | None = None
     keys: IkeSaKeys | None = attrs.field(default=None, repr=False)
     nonce_i: bytes = b""
     nonce_r: bytes = b""
@@ -222,6 +219,20 @@ class IkeSa:
     @property
     def config(self) -> Config:
         return self.services.config
+
+    # The transforms :attr:`proposal` names, shared by every SA (a field each was 24 octets per SA).
+
+    @property
+    def prf(self) -> Prf | None:
+        return None if self.proposal is None else self.proposal.prf_transform()
+
+    @property
+    def encryption(self) -> Encryption | None:
+        return None if self.proposal is None else self.proposal.encryption_transform()
+
+    @property
+    def integrity(self) -> Integrity | None:
+        return None if self.proposal is None else self.proposal.integrity_transform()
 
     def header(self, exchange: ExchangeType, message_id: int, *, is_response: bool) -> Header:
         """A header of this SA, built fresh (RFC 7296 §3.1: version 2.0, our role in the I flag)."""

@@ -117,15 +117,15 @@ def _detect_nat(sa: IkeSa, message: Message, path: Path) -> None:
 def _install_keys(sa: IkeSa, chosen: ChosenProposal, shared_secret: bytes) -> None:
     """SKEYSEED and SK_* (RFC 7296 §2.14), and the SK protections of both directions."""
     sa.proposal = sa.services.intern(chosen)  # one copy for the SAs that chose alike (issue 14)
-    sa.prf = chosen.prf_transform()
-    sa.encryption = chosen.encryption_transform()
-    sa.integrity = chosen.integrity_transform()
-    seed = skeyseed(sa.prf, sa.nonce_i, sa.nonce_r, shared_secret)
-    sa.keys = derive_ike_sa_keys(
-        sa.prf, sa.encryption, sa.integrity, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r
+    prf, encryption, integrity = (
+        chosen.prf_transform(),
+        chosen.encryption_transform(),
+        chosen.integrity_transform(),
     )
+    seed = skeyseed(prf, sa.nonce_i, sa.nonce_r, shared_secret)
+    sa.keys = derive_ike_sa_keys(prf, encryption, integrity, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r)
     outbound, inbound = sk_protections(
-        sa.keys, sa.encryption, sa.integrity, is_original_initiator=sa.is_original_initiator
+        sa.keys, encryption, integrity, is_original_initiator=sa.is_original_initiator
     )
     sa.layer.install_keys(inbound, outbound)
 

@@ -144,19 +144,15 @@ def _new_ike_sa(
     new.nat_detected_local, new.nat_detected_remote = old.nat_detected_local, old.nat_detected_remote
     new.rekeyed_from = old.local_spi
     new.proposal = new.services.intern(chosen.without_spi())  # the SPIs are the new SA's (issue 14)
-    new.prf, new.encryption, new.integrity = (
+    prf, encryption, integrity = (
         chosen.prf_transform(),
         chosen.encryption_transform(),
         chosen.integrity_transform(),
     )
     # §2.18: the old SA's PRF and SK_d, the new g^ir and the rekey's nonces.
     seed = rekey_skeyseed(old.prf, old.keys.sk_d, shared_secret, nonce_i, nonce_r)
-    new.keys = derive_ike_sa_keys(
-        new.prf, new.encryption, new.integrity, seed, nonce_i, nonce_r, spi_i, spi_r
-    )
-    outbound, inbound = sk_protections(
-        new.keys, new.encryption, new.integrity, is_original_initiator=we_initiated
-    )
+    new.keys = derive_ike_sa_keys(prf, encryption, integrity, seed, nonce_i, nonce_r, spi_i, spi_r)
+    outbound, inbound = sk_protections(new.keys, encryption, integrity, is_original_initiator=we_initiated)
     new.layer.install_keys(inbound, outbound)  # windows stay 1 (§1.3.2)
     new.start_lifetime(now)
     announce_established(new)
