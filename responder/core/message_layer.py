@@ -118,7 +118,7 @@ def _digest(data: bytes) -> bytes:
 
 def _pop(table: dict[int, V], key: int) -> V | None:
     """``table.pop(key, None)``, and the table's memory back once it is empty: a dict keeps what it
-    grew to hold after its last item goes, 160 octets per SA held for a request answered long ago
+    grew to hold after its last item goes, 160 octets per SA held that once had a request in it
     (issue 14, measured); ``clear()`` gives it back."""
     value = table.pop(key, None)
     if not table:
@@ -269,8 +269,9 @@ class MessageLayer(Generic[X]):
     queued: tuple[X, ...] = ()
     #: The peer's fragments being reassembled; ``None`` until RFC 7383 was negotiated.
     reassembly: Reassembler | None = None
-    #: The peer's requests being answered and answered, by Message ID: one table for both, as an
-    #: SA held has one answered request and a second dict would be 64 octets more (issue 14).
+    #: The peer's requests from :meth:`begin` until their response is dropped (RFC 7296 §2.1), by
+    #: Message ID: one table for those being answered and those answered, as an SA held has one
+    #: answered request and a second dict was 64 octets more (issue 14).
     _taken: dict[int, _Taken] = attrs.Factory(dict)
     #: What went out since :meth:`take_sent`: each message's header and payload names (for the log);
     #: a tuple, empty almost always, like the IKE SA's outgoing messages (issue 14).
