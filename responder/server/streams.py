@@ -234,7 +234,10 @@ async def _serve_connection(
             # The task reads in the nursery's scope, which Connection.stop_reading cancels; a writer
             # task runs only while frames are queued (Connection.take, issue 14), shielded from
             # that in Connection.cut_scope, so that what is queued still leaves.
-            connection.serve_in(nursery, partial(_write_loop, stream=stream))
+            send_now = (
+                partial(_send_now, stream.socket.fileno()) if isinstance(stream, trio.SocketStream) else None
+            )
+            connection.serve_in(nursery, partial(_write_loop, stream=stream), send_now)
             try:
                 reason, outcome = await _read_loop(
                     connection, stream, engine, table, settings, max_frame_length
@@ -359,6 +362,16 @@ async def _read_loop(
             return f"framing error: {error.reason}", outcome
         if ended is not None:
             return ended
+
+
+def _send_now(descriptor: int, data: bytes) -> int:
+    """Octets of ``data`` a plain TCP socket takes now, without blocking (``send(2)`` without flags
+    is ``write(2)``).  0 when it takes none; an error also gives 0: the writer task that sends the
+    rest then meets it and closes the connection (``_write_loop``)."""
+    try:
+        return os.write(descriptor, data)
+    except OSError:
+        return 0
 
 
 async def _receive(stream: trio.abc.Stream, max_bytes: int) -> bytes:
