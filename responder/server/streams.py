@@ -378,24 +378,29 @@ async def _receive(stream: trio.abc.Stream, max_bytes: int) -> bytes:
     """What ``stream.receive_some(max_bytes)`` returns, as ``bytes`` (``b""`` at the end of the stream).
 
     A plain TCP stream is read from its socket here, with ``SocketStream.receive_some``'s own
-    steps (a cancellation point, a non-blocking read, a wait until readable, a checkpoint): an
-    idle connection then waits three coroutine frames shallower, about 0.8 KiB less per held
-    connection (tracemalloc in the responder process, bench/scale_wire.py, issue 14).
-    ``recv(2)`` without flags is ``read(2)``.  Errors are :exc:`trio.BrokenResourceError`, as there.
+    steps (a cancellation point, a non-blocking read, a wait until readable): an idle connection
+    then waits three coroutine frames shallower, about 0.8 KiB less per held connection
+    (tracemalloc in the responder process, bench/scale_wire.py, issue 14).  A read that had to
+    wait has passed through the scheduler there, so only one that did not yields afterwards:
+    one scheduler pass per message, not two.  ``recv(2)`` without flags is ``read(2)``.
+    Errors are :exc:`trio.BrokenResourceError`, as there.
     """
     if not isinstance(stream, trio.SocketStream):
         return bytes(await stream.receive_some(max_bytes))
     descriptor = stream.socket.fileno()
     await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
     while True:
         try:
             data = os.read(descriptor, max_bytes)
         except BlockingIOError:
             await trio.lowlevel.wait_readable(descriptor)
+            waited = True
             continue
         except OSError as error:
             raise trio.BrokenResourceError(error) from error
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
 
