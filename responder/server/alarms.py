@@ -43,10 +43,16 @@ class Sleeper:
     #: The number of its live heap entry, or ``_NOT_IN_HEAP``.
     _entry: int = attrs.field(default=_NOT_IN_HEAP, init=False, repr=False)
     _alarms: Alarms | None = attrs.field(default=None, init=False, repr=False)
+    _until: float = attrs.field(default=math.inf, init=False, repr=False)
 
     @property
     def sleeping(self) -> bool:
         return self._task is not None
+
+    @property
+    def until(self) -> float:
+        """The deadline of the current sleep (``math.inf``: until woken; meaningless when awake)."""
+        return self._until
 
     def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
         """Trio's abort function for a sleep that is cancelled: a method rather than a closure per
@@ -82,6 +88,7 @@ class Alarms:
             return
         sleeper._task = trio.lowlevel.current_task()
         sleeper._alarms = self
+        sleeper._until = deadline
         if deadline != math.inf:
             self._push(sleeper, deadline)
             if deadline < self._keeper_deadline and self._keeper is not None:

@@ -87,10 +87,19 @@ class SaRunners:
         self._spawn(runner)
 
     def poke(self, local_spi: bytes) -> None:
-        """The SA's deadline may have changed: its task looks again."""
+        """The SA's deadline may have changed: its task looks again if it must wake sooner.
+
+        A deadline that moved later (the usual case: a message from the peer puts its liveness
+        check off) wakes nobody: the task wakes at the old one, finds nothing due, and sleeps
+        until the new one.  That saves a wakeup per message (issue 14).  No deadline (the SA
+        closed, or has nothing pending) always wakes it, so that a closed SA's task ends.
+        """
         runner = self._runners.get(local_spi)
-        if runner is not None:
-            self._alarms.wake(runner)  # harmless when its task is not asleep
+        if runner is None or not runner.sleeping:
+            return  # a task that is not asleep reads the SA's timer before it sleeps
+        deadline = runner.sa.get_timer()
+        if deadline is None or deadline < runner.until:
+            self._alarms.wake(runner)
 
     def _spawn(self, runner: _Runner) -> None:
         if self._nursery is not None and not runner.spawned:
@@ -100,16 +109,18 @@ class SaRunners:
     async def _run_sa(self, runner: _Runner) -> None:
         sa = runner.sa
         try:
+            deadline = sa.get_timer()
             while sa.state is not IkeSaState.CLOSED and self.alive(sa):
-                deadline = sa.get_timer()
                 await self._alarms.sleep_until(runner, math.inf if deadline is None else deadline)
+                deadline = sa.get_timer()  # it may have changed while we slept
                 now = trio.current_time()
-                if deadline is None or now < deadline or deadline != sa.get_timer():
-                    continue  # poked: look at the SA's timer again
+                if deadline is None or now < deadline:
+                    continue  # poked, or the deadline moved later: sleep until the current one
                 self.run_timer(sa.local_spi, now)
-                if sa.get_timer() == deadline:  # None once closed, so this SA is still open
+                if (after := sa.get_timer()) == deadline:  # None once closed, so this SA is still open
                     logger.error("%s timer did not advance; waiting 1 s", spis(sa.spi_i, sa.spi_r))
                     await trio.sleep(1.0)
+                deadline = sa.get_timer() if after == deadline else after
         finally:
             if self._runners.get(sa.local_spi) is runner:
                 del self._runners[sa.local_spi]
