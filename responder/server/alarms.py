@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Awaitable
 
 import attrs
 import trio
@@ -76,16 +77,19 @@ class Alarms:
         """Sleepers waiting for a deadline (not those asleep until woken)."""
         return self._live
 
-    async def sleep_until(self, sleeper: Sleeper, deadline: float) -> None:
-        """Sleep until ``deadline`` (``math.inf``: until woken), or until :meth:`wake`.
+    def sleep_until(self, sleeper: Sleeper, deadline: float) -> Awaitable[None]:
+        """Sleep until ``deadline`` (``math.inf``: until woken), or until :meth:`wake`:
+        ``await alarms.sleep_until(sleeper, deadline)``, at once, in the task that sleeps (the
+        call arms the alarm for the calling task: never ``nursery.start_soon(alarms.sleep_until, ...)``).
 
-        A checkpoint, like :func:`trio.sleep_until`: it may raise :exc:`trio.Cancelled`.
+        A checkpoint, like :func:`trio.sleep_until`: it may raise :exc:`trio.Cancelled`.  A plain
+        method that arms the alarm and returns Trio's own wait, rather than a coroutine around
+        it: a sleeping task then holds one coroutine frame less, about 0.2 KiB (issue 14).
         """
         if sleeper._task is not None:
             raise RuntimeError("a sleeper sleeps in one task at a time")
         if deadline <= trio.current_time():
-            await trio.lowlevel.checkpoint()
-            return
+            return trio.lowlevel.checkpoint()
         sleeper._task = trio.lowlevel.current_task()
         sleeper._alarms = self
         sleeper._until = deadline
@@ -93,7 +97,7 @@ class Alarms:
             self._push(sleeper, deadline)
             if deadline < self._keeper_deadline and self._keeper is not None:
                 self._keeper.cancel()  # the keeper looks again: this one is due first
-        await trio.lowlevel.wait_task_rescheduled(sleeper._abort)
+        return trio.lowlevel.wait_task_rescheduled(sleeper._abort)
 
     def wake(self, sleeper: Sleeper) -> None:
         """Wake ``sleeper`` now if it sleeps (harmless otherwise)."""
