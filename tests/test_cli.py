@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import ipaddress
 import json
@@ -24,9 +25,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from responder import __version__
 from responder.cli import (
+    GC_YOUNG_THRESHOLD,
     LAB_CLIENT_ID,
     Invocation,
     LogOptions,
+    _tune_garbage_collection,
     client_view,
     configure_logging,
     libreswan_id,
@@ -1252,3 +1255,16 @@ def test_a_certificate_file_whose_key_cannot_be_read_is_named(tmp_path: FilePath
     ) as e:
         parse("--ca", str(tmp_path / "odd.der"))
     assert e.value.field == "--ca"
+
+
+def test_serving_process_collects_garbage_less_often() -> None:
+    """The command's process freezes what it built at start and raises the young threshold
+    (issue 14); the settings are restored here, since this test runs in pytest's process."""
+    threshold = gc.get_threshold()
+    try:
+        _tune_garbage_collection()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, threshold[1], threshold[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -51,7 +51,7 @@ import itertools
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import attrs
@@ -147,14 +147,24 @@ class Connection:
     graceful: bool = True  #: close with TLS close_notify / after flushing; False: cut at once
     reason: str | None = None
     outcome: str | None = None
-    #: Cancels everything the connection does; its deadline is the shutdown deadline.
-    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    #: Cancels only the reading (graceful shutdown: what is queued is still written).
-    reader_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     #: Rate-limits the lines about what cannot be framed (the table's own, when it made this one).
     limiter: LimitLog = attrs.field(factory=LimitLog)
-    #: Starts a writer task in the connection's nursery (set by the task serving the stream).
-    start_writer: Callable[[], None] | None = None
+    #: When everything the connection does is cut: a shutdown's deadline, ``-inf`` once aborted.
+    cut_at: float = attrs.field(init=False, default=math.inf)
+    #: Cancel scopes, as few as an idle connection can do with (each costs about 0.6 KiB: issue
+    #: 14).  ``_reading`` is the scope of the connection's nursery, in which its task reads:
+    #: cancelling it stops the reading.  A writer runs shielded from that in a scope of its own
+    #: (``_cut``), so what is queued is still written; after the nursery, ``_cut`` is the scope
+    #: of the graceful close.  :meth:`abort` cancels both.
+    _reading: trio.CancelScope | None = attrs.field(init=False, default=None)
+    _cut: trio.CancelScope | None = attrs.field(init=False, default=None)
+    _reading_stopped: bool = attrs.field(init=False, default=False)
+    #: Where a writer task starts, and the stream it writes (set by :meth:`serve_in`).
+    _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+    _write: Callable[[Connection], Awaitable[None]] | None = attrs.field(init=False, default=None)
+    #: Writes what the stream takes at once without blocking, and says how many octets it took
+    #: (a plain TCP socket's ``send``; ``None`` for TLS): see :meth:`send_ike`.
+    _send_now: Callable[[bytes], int] | None = attrs.field(init=False, default=None)
     #: Frames waiting to be written, oldest first.  A list and a flag rather than a memory
     #: channel and a writer task per connection: a writer runs only while something is queued,
     #: which saves an idle task, a channel's state and its deques (about 4 KiB of RSS per held
@@ -200,18 +210,28 @@ class Connection:
         except LocalError as error:
             log.error("%s: %s; dropped", self.describe(), error)
             return False
-        return self._queue(frame)
+        return self._queue(frame, at_once=True)
 
-    def _queue(self, frame: bytes) -> bool:
+    def _queue(self, frame: bytes, *, at_once: bool = False) -> bool:
         if self._sending_closed:
             return False
+        if at_once and self._send_now is not None and not self._frames and not self._writing:
+            # An IKE message on a plain TCP connection with nothing queued leaves at once, in the
+            # engine's call: no writer task to start for it (a task per answer cost about 8% of
+            # the CPU per new SA over TCP, bench/vs_strongswan.py, issue 14).  What the socket
+            # does not take now is queued for a writer as usual, so the order is kept.  ESP is
+            # always queued: a writer joins a batch of ESP frames into one send.
+            taken = self._send_now(frame)
+            if taken == len(frame):
+                return True
+            frame = frame[taken:]
         if len(self._frames) >= self.queue_size:
             self.abort(f"slow reader: {self.queue_size} messages waiting to be written", "slow_reader")
             return False
         self._frames.append(frame)
-        if not self._writing and self.start_writer is not None:
+        if not self._writing and self._nursery is not None and self._write is not None:
             self._writing = True
-            self.start_writer()
+            self._nursery.start_soon(self._write, self)
         return True
 
     def send_esp(self, packet: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
@@ -276,19 +296,61 @@ class Connection:
         """No more messages are queued; a writer finishes what is already queued."""
         self._sending_closed = True
 
-    # ------------------------------------------------------------------ ending
-
     def finish(self, reason: str, outcome: str) -> None:
         """Record why the connection ends (only the first reason counts)."""
         if self.reason is None:
             self.reason, self.outcome = reason, outcome
+
+    # ------------------------------------------------------------------ the task's scopes
+
+    def serve_in(
+        self,
+        nursery: trio.Nursery,
+        write: Callable[[Connection], Awaitable[None]],
+        send_now: Callable[[bytes], int] | None = None,
+    ) -> None:
+        """The task serving the stream reads in ``nursery`` and starts ``write(self)`` there when
+        frames are queued (a writer runs only then: :meth:`take`).  ``send_now(data)``, if given,
+        writes what the stream takes without blocking and returns how many octets it took."""
+        self._nursery, self._write, self._reading = nursery, write, nursery.cancel_scope
+        self._send_now = send_now
+        if self._reading_stopped:
+            nursery.cancel_scope.cancel()
+
+    @contextlib.contextmanager
+    def cut_scope(self, deadline: float = math.inf) -> Iterator[trio.CancelScope]:
+        """A scope for writing or closing: shielded from the reading's end, cut by :meth:`abort`,
+        and ending by ``deadline`` or :attr:`cut_at`, whichever is sooner.  One at a time."""
+        with trio.CancelScope(shield=True, deadline=min(deadline, self.cut_at)) as scope:
+            self._cut = scope
+            try:
+                yield scope
+            finally:
+                self._cut = None
+
+    def stop_reading(self) -> None:
+        """Reading stops (the reader gets :exc:`trio.Cancelled`); a writer goes on."""
+        self._reading_stopped = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    def writing_ends_by(self, deadline: float) -> None:
+        """What is queued must be written by ``deadline`` (the close grace), or it is cut."""
+        self.cut_at = min(self.cut_at, deadline)
+        if self._cut is not None:
+            self._cut.deadline = min(self._cut.deadline, deadline)
+
+    # ------------------------------------------------------------------ ending
 
     def abort(self, reason: str, outcome: str) -> None:
         """End the connection now, without flushing or a TLS close_notify."""
         self.finish(reason, outcome)
         self.graceful = False
         self._sending_closed = True
-        self.cancel_scope.cancel()
+        self.cut_at = -math.inf
+        self.stop_reading()
+        if self._cut is not None:
+            self._cut.cancel()
 
     def close(self, reason: str) -> None:
         """The engine ends this connection (the :class:`~responder.server.contracts.Sink` method).
@@ -302,7 +364,7 @@ class Connection:
         if self.reason is not None or self.phase is Phase.CLOSING:
             return
         self.finish(reason, "closed_by_engine")
-        self.reader_scope.cancel()
+        self.stop_reading()
 
     def shutdown(self, deadline: float) -> None:
         """Server shutdown: stop reading, write what is queued, close gracefully, cut at ``deadline``."""
@@ -310,8 +372,8 @@ class Connection:
             self.abort("server shutting down", "shutdown")
             return
         self.finish("server shutting down", "shutdown")
-        self.cancel_scope.deadline = min(self.cancel_scope.deadline, deadline)
-        self.reader_scope.cancel()
+        self.writing_ends_by(deadline)
+        self.stop_reading()
 
 
 class ConnectionTable:

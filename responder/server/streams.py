@@ -54,6 +54,7 @@ import contextlib
 import errno
 import logging
 import math
+import os
 import ssl
 from collections.abc import Callable
 from functools import partial
@@ -229,23 +230,28 @@ async def _serve_connection(
     try:
         if ssl_context is not None:
             stream = trio.SSLStream(stream, ssl_context, server_side=True)
-        with connection.cancel_scope:
-            async with trio.open_nursery() as nursery:
-                # A writer task runs only while frames are queued (Connection.take, issue 14).
-                connection.start_writer = partial(nursery.start_soon, _write_loop, connection, stream)
-                with connection.reader_scope:
-                    reason, outcome = await _read_loop(
-                        connection, stream, engine, table, settings, max_frame_length
-                    )
-                    connection.finish(reason, outcome)
+        async with trio.open_nursery() as nursery:
+            # The task reads in the nursery's scope, which Connection.stop_reading cancels; a writer
+            # task runs only while frames are queued (Connection.take, issue 14), shielded from
+            # that in Connection.cut_scope, so that what is queued still leaves.
+            send_now = (
+                partial(_send_now, stream.socket.fileno()) if isinstance(stream, trio.SocketStream) else None
+            )
+            connection.serve_in(nursery, partial(_write_loop, stream=stream), send_now)
+            try:
+                reason, outcome = await _read_loop(
+                    connection, stream, engine, table, settings, max_frame_length
+                )
+                connection.finish(reason, outcome)
+            finally:  # also when cancelled: the reading has ended either way
                 connection.phase = Phase.CLOSING
                 table.release(connection)  # its slot is free at once (issue 15 item 6)
                 _detach(connection, engine)
                 connection.stop_sending()  # a writer finishes what is queued, then returns
-                nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE
-            if connection.graceful:
-                with trio.move_on_after(CLOSE_GRACE):
-                    await stream.aclose()  # TLS: close_notify; a cancelled aclose still closes
+                connection.writing_ends_by(trio.current_time() + CLOSE_GRACE)
+        if connection.graceful:
+            with connection.cut_scope(trio.current_time() + CLOSE_GRACE):
+                await stream.aclose()  # TLS: close_notify; a cancelled aclose still closes
     except Exception as error:  # style rule 11: one connection's failure never ends another
         connection.finish(f"internal error: {error!r}", "failed")
         log.exception("%s failed; closing it", connection.describe())
@@ -330,7 +336,7 @@ async def _read_loop(
         # which an idle connection would hold the whole time (about 1 KiB, issue 14).
         with trio.move_on_at(deadline) if deadline != math.inf else contextlib.nullcontext():
             try:
-                data = bytes(await stream.receive_some(min(RECEIVE_SIZE, room)))
+                data = await _receive(stream, min(RECEIVE_SIZE, room))
             except trio.BrokenResourceError as error:
                 return f"connection broken: {error.__cause__ or error}{_partial(deframer)}", "broken"
             if not data:
@@ -356,6 +362,46 @@ async def _read_loop(
             return f"framing error: {error.reason}", outcome
         if ended is not None:
             return ended
+
+
+def _send_now(descriptor: int, data: bytes) -> int:
+    """Octets of ``data`` a plain TCP socket takes now, without blocking (``send(2)`` without flags
+    is ``write(2)``).  0 when it takes none; an error also gives 0: the writer task that sends the
+    rest then meets it and closes the connection (``_write_loop``)."""
+    try:
+        return os.write(descriptor, data)
+    except OSError:
+        return 0
+
+
+async def _receive(stream: trio.abc.Stream, max_bytes: int) -> bytes:
+    """What ``stream.receive_some(max_bytes)`` returns, as ``bytes`` (``b""`` at the end of the stream).
+
+    A plain TCP stream is read from its socket here, with ``SocketStream.receive_some``'s own
+    steps (a cancellation point, a non-blocking read, a wait until readable): an idle connection
+    then waits three coroutine frames shallower, about 0.8 KiB less per held connection
+    (tracemalloc in the responder process, bench/scale_wire.py, issue 14).  A read that had to
+    wait has passed through the scheduler there, so only one that did not yields afterwards:
+    one scheduler pass per message, not two.  ``recv(2)`` without flags is ``read(2)``.
+    Errors are :exc:`trio.BrokenResourceError`, as there.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return bytes(await stream.receive_some(max_bytes))
+    descriptor = stream.socket.fileno()
+    await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
+    while True:
+        try:
+            data = os.read(descriptor, max_bytes)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(descriptor)
+            waited = True
+            continue
+        except OSError as error:
+            raise trio.BrokenResourceError(error) from error
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
 
 
 async def _deliver(
@@ -446,9 +492,10 @@ async def _write_loop(connection: Connection, stream: trio.abc.Stream) -> None:
     Whatever is queued when the writer looks leaves in one ``send_all`` (up to
     ``WRITE_BATCH`` octets): one system call for a batch of ESP replies, not one each.
     """
-    while (data := connection.take(WRITE_BATCH)) is not None:
-        try:
-            await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            connection.abort(f"write failed: {error.__cause__ or error}", "broken")
-            return
+    with connection.cut_scope():
+        while (data := connection.take(WRITE_BATCH)) is not None:
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                connection.abort(f"write failed: {error.__cause__ or error}", "broken")
+                return

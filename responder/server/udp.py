@@ -52,6 +52,8 @@ import logging
 import os
 import socket as stdlib_socket
 import sys
+from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import attrs
@@ -108,6 +110,9 @@ class UdpSink:
     stats: UdpStats
     limiter: RateLimiter
     marker: bool  #: the socket's IKE messages carry the non-ESP marker (RFC 3948 §2.2)
+    #: Sends a datagram at once if nothing waits before it and the socket takes it without
+    #: blocking (``False``: queue it); see :meth:`UdpListener.serve`.
+    send_now: Callable[[bytes, Path, int, bool | None], bool] | None = None
 
     def send_ike(self, message: bytes, path: Path) -> bool:
         return self._queue(NON_ESP_MARKER + message if self.marker else message, path)
@@ -123,6 +128,8 @@ class UdpSink:
         return self._queue(packet, path, tos, df)
 
     def _queue(self, data: bytes, path: Path, tos: int = 0, df: bool | None = None) -> bool:
+        if self.send_now is not None and self.send_now(data, path, tos, df):
+            return True
         try:
             self.channel.send_nowait((data, path, tos, df))
         except trio.WouldBlock:
@@ -158,6 +165,7 @@ class UdpListener:
     _limiter: RateLimiter = attrs.field(init=False)
     _df: int | None = attrs.field(init=False, default=None)  # IP_MTU_DISCOVER we set last (None: default)
     _df_default: int = attrs.field(init=False, default=1)  # IP_PMTUDISC_WANT unless the socket says
+    _sending: bool = attrs.field(init=False, default=False)  # the sender task holds a batch
 
     def __attrs_post_init__(self) -> None:
         self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
@@ -215,10 +223,20 @@ class UdpListener:
         address, port = self.local
         attach_path = Path(Transport.UDP, address, port, address, 0)
         send, receive = trio.open_memory_channel[tuple[bytes, Path, int, bool | None]](self.queue_size)
-        engine.attach(attach_path, UdpSink(send, self.stats, self._limiter, self.marker))
+        # Sending uses plain non-blocking calls on a duplicate of the socket's descriptor.  A
+        # datagram goes out in the engine's call when nothing is queued before it and the socket
+        # takes it at once: no wakeup of the sender task per datagram (about 5% of the CPU per
+        # new SA, bench/vs_strongswan.py, issue 14); the sender task sends only what had to wait.
+        raw = stdlib_socket.socket(fileno=os.dup(self.socket.fileno()))
+        raw.setblocking(False)
+        pinned = address.is_unspecified
+        engine.attach(
+            attach_path,
+            UdpSink(send, self.stats, self._limiter, self.marker, partial(self._send_now, send, raw, pinned)),
+        )
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._send_loop, receive, address)
+                nursery.start_soon(self._send_loop, receive, raw, pinned)
                 logger.debug(
                     "listening on udp %s (%s)",
                     address_port(address, port),
@@ -229,6 +247,7 @@ class UdpListener:
         finally:
             engine.detach(attach_path)
             send.close()
+            raw.close()
             self.socket.close()
 
     # ------------------------------------------------------------------ receiving
@@ -352,16 +371,17 @@ class UdpListener:
     # ------------------------------------------------------------------ sending
 
     async def _send_loop(
-        self, receive: trio.MemoryReceiveChannel[tuple[bytes, Path, int, bool | None]], bound: IPAddress
+        self,
+        receive: trio.MemoryReceiveChannel[tuple[bytes, Path, int, bool | None]],
+        raw: stdlib_socket.socket,
+        pinned: bool,
     ) -> None:
         """Send what the sink queued; each wakeup sends everything queued with non-blocking calls,
         waiting only when the socket's buffer is full (batching, issue 12)."""
-        raw = stdlib_socket.socket(fileno=os.dup(self.socket.fileno()))
-        raw.setblocking(False)
-        pinned = bound.is_unspecified
-        try:
-            async with receive:
-                async for item in receive:  # framed by the sink already
+        async with receive:
+            async for item in receive:  # framed by the sink already
+                self._sending = True  # datagrams are out of the channel but not yet sent
+                try:
                     batch = [item]
                     while len(batch) < SEND_BATCH:
                         try:
@@ -369,43 +389,59 @@ class UdpListener:
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
                     for data, path, tos, df in batch:
-                        await self._send_one(raw, data, path, pinned, tos, df)
-        finally:
-            raw.close()
+                        while not self._send(raw, data, path, pinned, tos, df):
+                            await trio.lowlevel.wait_writable(raw)
+                finally:
+                    self._sending = False
 
-    async def _send_one(
+    def _send_now(
+        self,
+        queue: trio.MemorySendChannel[tuple[bytes, Path, int, bool | None]],
+        raw: stdlib_socket.socket,
+        pinned: bool,
+        data: bytes,
+        path: Path,
+        tos: int,
+        df: bool | None,
+    ) -> bool:
+        """Send one datagram in the caller's turn if nothing waits to be sent before it; ``False``
+        when it must be queued instead (order is kept: the queue goes first)."""
+        if self._sending or queue.statistics().current_buffer_used:
+            return False
+        try:
+            return self._send(raw, data, path, pinned, tos, df)
+        except OSError:  # the socket is gone (shutting down): the sender task meets it too
+            return False
+
+    def _send(
         self, raw: stdlib_socket.socket, data: bytes, path: Path, pinned: bool, tos: int, df: bool | None
-    ) -> None:
+    ) -> bool:
+        """One non-blocking send: ``True`` when the datagram is done with (sent, or failed and
+        counted), ``False`` when the socket's buffer is full."""
         destination = (str(path.remote_address), path.remote_port)
         control = []
         if pinned and not path.local_address.is_unspecified:
             control.append(_source(path.local_address))
         if tos:  # RFC 4301 §5.1.2.1: this datagram's outer DSCP and ECN
             control.append(_traffic_class(path.local_address.version, tos))
-        while True:
-            try:
-                self._set_df(df)
-                if control:
-                    raw.sendmsg([data], control, 0, destination)
-                else:
-                    raw.sendto(data, destination)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(raw)
-                continue
-            except OSError as error:
-                if error.errno in _FATAL_ERRNOS:
-                    raise
-                self.stats.send_errors += 1
-                self._log(
-                    logging.INFO,
-                    ("send-error", path.remote_address),
-                    "%s send failed: %s",
-                    where(path),
-                    error,
-                )
-                return
-            self.stats.sent += 1
-            return
+        try:
+            self._set_df(df)
+            if control:
+                raw.sendmsg([data], control, 0, destination)
+            else:
+                raw.sendto(data, destination)
+        except BlockingIOError:
+            return False
+        except OSError as error:
+            if error.errno in _FATAL_ERRNOS:
+                raise
+            self.stats.send_errors += 1
+            self._log(
+                logging.INFO, ("send-error", path.remote_address), "%s send failed: %s", where(path), error
+            )
+            return True
+        self.stats.sent += 1
+        return True
 
     def _set_df(self, df: bool | None) -> None:
         """The outer IPv4 DF bit of the next datagram (RFC 4301 §8.1): a socket option, set only

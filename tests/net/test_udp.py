@@ -15,6 +15,7 @@ from ipaddress import ip_address
 import attrs
 import pytest
 import trio
+import trio.testing
 
 from responder.core.config import Config
 from responder.core.endpoint import Endpoint
@@ -240,3 +241,48 @@ async def test_the_udp_sink_frames_ike_and_esp_as_rfc_3948_says() -> None:
         assert sink.send_esp(esp, path) is marker
         queued = [receive.receive_nowait()[0] for _ in range(2 if marker else 1)]
         assert queued == ([MARKER + b"ike", esp] if marker else [b"ike"])
+
+
+@attrs.define(eq=False)
+class SinkCatcher:
+    """An engine that only keeps the sink a listener attaches."""
+
+    sinks: list[UdpSink] = attrs.Factory(list)
+
+    def attach(self, path: Path, sink: UdpSink) -> None:
+        self.sinks.append(sink)
+
+    def detach(self, path: Path) -> None:
+        pass
+
+
+async def test_a_datagram_leaves_in_the_senders_call_when_nothing_is_queued() -> None:
+    """Issue 14: with nothing queued before it, a datagram is sent in the engine's call (no wakeup
+    of the sender task); one that finds others queued goes behind them, so the order holds."""
+    listener = await UdpListener.open("127.0.0.1", 0)
+    _, port = listener.local
+    peer = stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    path = Path(Transport.UDP, ip_address("127.0.0.1"), port, ip_address("127.0.0.1"), peer.getsockname()[1])
+    engine = SinkCatcher()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(listener.serve, engine)
+            (sink,) = engine.sinks
+            assert sink.send_ike(b"at once", path)
+            assert peer.recv(100) == MARKER + b"at once"  # before this task yielded
+            listener._sending = True  # as while the sender task holds a batch: queue, keep order
+            assert sink.send_ike(b"queued", path)
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)
+            listener._sending = False
+            assert sink.send_ike(b"behind it", path)  # the queue is not empty: behind it
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [peer.recv(100), peer.recv(100)] == [MARKER + b"queued", MARKER + b"behind it"]
+            assert listener.stats.sent == 3
+            nursery.cancel_scope.cancel()
+    finally:
+        peer.close()

@@ -151,3 +151,49 @@ async def test_udp_receive_buffer_is_set() -> None:
         assert udp.socket.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVBUF) >= 1 << 21
     finally:
         udp.socket.close()
+
+
+async def test_an_ike_answer_on_an_idle_plain_tcp_connection_leaves_at_once() -> None:
+    """Issue 14: with nothing queued, an IKE message goes straight to the socket in the engine's
+    call (no writer task); what the socket does not take is queued, and a writer sends it before
+    anything queued later; ESP is always queued, for the writer's batching."""
+    taken: list[bytes] = []
+    room = [10_000]
+
+    def send_now(data: bytes) -> int:
+        n = min(len(data), room[0])
+        taken.append(data[:n])
+        room[0] -= n
+        return n
+
+    started: list[Connection] = []
+
+    async def write(connection: Connection) -> None:
+        started.append(connection)
+        await trio.lowlevel.checkpoint()
+
+    connection = Connection(1, Transport.TCP, PEER, 4500, PEER, 40001, 0.0, queue_size=64)
+    async with trio.open_nursery() as nursery:
+        connection.serve_in(nursery, write, send_now)
+        assert connection.send_ike(b"first answer", connection.path)
+        await settle()
+        assert taken == [frame_ike(b"first answer")] and started == [] and connection.room == 64
+
+        room[0] = 5  # the socket's buffer is nearly full: 5 octets go now, the rest is queued
+        assert connection.send_ike(b"second answer", connection.path)
+        assert connection.send_ike(b"third answer", connection.path)  # behind it: queued, in order
+        assert connection.send_esp(esp(1), connection.path)
+        assert taken[1:] == [frame_ike(b"second answer")[:5]]
+        assert connection.take(WRITE_BATCH) == (
+            frame_ike(b"second answer")[5:] + frame_ike(b"third answer") + frame_esp(esp(1))
+        )
+        await settle()
+        assert started == [connection]
+
+        room[0] = 10_000
+        assert connection.take(WRITE_BATCH) is None  # the writer ends: nothing is queued
+        assert connection.send_esp(esp(2), connection.path)  # ESP: queued for a writer
+        assert len(taken) == 2
+        await settle()
+        assert started == [connection, connection]
+        nursery.cancel_scope.cancel()

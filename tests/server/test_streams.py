@@ -25,6 +25,7 @@ from responder.core.path import Path, Transport
 from responder.core.tcp_framing import MAX_LENGTH, IkeFrame, StreamDeframer, frame_esp, frame_ike
 from responder.server.connections import Phase
 from responder.server.engine import Engine
+from responder.server.streams import CLOSE_GRACE
 from tests.fakes.pair import child_request, initiator_settings, responder_config, seeded
 from tests.server.fakes import LOCAL, PEER, RecordingEngine, serving, settle
 
@@ -467,6 +468,39 @@ async def test_aclose_all_cuts_at_the_deadline(autojump_clock: trio.testing.Mock
         await server.table.aclose_all(start + 0.5)
         assert trio.current_time() - start <= 0.5 + 1e-9
         assert len(server.table) == 0
+
+
+async def test_cancelling_the_server_cuts_a_writer_within_the_close_grace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A writer runs shielded from the end of the reading (so that what is queued still leaves),
+    but never past the close grace: a peer that never reads cannot hold a cancelled server.
+    (Were it never cut, this test would hang: no outer scope reaches a shielded task.)"""
+    async with serving(RecordingEngine(), lockstep=True) as server:
+        client = await server.listener.connect()
+        await client.send_all(PREFIX + frame_ike(IKE))
+        await settle()
+        assert server.engine.send(server.table.connections()[0].id, b"unread")
+        await settle()  # the writer is blocked in send_all: the peer does not read
+        start = trio.current_time()
+        server.nursery.cancel_scope.cancel()
+    assert trio.current_time() - start <= CLOSE_GRACE + 1e-9
+    assert len(server.table) == 0
+
+
+async def test_engine_close_still_writes_what_is_queued() -> None:
+    """Connection.close (RFC 9329 §6.1, rows A25, A32) stops the reading at once; the answer
+    queued before it still leaves, then the stream closes."""
+    async with serving(RecordingEngine()) as server:
+        client = await server.listener.connect()
+        await client.send_all(PREFIX + frame_ike(IKE))
+        await settle()
+        connection = server.table.connections()[0]
+        assert server.engine.send(connection.id, b"last words")
+        connection.close("carries no IKE SA")
+        data = await read_until_closed(client)
+    assert data == frame_ike(b"last words")
+    assert server.table.stats["closed_by_engine"] == 1
 
 
 # ---------------------------------------------------------------------------
