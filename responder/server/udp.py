@@ -165,7 +165,7 @@ class UdpListener:
     _limiter: RateLimiter = attrs.field(init=False)
     _df: int | None = attrs.field(init=False, default=None)  # IP_MTU_DISCOVER we set last (None: default)
     _df_default: int = attrs.field(init=False, default=1)  # IP_PMTUDISC_WANT unless the socket says
-    _sending: bool = attrs.field(init=False, default=False)  # the sender task holds a batch
+    _sending: bool = attrs.field(init=False, default=False)  # the sender task has datagrams to send
 
     def __attrs_post_init__(self) -> None:
         self._limiter = RateLimiter(self.log_interval, total=self.log_lines_max)
@@ -392,7 +392,8 @@ class UdpListener:
                         while not self._send(raw, data, path, pinned, tos, df):
                             await trio.lowlevel.wait_writable(raw)
                 finally:
-                    self._sending = False
+                    # Caught up only when nothing more waits in the channel.
+                    self._sending = receive.statistics().current_buffer_used > 0
 
     def _send_now(
         self,
@@ -406,12 +407,16 @@ class UdpListener:
     ) -> bool:
         """Send one datagram in the caller's turn if nothing waits to be sent before it; ``False``
         when it must be queued instead (order is kept: the queue goes first)."""
-        if self._sending or queue.statistics().current_buffer_used:
-            return False
-        try:
-            return self._send(raw, data, path, pinned, tos, df)
-        except OSError:  # the socket is gone (shutting down): the sender task meets it too
-            return False
+        if not self._sending and not queue.statistics().current_buffer_used:
+            try:
+                if self._send(raw, data, path, pinned, tos, df):
+                    return True
+            except OSError:  # the socket is gone (shutting down): the sender task meets it too
+                pass
+        # Queued: until the sender task has caught up, whatever follows is queued behind it
+        # (a waiting sender takes a datagram straight from the channel, leaving it empty).
+        self._sending = True
+        return False
 
     def _send(
         self, raw: stdlib_socket.socket, data: bytes, path: Path, pinned: bool, tos: int, df: bool | None

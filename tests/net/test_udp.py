@@ -263,7 +263,6 @@ async def test_a_datagram_leaves_in_the_senders_call_when_nothing_is_queued() ->
     _, port = listener.local
     peer = stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
-    peer.setblocking(False)
     path = Path(Transport.UDP, ip_address("127.0.0.1"), port, ip_address("127.0.0.1"), peer.getsockname()[1])
     engine = SinkCatcher()
     try:
@@ -271,18 +270,18 @@ async def test_a_datagram_leaves_in_the_senders_call_when_nothing_is_queued() ->
             await nursery.start(listener.serve, engine)
             (sink,) = engine.sinks
             assert sink.send_ike(b"at once", path)
-            assert peer.recv(100) == MARKER + b"at once"  # before this task yielded
+            assert listener.stats.sent == 1  # sent in the call, before this task yielded
             listener._sending = True  # as while the sender task holds a batch: queue, keep order
-            assert sink.send_ike(b"queued", path)
-            with pytest.raises(BlockingIOError):
-                peer.recv(100)
-            listener._sending = False
-            assert sink.send_ike(b"behind it", path)  # the queue is not empty: behind it
-            with pytest.raises(BlockingIOError):
-                peer.recv(100)
+            assert sink.send_ike(b"queued", path)  # handed straight to the waiting sender task
+            assert sink.send_ike(b"behind it", path)  # the sender has not caught up: behind it
+            assert listener.stats.sent == 1
             await trio.testing.wait_all_tasks_blocked()
-            assert [peer.recv(100), peer.recv(100)] == [MARKER + b"queued", MARKER + b"behind it"]
-            assert listener.stats.sent == 3
+            assert listener.stats.sent == 3 and not listener._sending  # caught up
+            assert sink.send_ike(b"at once again", path)
+            assert listener.stats.sent == 4
+            peer.settimeout(5.0)
+            received = [peer.recv(100) for _ in range(4)]
+            assert received == [MARKER + m for m in (b"at once", b"queued", b"behind it", b"at once again")]
             nursery.cancel_scope.cancel()
     finally:
         peer.close()
