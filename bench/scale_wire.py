@@ -1,7 +1,7 @@
 """Benchmark: the running responder process at scale (issue 14): memory and CPU per IKE SA held.
 
 Run: ``python bench/scale_wire.py [--tcp-levels 1000,10000,19000] [--udp-levels 1000,50000]
-[--shared-levels 1000,50000] [--per-connection 100] [--batch 400] [--checks 2000] [--rounds 3] [--idle 3]
+[--shared-levels 1000,50000] [--per-connection 100] [--batch 400] [--checks 2000] [--rounds 5] [--idle 3]
 [--workers 2]``.
 
 Three scenarios, each against its own ``python -m responder`` (the CLI, as bench/load.py starts
@@ -664,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--batch-per-connection", type=int, default=4, help="shared: batch SAs per connection"
     )
     parser.add_argument("--batch", type=int, default=400, help="new SAs (then Deleted, closed) per level")
-    parser.add_argument("--rounds", type=int, default=3, help="measurement rounds per level (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="measurement rounds per level (median)")
     parser.add_argument("--checks", type=int, default=2000, help="liveness checks per level")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU per level")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
