@@ -99,6 +99,20 @@ class Alarms:
                 self._keeper.cancel()  # the keeper looks again: this one is due first
         return trio.lowlevel.wait_task_rescheduled(sleeper._abort)
 
+    def move(self, sleeper: Sleeper, deadline: float) -> None:
+        """The current sleep of ``sleeper`` ends at ``deadline`` instead, sooner or later; it stays
+        asleep until then (harmless when it does not sleep).  No wakeup just to sleep again."""
+        if sleeper._task is None or deadline == sleeper._until:
+            return
+        if sleeper._entry != _NOT_IN_HEAP:  # its old entry goes stale
+            sleeper._entry = _NOT_IN_HEAP
+            self._live -= 1
+        sleeper._until = deadline
+        if deadline != math.inf:
+            self._push(sleeper, deadline)
+            if deadline < self._keeper_deadline and self._keeper is not None:
+                self._keeper.cancel()
+
     def wake(self, sleeper: Sleeper) -> None:
         """Wake ``sleeper`` now if it sleeps (harmless otherwise)."""
         task = sleeper._task

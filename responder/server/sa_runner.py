@@ -87,19 +87,21 @@ class SaRunners:
         self._spawn(runner)
 
     def poke(self, local_spi: bytes) -> None:
-        """The SA's deadline may have changed: its task looks again if it must wake sooner.
+        """The SA's deadline may have changed: its task's alarm moves with it.
 
-        A deadline that moved later (the usual case: a message from the peer puts its liveness
-        check off) wakes nobody: the task wakes at the old one, finds nothing due, and sleeps
-        until the new one.  That saves a wakeup per message (issue 14).  No deadline (the SA
-        closed, or has nothing pending) always wakes it, so that a closed SA's task ends.
+        The task is not woken for that (the usual case, a message from the peer putting its
+        liveness check off, would otherwise cost a wakeup per message, issue 14): it sleeps on
+        until the SA's current deadline.  No deadline (the SA closed, or has nothing pending)
+        wakes it, so that a closed SA's task ends.
         """
         runner = self._runners.get(local_spi)
         if runner is None or not runner.sleeping:
             return  # a task that is not asleep reads the SA's timer before it sleeps
         deadline = runner.sa.get_timer()
-        if deadline is None or deadline < runner.until:
+        if deadline is None:
             self._alarms.wake(runner)
+        else:
+            self._alarms.move(runner, deadline)
 
     def _spawn(self, runner: _Runner) -> None:
         if self._nursery is not None and not runner.spawned:

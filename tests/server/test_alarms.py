@@ -136,3 +136,23 @@ async def test_the_heap_stays_proportional_to_the_sleepers(autojump_clock: trio.
             await trio.sleep(0.001)
         assert len(alarms) == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_move_changes_a_sleep_without_waking_it(autojump_clock: trio.testing.MockClock) -> None:
+    alarms = Alarms()
+    sleeper, other = Sleeper(), Sleeper()
+    woke: list[tuple[str, float]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alarms.run)
+        nursery.start_soon(_sleep_and_record, alarms, sleeper, 50.0, woke, "moved")
+        nursery.start_soon(_sleep_and_record, alarms, other, 40.0, woke, "other")
+        await trio.sleep(1.0)
+        alarms.move(sleeper, 70.0)  # later: its entry for 50 goes stale
+        assert sleeper.sleeping and sleeper.until == 70.0 and len(alarms) == 2
+        alarms.move(sleeper, 10.0)  # sooner than the keeper's next deadline: the keeper looks again
+        alarms.move(sleeper, 10.0)  # the same deadline: nothing to do
+        assert len(alarms) == 2
+        await trio.sleep(100.0)
+        alarms.move(sleeper, 5.0)  # harmless when it does not sleep
+        nursery.cancel_scope.cancel()
+    assert woke == [("moved", 10.0), ("other", 40.0)]
