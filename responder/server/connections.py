@@ -217,8 +217,8 @@ class Connection:
             return False
         if at_once and self._send_now is not None and not self._frames and not self._writing:
             # An IKE message on a plain TCP connection with nothing queued leaves at once, in the
-            # engine's call: no writer task to start for it (a task per answer cost about 8% of
-            # the CPU per new SA over TCP, bench/vs_strongswan.py, issue 14).  What the socket
+            # engine's call: no writer task to start for it (a task per answer cost about 4% of
+            # the CPU per SA over TCP, 1720 -> 1653 us in bench/load.py, issue 14).  What the socket
             # does not take now is queued for a writer as usual, so the order is kept.  ESP is
             # always queued: a writer joins a batch of ESP frames into one send.
             taken = self._send_now(frame)
