@@ -64,7 +64,6 @@ import contextlib
 import difflib
 import errno
 import functools
-import gc
 import hashlib
 import ipaddress
 import logging
@@ -105,6 +104,7 @@ from responder.core.config import (
 )
 from responder.core.errors import LocalError
 from responder.core.path import Transport
+from responder.garbage_collection import collect_less_often
 from responder.logging_config import LOGGER_PARTS, LogOptions, configure_logging
 from responder.pem_files import load_certificates, load_credential, load_crls
 from responder.server.settings import LOG_LEVELS, Listener, ServerSettings, WebSettings
@@ -636,37 +636,11 @@ async def _run(invocation: Invocation, out: TextIO) -> int:
                 nursery.cancel_scope.cancel()  # serve() returned after the shutdown: stop watching
 
             info = await nursery.start(serve_then_stop)
-            _tune_garbage_collection()
+            collect_less_often()
             nursery.start_soon(_reload_on_sighup, hangups, info)
             out.write(render_start(info.listeners, info.tls_fingerprint, invocation, info.web_url))
             out.flush()
     return 1 if stop.forced else 0
-
-
-#: The cyclic garbage collector's generation-0 threshold while serving (CPython's default: 700).
-GC_YOUNG_THRESHOLD: Final = 10_000
-
-
-def _tune_garbage_collection() -> None:
-    """Make the responder process's cyclic garbage collector do less work that finds nothing.
-
-    Two settings, for the command's own process only (a program embedding the responder keeps
-    its own collector settings):
-
-    * :func:`gc.freeze` once serving: the modules, classes and configuration built at start
-      are never garbage, and leave every later full collection, which then walks only what
-      the SAs and connections hold;
-    * a generation-0 threshold of :data:`GC_YOUNG_THRESHOLD` allocations instead of 700: a
-      handshake allocates thousands of short-lived objects that reference counting frees,
-      and the collector ran every few hundred of them, almost always finding nothing.
-
-    Together about 5-10% less CPU per new SA over UDP (bench/scale_wire.py, issue 14: 790 ->
-    700-740 us per new SA with 1,000 to 50,000 SAs held, alternating runs).  Cycles are still
-    collected, only in larger batches.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _reload_settings(invocation: Invocation, started: ServerSettings) -> ServerSettings:

@@ -25,11 +25,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from responder import __version__
 from responder.cli import (
-    GC_YOUNG_THRESHOLD,
     LAB_CLIENT_ID,
     Invocation,
     LogOptions,
-    _tune_garbage_collection,
     client_view,
     configure_logging,
     libreswan_id,
@@ -61,6 +59,7 @@ from responder.core.key_exchange import KeyExchangeFactory
 from responder.core.messages import decode_message
 from responder.core.path import Path, Transport
 from responder.core.payloads import KePayload, NoncePayload
+from responder.garbage_collection import YOUNG_THRESHOLD, collect_less_often
 from responder.server.keylog import ESP_TABLE, IKE_TABLE
 from responder.server.settings import DEFAULT_LISTENERS, Listener, WebSettings
 from tests.fakes.pair import child_request, initiator_settings
@@ -1262,8 +1261,8 @@ def test_serving_process_collects_garbage_less_often() -> None:
     (issue 14); the settings are restored here, since this test runs in pytest's process."""
     threshold = gc.get_threshold()
     try:
-        _tune_garbage_collection()
-        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, threshold[1], threshold[2])
+        collect_less_often()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, threshold[1], threshold[2])
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

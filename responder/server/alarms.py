@@ -92,11 +92,7 @@ class Alarms:
             return trio.lowlevel.checkpoint()
         sleeper._task = trio.lowlevel.current_task()
         sleeper._alarms = self
-        sleeper._until = deadline
-        if deadline != math.inf:
-            self._push(sleeper, deadline)
-            if deadline < self._keeper_deadline and self._keeper is not None:
-                self._keeper.cancel()  # the keeper looks again: this one is due first
+        self._arm(sleeper, deadline)
         return trio.lowlevel.wait_task_rescheduled(sleeper._abort)
 
     def move(self, sleeper: Sleeper, deadline: float) -> None:
@@ -104,14 +100,8 @@ class Alarms:
         asleep until then (harmless when it does not sleep).  No wakeup just to sleep again."""
         if sleeper._task is None or deadline == sleeper._until:
             return
-        if sleeper._entry != _NOT_IN_HEAP:  # its old entry goes stale
-            sleeper._entry = _NOT_IN_HEAP
-            self._live -= 1
-        sleeper._until = deadline
-        if deadline != math.inf:
-            self._push(sleeper, deadline)
-            if deadline < self._keeper_deadline and self._keeper is not None:
-                self._keeper.cancel()
+        self._disarm(sleeper)  # its old entry goes stale
+        self._arm(sleeper, deadline)
 
     def wake(self, sleeper: Sleeper) -> None:
         """Wake ``sleeper`` now if it sleeps (harmless otherwise)."""
@@ -136,6 +126,20 @@ class Alarms:
                 await trio.sleep_forever()
             self._keeper = None
 
+    def _arm(self, sleeper: Sleeper, deadline: float) -> None:
+        """File ``sleeper``'s deadline (none for ``math.inf``); the keeper looks again if it comes first."""
+        sleeper._until = deadline
+        if deadline != math.inf:
+            self._push(sleeper, deadline)
+            if deadline < self._keeper_deadline and self._keeper is not None:
+                self._keeper.cancel()
+
+    def _disarm(self, sleeper: Sleeper) -> None:
+        """``sleeper``'s heap entry, if any, goes stale."""
+        if sleeper._entry != _NOT_IN_HEAP:
+            sleeper._entry = _NOT_IN_HEAP
+            self._live -= 1
+
     def _push(self, sleeper: Sleeper, deadline: float) -> None:
         entry = next(self._entries)
         sleeper._entry = entry
@@ -147,6 +151,4 @@ class Alarms:
 
     def _leave(self, sleeper: Sleeper) -> None:
         sleeper._task = None
-        if sleeper._entry != _NOT_IN_HEAP:
-            sleeper._entry = _NOT_IN_HEAP
-            self._live -= 1
+        self._disarm(sleeper)
