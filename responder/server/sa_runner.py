@@ -114,15 +114,17 @@ class SaRunners:
             deadline = sa.get_timer()
             while sa.state is not IkeSaState.CLOSED and self.alive(sa):
                 await self._alarms.sleep_until(runner, math.inf if deadline is None else deadline)
-                deadline = sa.get_timer()  # it may have changed while we slept
+                due = sa.get_timer()  # it may have changed while we slept
                 now = trio.current_time()
-                if deadline is None or now < deadline:
-                    continue  # poked, or the deadline moved later: sleep until the current one
+                if due is None or now < due:
+                    deadline = due  # woken for a close, or nothing due yet: sleep until the current one
+                    continue
                 self.run_timer(sa.local_spi, now)
-                if (after := sa.get_timer()) == deadline:  # None once closed, so this SA is still open
+                deadline = sa.get_timer()
+                if deadline == due:  # None once closed, so this SA is still open
                     logger.error("%s timer did not advance; waiting 1 s", spis(sa.spi_i, sa.spi_r))
                     await trio.sleep(1.0)
-                deadline = sa.get_timer() if after == deadline else after
+                    deadline = sa.get_timer()
         finally:
             if self._runners.get(sa.local_spi) is runner:
                 del self._runners[sa.local_spi]
